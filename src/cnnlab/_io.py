@@ -1,0 +1,67 @@
+"""Atomic file writes: a result or checkpoint is either the old file or the new one, never half.
+
+Every file cnnlab writes for a run goes through :func:`atomic_write`: the data goes to a temporary
+file in the same folder, is flushed and fsync'ed, then renamed over the target (``os.replace`` is
+atomic on POSIX and Windows). A full disk or a crash mid-write leaves the previous file intact and
+no temporary file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+
+class DiskFullError(OSError):
+    """Raised when a write fails for lack of space; names the file, the previous version is kept."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
+
+    Use it for writers that want a file name (``safetensors.torch.save_file``, ``savefig``).
+
+    Raises:
+        DiskFullError: if the disk is full (``ENOSPC``/``EDQUOT``); ``path`` is left unchanged.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(e.errno, f"disk full while writing {path}; the previous version "
+                                "of the file is unchanged. Free some space and resume the run") from e
+        raise
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Write ``path`` atomically; ``write(f)`` receives an open file in ``mode`` ("w" or "wb")."""
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
+            write(f)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, sort_keys=False) + "\n"))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    atomic_write(path, lambda f: f.write(text))

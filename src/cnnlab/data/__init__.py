@@ -1,0 +1,13 @@
+"""Datasets: readers for each file format, the dataset registry, the batch loader.
+
+``load_dataset(name, data_dir)`` returns an :class:`ImageDataset` of uint8 NCHW tensors.
+"""
+from .core import (DATASETS, ImageDataset, cache_dir, channel_stats, load_dataset, register_dataset,
+                   stratified_split)
+from .idx import DataFileError, read_idx, read_idx_pair
+
+# Each import below registers its datasets.
+from . import mnist  # noqa: F401,E402
+
+__all__ = ["DATASETS", "ImageDataset", "DataFileError", "cache_dir", "channel_stats", "load_dataset",
+           "read_idx", "read_idx_pair", "register_dataset", "stratified_split"]

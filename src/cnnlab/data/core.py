@@ -1,0 +1,201 @@
+"""The dataset type, the dataset registry, where data is looked for, and the validation split.
+
+A dataset is a handful of in-memory tensors (:class:`ImageDataset`): small image datasets fit in
+memory many times over, and slicing a uint8 tensor is far faster than any per-sample pipeline.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+
+@dataclass
+class ImageDataset:
+    """A classification dataset held in memory.
+
+    Attributes:
+        name: registry name (``"mnist"``).
+        train_images: uint8 ``(N, C, H, W)``, pixel values 0-255.
+        train_labels: int64 ``(N,)`` class indices.
+        test_images: uint8 ``(M, C, H, W)``; the official test split, used only for the final
+            evaluation.
+        test_labels: int64 ``(M,)``.
+        classes: class names, index = label.
+        mean: per-channel mean of the training images, scaled to [0, 1].
+        std: per-channel standard deviation of the training images, scaled to [0, 1].
+        provenance: where the data came from: ``source`` (text), ``files`` (name -> sha256),
+            ``lossy`` (bool: e.g. a JPEG re-encoding), and any notes. Saved with every run.
+    """
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if x.dtype != torch.uint8 or x.dim() != 4:
+                raise ValueError(f"{self.name}: {split}_images must be uint8 (N, C, H, W), "
+                                 f"got {x.dtype} {tuple(x.shape)}")
+            if len(x) != len(y):
+                raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1}")
+        if not self.mean:
+            self.mean, self.std = channel_stats(self.train_images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width)."""
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units (float64 sums)."""
+    c = images.shape[1]
+    s = torch.zeros(c, dtype=torch.float64)
+    s2 = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk].to(torch.float64).div_(255.0)
+        s += x.sum(dim=(0, 2, 3))
+        s2 += x.square().sum(dim=(0, 2, 3))
+    n = images.numel() / c
+    mean = s / n
+    std = (s2 / n - mean.square()).clamp_min(0).sqrt()
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: ``loader(data_dir: Path | None, download: bool) -> ImageDataset``."""
+
+    loader: Callable[..., ImageDataset]
+    description: str
+    folder: str
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+
+
+def register_dataset(name: str, *, description: str, folder: str | None = None):
+    """Decorator registering a dataset loader under ``name`` (``folder``: its sub-folder name in a
+    data directory, default ``name``)."""
+    def deco(loader):
+        DATASETS.register(name, DatasetEntry(loader, description, folder or name))
+        return loader
+    return deco
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download: bool | None = None,
+                 **kwargs) -> ImageDataset:
+    """Load a registered dataset into memory.
+
+    Args:
+        name: registry name (``cnnlab data list``).
+        data_dir: a folder holding the dataset's files, or holding a sub-folder named after the
+            dataset (e.g. ``../shared/data`` with ``mnist/`` inside). Default: ``$CNNLAB_DATA``,
+            then the user cache folder (see :func:`cache_dir`).
+        download: allow downloading from the official source when the files are nowhere found.
+            Default: allowed unless ``$CNNLAB_OFFLINE`` is set.
+
+    Raises:
+        UnknownNameError: unknown dataset name.
+        FileNotFoundError: the files are not found and downloading is off or failed; the message
+            lists every folder searched.
+        DataFileError: a file is corrupt, truncated or inconsistent.
+    """
+    entry = DATASETS.get(name)
+    if download is None:
+        download = not os.environ.get("CNNLAB_OFFLINE")
+    return entry.loader(data_dir=data_dir, download=download, **kwargs)
+
+
+def cache_dir() -> Path:
+    """The user cache folder for downloads and decoded images: ``$CNNLAB_CACHE``, else
+    ``$XDG_CACHE_HOME/cnnlab``, else ``~/.cache/cnnlab``."""
+    if os.environ.get("CNNLAB_CACHE"):
+        return Path(os.environ["CNNLAB_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cnnlab"
+
+
+def candidate_dirs(folder: str, data_dir: str | os.PathLike | None) -> list[Path]:
+    """Folders searched, in order, for a dataset stored in sub-folder ``folder``:
+    ``data_dir/folder``, ``data_dir``, ``$CNNLAB_DATA/folder``, ``$CNNLAB_DATA``, cache/folder."""
+    roots = [Path(data_dir)] if data_dir else []
+    if os.environ.get("CNNLAB_DATA"):
+        roots.append(Path(os.environ["CNNLAB_DATA"]))
+    out = []
+    for r in roots:
+        out += [r / folder, r]
+    out.append(cache_dir() / folder)
+    return out
+
+
+def find_files(folder: str, names: Sequence[str], data_dir=None) -> Path | None:
+    """The first candidate folder that holds all of ``names``, or None."""
+    for d in candidate_dirs(folder, data_dir):
+        if all((d / n).exists() for n in names):
+            return d
+    return None
+
+
+def not_found(name: str, folder: str, names: Sequence[str], data_dir, extra: str = "") -> FileNotFoundError:
+    """A FileNotFoundError that says which files were looked for, where, and how to fix it."""
+    where = "\n  ".join(str(d) for d in candidate_dirs(folder, data_dir))
+    return FileNotFoundError(
+        f"dataset {name!r}: files {', '.join(names)} not found in any of:\n  {where}\n"
+        f"Point --data-dir (or $CNNLAB_DATA) at a folder that holds them or a '{folder}/' "
+        f"sub-folder{extra}.")
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split indices into (train, validation) keeping each class's share.
+
+    From each class, ``round(fraction * class_count)`` examples go to validation, chosen by a
+    permutation seeded with ``seed`` (numpy's PCG64, so the split is the same on every machine and
+    torch version). Both index tensors are sorted (int64).
+
+    Raises:
+        ValueError: if ``fraction`` is not in [0, 1).
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    y = labels.cpu().numpy()
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        k = int(round(fraction * len(idx)))
+        val.append(rng.permutation(idx)[:k])
+    val_idx = np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64)
+    mask = np.ones(len(y), dtype=bool)
+    mask[val_idx] = False
+    return torch.from_numpy(np.flatnonzero(mask)), torch.from_numpy(val_idx.astype(np.int64))

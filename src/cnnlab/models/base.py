@@ -1,0 +1,184 @@
+"""The common model interface and the model registry.
+
+Every cnnlab model is an :class:`ImageClassifier`: a ``features`` submodule (the convolutional
+base, NCHW in, feature maps out) and a ``classifier`` submodule (features in, logits out), plus
+:class:`ModelInfo` metadata. Transfer learning (replace the classifier, freeze the features),
+Grad-CAM (hook the last conv of ``features``) and the summary table therefore need no per-model
+code. Builders are registered by name with :func:`register_model`, in the style of timm.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Metadata of a registered model.
+
+    Attributes:
+        name: registry name (``"mnist-cnn-small"``).
+        input_size: default input (channels, height, width).
+        paper: the source: a paper citation or a seed document.
+        num_params: the published / seed parameter count at the default size, or None.
+        first_conv: dotted name of the first convolution (for changing input channels), or None.
+        classifier: dotted name of the last ``nn.Linear``/conv producing the logits.
+        fixed_size: True if the network only accepts exactly ``input_size`` (Flatten into Linear).
+        min_size: smallest height/width accepted when ``fixed_size`` is False.
+    """
+
+    name: str
+    input_size: tuple[int, int, int]
+    paper: str
+    num_params: int | None = None
+    first_conv: str | None = None
+    classifier: str = "classifier"
+    fixed_size: bool = True
+    min_size: int = 1
+
+
+class ImageClassifier(nn.Module):
+    """Base class: ``logits = classifier(features(x))``.
+
+    Subclasses set ``self.features`` and ``self.classifier``; they may override
+    :meth:`forward_features` / :meth:`forward_head` when there is something in between (a global
+    pool, a flatten). ``forward`` takes float images ``(N, C, H, W)`` and returns logits
+    ``(N, num_classes)`` (float32, or bfloat16 under autocast).
+    """
+
+    info: ModelInfo  # set by create_model
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` -> feature maps (the convolutional base's output)."""
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Features -> logits ``(N, num_classes)``."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        info = getattr(self, "info", None)
+        if info is not None and x.dim() >= 3:
+            _check_input(info, tuple(x.shape[1:]), self.in_chans)
+        return self.forward_head(self.forward_features(x))
+
+    @property
+    def in_chans(self) -> int:
+        conv = self.get_submodule(self.info.first_conv) if self.info.first_conv else None
+        return getattr(conv, "in_channels", getattr(conv, "in_features", self.info.input_size[0]))
+
+    @property
+    def num_classes(self) -> int:
+        head = self.get_submodule(self.info.classifier)
+        return getattr(head, "out_features", getattr(head, "out_channels", None))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final layer by a freshly initialised one with ``num_classes`` outputs.
+
+        The replacement keeps the old layer's input size, device and dtype; everything before it
+        (including hidden dense layers) is kept. This is the usual transfer-learning head swap.
+        """
+        old = self.get_submodule(self.info.classifier)
+        p = next(old.parameters())
+        if isinstance(old, nn.Linear):
+            new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+        elif isinstance(old, nn.Conv2d):
+            new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding,
+                            bias=old.bias is not None)
+        else:
+            raise TypeError(f"cannot reset classifier of type {type(old).__name__}")
+        new = new.to(device=p.device, dtype=p.dtype)
+        parent_name, _, child = self.info.classifier.rpartition(".")
+        parent = self.get_submodule(parent_name) if parent_name else self
+        setattr(parent, child, new)
+
+
+def _check_input(info: ModelInfo, shape: tuple[int, ...], in_chans: int) -> None:
+    c, h, w = info.input_size
+    if len(shape) != 3:
+        return
+    if shape[0] != in_chans:
+        raise ValueError(f"model {info.name!r} expects {in_chans} input channel(s), got input of "
+                         f"shape (N, {', '.join(map(str, shape))}); build it with in_chans={shape[0]} "
+                         "or convert the images")
+    if info.fixed_size and tuple(shape[1:]) != (h, w):
+        raise ValueError(f"model {info.name!r} takes {h}x{w} inputs only (its Flatten feeds a "
+                         f"fixed-size dense layer); got {shape[1]}x{shape[2]}. Resize the images "
+                         f"to {h}x{w} or pick a model with global pooling")
+    if not info.fixed_size and min(shape[1:]) < info.min_size:
+        raise ValueError(f"model {info.name!r} needs inputs of at least {info.min_size}x"
+                         f"{info.min_size}; got {shape[1]}x{shape[2]}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered builder and its metadata."""
+
+    builder: Callable[..., ImageClassifier]
+    info: ModelInfo
+
+
+MODELS: Registry[ModelEntry] = Registry("model")
+
+
+def register_model(name: str, *, input_size: tuple[int, int, int], paper: str,
+                   num_params: int | None = None, first_conv: str | None = None,
+                   classifier: str = "classifier", fixed_size: bool = True, min_size: int = 1):
+    """Decorator registering ``builder(num_classes=..., in_chans=..., **kw)`` under ``name``.
+
+    Raises:
+        ValueError: if ``name`` is already registered.
+    """
+    info = ModelInfo(name, input_size, paper, num_params, first_conv, classifier, fixed_size, min_size)
+
+    def deco(builder):
+        MODELS.register(name, ModelEntry(builder, info))
+        return builder
+    return deco
+
+
+def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
+                 input_size: tuple[int, int] | None = None, **kwargs) -> ImageClassifier:
+    """Build the registered model ``name``.
+
+    Args:
+        name: registry name; ``cnnlab list models`` shows them.
+        num_classes: number of logits; default: the model's own (usually 10).
+        in_chans: input channels; default: the model's own (1 for MNIST models, 3 for RGB).
+        input_size: (height, width) for models that take a size at build time (a Flatten into a
+            dense layer sized from it); ignored by size-agnostic models.
+        kwargs: builder-specific options (dropout rates, BatchNorm on/off, ...).
+
+    Raises:
+        UnknownNameError: unknown name, with close matches.
+        ValueError: an input size or channel count the architecture cannot take.
+    """
+    entry = MODELS.get(name)
+    kw = dict(kwargs)
+    if num_classes is not None:
+        kw["num_classes"] = num_classes
+    if in_chans is not None:
+        kw["in_chans"] = in_chans
+    if input_size is not None:
+        if tuple(input_size) != tuple(entry.info.input_size[1:]):
+            if entry.info.fixed_size and "input_size" not in entry.builder.__code__.co_varnames:
+                h, w = entry.info.input_size[1:]
+                raise ValueError(f"model {name!r} is built for {h}x{w} inputs only; got "
+                                 f"{input_size[0]}x{input_size[1]}")
+            kw["input_size"] = tuple(input_size)
+    model = entry.builder(**kw)
+    c = in_chans if in_chans is not None else entry.info.input_size[0]
+    hw = tuple(input_size) if input_size is not None else entry.info.input_size[1:]
+    model.info = dataclasses.replace(entry.info, input_size=(c, *hw))
+    return model
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (elements), all or only those with ``requires_grad``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

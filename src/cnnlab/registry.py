@@ -1,0 +1,82 @@
+"""One small registry used for models, datasets and recipes.
+
+A registry maps a name to an object (a builder function, a dataset loader, a recipe). It refuses
+duplicate names, and an unknown name raises :class:`UnknownNameError` listing the close matches,
+so a typo on the command line is answered with a suggestion instead of a traceback.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """Raised by :meth:`Registry.get` for a name that is not registered.
+
+    The message names the registry, the unknown name and the closest registered names.
+    """
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    """A name -> object table with helpful errors.
+
+    Args:
+        kind: what the registry holds, used in error messages ("model", "dataset", "recipe").
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, obj: T) -> T:
+        """Add ``obj`` under ``name``.
+
+        Raises:
+            ValueError: if ``name`` is already registered (two definitions of one name is a bug).
+        """
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = obj
+        return obj
+
+    def decorator(self, name: str) -> Callable[[T], T]:
+        """``@registry.decorator("name")`` registers the decorated object under ``name``."""
+        return lambda obj: self.register(name, obj)
+
+    def get(self, name: str) -> T:
+        """Return the object registered under ``name``.
+
+        Raises:
+            UnknownNameError: if ``name`` is unknown; the message lists close matches.
+        """
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(self._unknown_message(name)) from None
+
+    def _unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self._items, n=5, cutoff=0.5)
+        close += [n for n in self._items if name and name in n and n not in close][: 5 - len(close)]
+        msg = f"unknown {self.kind} {name!r}"
+        if close:
+            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+        return msg + f" (`cnnlab list {self.kind}s` shows all {len(self._items)})"
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the shell-style ``pattern`` (``"vgg*"``, ``"mnist-*"``)."""
+        return sorted(n for n in self._items if fnmatch.fnmatchcase(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
