@@ -23,7 +23,8 @@ class ImageDataset:
 
     Attributes:
         name: registry name (``"mnist"``).
-        train_images: uint8 ``(N, C, H, W)``, pixel values 0-255.
+        train_images: uint8 ``(N, C, H, W)``, pixel values 0-255; or, for 1-D signals and
+            tabular data (iris), float32 ``(N, C, L)`` raw values (normalised by mean/std only).
         train_labels: int64 ``(N,)`` class indices.
         test_images: uint8 ``(M, C, H, W)``; the official test split, used only for the final
             evaluation.
@@ -48,9 +49,10 @@ class ImageDataset:
     def __post_init__(self):
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
-            if x.dtype != torch.uint8 or x.dim() != 4:
-                raise ValueError(f"{self.name}: {split}_images must be uint8 (N, C, H, W), "
-                                 f"got {x.dtype} {tuple(x.shape)}")
+            if not ((x.dtype == torch.uint8 and x.dim() == 4) or
+                    (x.dtype == torch.float32 and x.dim() == 3)):
+                raise ValueError(f"{self.name}: {split}_images must be uint8 (N, C, H, W) images "
+                                 f"or float32 (N, C, L) signals, got {x.dtype} {tuple(x.shape)}")
             if len(x) != len(y):
                 raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
@@ -59,8 +61,8 @@ class ImageDataset:
             self.mean, self.std = channel_stats(self.train_images)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width)."""
+    def image_shape(self) -> tuple[int, ...]:
+        """(channels, height, width), or (channels, length) for 1-D signals."""
         return tuple(self.train_images.shape[1:])
 
     @property
@@ -69,7 +71,13 @@ class ImageDataset:
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units (float64 sums)."""
+    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units (float64 sums);
+    for float ``(N, C, L)`` signals, in the data's own units."""
+    if images.dtype != torch.uint8:
+        x = images.to(torch.float64)
+        dims = tuple(d for d in range(x.dim()) if d != 1)
+        return (tuple(round(v, 4) for v in x.mean(dims).tolist()),
+                tuple(round(v, 4) for v in x.std(dims, unbiased=False).tolist()))
     c = images.shape[1]
     s = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
