@@ -1,0 +1,67 @@
+"""Weights in safetensors, training state via ``torch.load(weights_only=True)``.
+
+Nothing is ever unpickled: safetensors holds only tensors, and the resumable training state
+(optimizer, scheduler, callbacks, RNG, history) is loaded with ``weights_only=True``, which refuses
+arbitrary Python objects. Every write is atomic (see :mod:`cnnlab._io`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ._io import atomic_path
+
+
+def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write ``model.state_dict()`` to a ``.safetensors`` file atomically.
+
+    Tensors are saved contiguous and on the CPU; shared tensors are cloned (safetensors refuses
+    aliases). ``metadata`` values must be strings.
+    """
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
+    """Load a ``.safetensors`` state_dict into ``model`` (on the model's device).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a valid safetensors file, or its keys/shapes do not fit the
+            model; the message names the file and the first mismatches.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError on bad headers
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the model: {str(e)[:1000]}") from e
+
+
+def save_state(state: dict, path: str | os.PathLike) -> None:
+    """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """Read a training state written by :func:`save_state`, refusing anything but plain data.
+
+    Raises:
+        ValueError: a corrupt file, or one holding Python objects (not written by cnnlab).
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read training state ({str(e)[:300]})") from e

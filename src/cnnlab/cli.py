@@ -1,0 +1,176 @@
+"""The ``cnnlab`` command line.
+
+    cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
+    cnnlab evaluate RUN_DIR [--weights best|last]
+    cnnlab summary MODEL [--input-size C H W] [--num-classes K]
+    cnnlab list [models|datasets|recipes] [PATTERN]
+    cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
+
+Errors a user can fix (unknown names, bad overrides, missing or corrupt data) are printed as one
+clear message and exit code 2, not as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the dataset files, or with one sub-folder per dataset "
+                        "(default: $CNNLAB_DATA, then the cache; downloads when missing and online)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cnnlab", description="Train, evaluate and explain image classifiers.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a recipe and evaluate it on the test split")
+    p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override recipe fields, e.g. --set epochs=3 lr=1e-3 early_stopping.patience=2")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<recipe>-<time>)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last finished epoch")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="shorthand for --set precision=...")
+    p.add_argument("--epochs", type=int, default=None, help="shorthand for --set epochs=N")
+    _add_common(p)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test split")
+    p.add_argument("run_dir")
+    p.add_argument("--weights", choices=("best", "last"), default="best")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    _add_common(p)
+
+    p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
+    p.add_argument("model")
+    p.add_argument("--input-size", nargs="+", type=int, default=None, metavar="N",
+                   help="C H W (or H W keeping the model's channels)")
+    p.add_argument("--num-classes", type=int, default=None)
+
+    p = sub.add_parser("list", help="list registered models, datasets or recipes")
+    p.add_argument("what", nargs="?", choices=("models", "datasets", "recipes"), default=None)
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'vgg*'")
+
+    p = sub.add_parser("data", help="inspect and verify datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="registered datasets")
+    for name, help_ in (("info", "counts per class and split, shape, mean/std, source"),
+                        ("verify", "check the files' checksums")):
+        q = dsub.add_parser(name, help=help_)
+        q.add_argument("name")
+        _add_common(q)
+    q = dsub.add_parser("plot", help="class-distribution bar and pie charts (PNG)")
+    q.add_argument("name")
+    q.add_argument("out", help="output PNG path")
+    _add_common(q)
+    return ap
+
+
+def cmd_train(a) -> int:
+    from .runs import train
+    overrides = list(a.overrides)
+    if a.precision:
+        overrides.append(f"precision={a.precision}")
+    if a.epochs:
+        overrides.append(f"epochs={a.epochs}")
+    if not a.recipe and not a.resume:
+        raise UsageError("give a RECIPE to train (cnnlab list recipes) or --resume RUN_DIR")
+    train(a.recipe, overrides, data_dir=a.data_dir, run_dir=a.run_dir, device=a.device, resume=a.resume)
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .runs import evaluate_run, format_test_line
+    m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device, precision=a.precision)
+    print(format_test_line(m))
+    if "top5_accuracy" in m:
+        print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
+    print("per-class top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["per_class_accuracy"].items()))
+    return 0
+
+
+def cmd_summary(a) -> int:
+    from .models import MODELS, create_model
+    from .summary import summary
+    info = MODELS.get(a.model).info
+    size = tuple(a.input_size) if a.input_size else info.input_size
+    if len(size) == 2:
+        size = (info.input_size[0], *size)
+    if len(size) not in (2, 3):
+        raise UsageError("--input-size takes C H W (or H W)")
+    model = create_model(a.model, num_classes=a.num_classes, in_chans=size[0],
+                         input_size=size[1:] if len(size) == 3 and size != info.input_size else None)
+    print(summary(model, size))
+    print(f"Source: {info.paper}")
+    return 0
+
+
+def cmd_list(a) -> int:
+    from .data import DATASETS
+    from .models import MODELS
+    from .recipes import RECIPES
+    groups = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES}
+    for what in ([a.what] if a.what else list(groups)):
+        reg = groups[what]
+        names = reg.list(a.pattern)
+        print(f"{what} ({len(names)}):")
+        for n in names:
+            obj = reg.get(n)
+            desc = getattr(getattr(obj, "info", None), "paper", None) or getattr(obj, "description", None) \
+                or getattr(obj, "source", "")
+            print(f"  {n:<28} {desc}")
+    return 0
+
+
+def cmd_data(a) -> int:
+    from .data import DATASETS, load_dataset
+    if a.data_command == "list":
+        for n in DATASETS:
+            print(f"  {n:<24} {DATASETS.get(n).description}")
+        return 0
+    from .data import info as dinfo
+    if a.data_command == "verify":
+        report = dinfo.verify_dataset(a.name, a.data_dir)
+        print(json.dumps(report, indent=2) if not isinstance(report, str) else report)
+        return 0 if (report.get("ok", True) if isinstance(report, dict) else True) else 1
+    ds = load_dataset(a.name, a.data_dir)
+    if a.data_command == "info":
+        print(dinfo.dataset_info(ds))
+    elif a.data_command == "plot":
+        dinfo.plot_class_distribution(ds, a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+class UsageError(ValueError):
+    """A command-line mistake; printed without a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cnnlab`` console script. Returns the exit code."""
+    from .data.idx import DataFileError
+    from .recipes import RecipeError
+    from .registry import UnknownNameError
+    from .train import NonFiniteLossError
+    a = build_parser().parse_args(argv)
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
+                "list": cmd_list, "data": cmd_data}
+    try:
+        return handlers[a.command](a)
+    except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
+            UsageError, ValueError, OSError) as e:
+        print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; resume with `cnnlab train --resume RUN_DIR` (the last finished "
+              "epoch is saved)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Device and numeric-precision choices.
+
+``auto`` precision means bf16 autocast (with channels_last memory format) where the hardware
+computes bf16 natively -- CPUs with AMX-BF16 or AVX512-BF16, CUDA GPUs with bf16 support -- and
+fp32 elsewhere, where emulated bf16 would be slower than fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import platform
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/``"auto"`` -> CUDA if available, else Apple MPS, else CPU.
+
+    Raises:
+        ValueError: a device string torch does not understand, or CUDA asked for but absent.
+    """
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this PyTorch build sees no CUDA GPU "
+                         f"(torch {torch.__version__}); use --device cpu or install a CUDA build")
+    return dev
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """CPU feature flags from /proc/cpuinfo (empty on non-Linux)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """True if ``device`` computes bf16 natively (AMX-BF16/AVX512-BF16 CPU, bf16-capable GPU)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Map ``auto`` to ``bf16`` or ``fp32`` for ``device``; validate the others.
+
+    Raises:
+        ValueError: unknown precision name.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context for a resolved precision (a no-op for fp32)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def describe_machine() -> dict:
+    """Machine and versions, recorded with every run and benchmark."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "native_bf16_cpu": native_bf16(torch.device("cpu"))}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    return info

@@ -1,0 +1,210 @@
+"""Recipes: every hyperparameter of a run in one visible, validated, frozen object.
+
+A recipe is a pydantic model literal in one of this package's files. It states its source and
+expected accuracy first (like the keras-io examples). ``--set key=value`` overrides are parsed as
+JSON where possible and validated: unknown keys and wrong types are errors that say what is
+allowed. The resolved recipe is saved in every run folder, so any result can be re-run.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..registry import Registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EarlyStoppingConfig(_Strict):
+    """``keras.callbacks.EarlyStopping`` arguments."""
+    monitor: str = "val_loss"
+    patience: int = Field(5, ge=0)
+    min_delta: float = 0.0
+    mode: Literal["auto", "min", "max"] = "auto"
+    restore_best_weights: bool = True
+
+
+class ReduceLROnPlateauConfig(_Strict):
+    """``keras.callbacks.ReduceLROnPlateau`` arguments."""
+    monitor: str = "val_loss"
+    factor: float = Field(0.1, gt=0, lt=1)
+    patience: int = Field(10, ge=0)
+    min_delta: float = 1e-4
+    cooldown: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    mode: Literal["auto", "min", "max"] = "auto"
+
+
+class AugmentConfig(_Strict):
+    """Batch augmentation, with the meaning of Keras' ``ImageDataGenerator`` options."""
+    rotation: float = Field(0.0, ge=0, description="max rotation, degrees")
+    width_shift: float = Field(0.0, ge=0, lt=1, description="max horizontal shift, fraction of width")
+    height_shift: float = Field(0.0, ge=0, lt=1, description="max vertical shift, fraction of height")
+    shear: float = Field(0.0, ge=0, description="max shear angle, degrees")
+    zoom: float = Field(0.0, ge=0, lt=1, description="zoom in [1 - zoom, 1 + zoom]")
+    horizontal_flip: bool = False
+    fill_mode: Literal["nearest", "constant", "reflect"] = "nearest"
+    crop_padding: int = Field(0, ge=0, description="random crop after padding by this many pixels")
+    cutout: int = Field(0, ge=0, description="side of a square zeroed at a random place, pixels")
+    noise_std: float = Field(0.0, ge=0, description="additive Gaussian noise std, in [0, 1] pixel units")
+
+
+class Recipe(_Strict):
+    """A complete, reproducible training configuration.
+
+    Accuracy figures are fractions of the official test split (top-1).
+    """
+    name: str
+    source: str = Field(description="where the experiment comes from (seed row, paper)")
+    expected_accuracy: Optional[float] = Field(None, description="test top-1 the source reports")
+    kind: Literal["faithful", "fast", "best"] = "faithful"
+    dataset: str
+    model: str
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    eval_batch_size: int = Field(1000, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["none", "step", "exponential", "cosine", "onecycle"] = "none"
+    step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
+    warmup_epochs: float = Field(0.0, ge=0)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: Optional[AugmentConfig] = None
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: Optional[bool] = Field(None, description="None: on with bf16, off with fp32")
+    monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
+    early_stopping: Optional[EarlyStoppingConfig] = None
+    reduce_lr: Optional[ReduceLROnPlateauConfig] = None
+
+    def override(self, overrides: dict[str, Any] | list[str] | None) -> "Recipe":
+        """A copy with ``overrides`` applied: ``{"epochs": 3}`` or ``["epochs=3", "lr=1e-3"]``.
+
+        Dotted keys reach into sub-configs (``early_stopping.patience=3``); a sub-config that is
+        off is switched on with its defaults first. ``early_stopping=null`` switches it off.
+
+        Raises:
+            RecipeError: unknown key (with close matches and the allowed keys) or a value of the
+                wrong type or range (with the field's type and current value).
+        """
+        if not overrides:
+            return self
+        if isinstance(overrides, (list, tuple)):
+            overrides = parse_overrides(overrides)
+        data = self.model_dump()
+        for key, value in overrides.items():
+            _set_dotted(data, key, value, type(self))
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as e:
+            raise RecipeError(_explain(e, overrides, self)) from None
+
+
+class RecipeError(ValueError):
+    """A bad recipe override: unknown key or wrong value. The message says what is allowed."""
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "lr=1e-3", "augment.rotation=10"]`` -> ``{"epochs": 3, ...}``.
+
+    Values are read as JSON when they parse (numbers, true/false, null, lists, objects) and as
+    plain strings otherwise.
+
+    Raises:
+        RecipeError: an item without ``=``.
+    """
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"--set expects key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def _sub_model(cls, name):
+    ann = cls.model_fields[name].annotation
+    for t in getattr(ann, "__args__", (ann,)):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
+def _set_dotted(data: dict, key: str, value: Any, cls) -> None:
+    head, _, rest = key.partition(".")
+    if head not in cls.model_fields:
+        close = difflib.get_close_matches(head, cls.model_fields, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise RecipeError(f"unknown recipe key {key!r}.{hint} Allowed keys: "
+                          f"{', '.join(cls.model_fields)}")
+    if not rest:
+        data[head] = value
+        return
+    sub = _sub_model(cls, head)
+    if sub is None:
+        if isinstance(data.get(head), dict):  # free-form dict such as model_kwargs
+            data[head] = {**data[head], rest: value}
+            return
+        raise RecipeError(f"recipe key {head!r} has no sub-keys; got {key!r}")
+    if data.get(head) is None:
+        data[head] = sub().model_dump()
+    _set_dotted(data[head], rest, value, sub)
+
+
+def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
+        given = overrides.get(loc, e.get("input"))
+        field = _field_info(type(recipe), loc)
+        allowed = f" (field {loc}: {field})" if field else ""
+        lines.append(f"--set {loc}={given!r}: {e['msg']}{allowed}")
+    return "invalid recipe override:\n  " + "\n  ".join(lines)
+
+
+def _field_info(cls, loc: str) -> str:
+    head, _, rest = loc.partition(".")
+    if head not in cls.model_fields:
+        return ""
+    if rest:
+        sub = _sub_model(cls, head)
+        return _field_info(sub, rest) if sub else ""
+    f = cls.model_fields[head]
+    ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+    txt = f"{ann}"
+    if f.description:
+        txt += f", {f.description}"
+    return txt
+
+
+RECIPES: Registry[Recipe] = Registry("recipe")
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Add a recipe to the registry under its ``name``."""
+    return RECIPES.register(recipe.name, recipe)
+
+
+def get_recipe(name: str, overrides=None) -> Recipe:
+    """The registered recipe ``name`` with ``overrides`` applied.
+
+    Raises:
+        UnknownNameError: unknown recipe (close matches listed).
+        RecipeError: a bad override.
+    """
+    return RECIPES.get(name).override(overrides)

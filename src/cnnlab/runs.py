@@ -1,0 +1,334 @@
+"""Runs: train a recipe end to end and keep everything it produced in one folder.
+
+A run folder holds::
+
+    recipe.json          the resolved recipe, the dataset's provenance, machine and versions
+    metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
+    best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
+    last.safetensors     weights after the last finished epoch
+    last_state.pt        optimizer, schedule, callbacks, RNG and history: what resuming needs
+    test_metrics.json    final evaluation of the best weights on the official test split
+    curves.png           accuracy and loss curves, training vs validation
+
+Every file is written atomically, after every epoch, so a run killed mid-epoch resumes from the
+last finished epoch (``cnnlab train --resume RUN_DIR``) and loses at most that epoch.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import data as _data  # noqa: F401  (registers datasets)
+from ._io import write_json, write_text
+from .checkpoint import load_state, load_weights, save_state, save_weights
+from .data.core import ImageDataset, load_dataset, stratified_split
+from .data.loader import BatchLoader
+from .device import describe_machine, resolve_device, resolve_precision
+from .models import create_model
+from .recipes import Recipe, get_recipe
+from .train import (EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau, Trainer,
+                    build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate)
+
+METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
+
+
+@dataclass
+class Run:
+    """The outcome of a training run.
+
+    Attributes:
+        dir: the run folder.
+        recipe: the resolved recipe.
+        model: the trained model (best weights loaded), in eval mode.
+        history: per-epoch metrics.
+        test_metrics: ``loss``, ``accuracy``, ``correct``, ``total``, ``per_class_accuracy``,
+            ``confusion_matrix`` on the test split, and which epoch's weights were evaluated.
+        dataset: the dataset used (in memory).
+    """
+
+    dir: Path
+    recipe: Recipe
+    model: nn.Module
+    history: History
+    test_metrics: dict = field(default_factory=dict)
+    dataset: ImageDataset | None = None
+
+    def test_line(self) -> str:
+        """``Test set: Average loss: 0.0296, Accuracy: 9793/10000 (97.93%)``."""
+        return format_test_line(self.test_metrics)
+
+
+def format_test_line(m: dict) -> str:
+    return (f"Test set: Average loss: {m['loss']:.4f}, Accuracy: {m['correct']}/{m['total']} "
+            f"({100.0 * m['accuracy']:.2f}%)")
+
+
+def _binary(recipe: Recipe, model: nn.Module) -> bool:
+    return getattr(model, "num_classes", None) == 1
+
+
+def _build(recipe: Recipe, ds: ImageDataset, device: torch.device) -> nn.Module:
+    num_classes = 1 if recipe.model_kwargs.get("binary") else ds.num_classes
+    kwargs = {k: v for k, v in recipe.model_kwargs.items() if k != "binary"}
+    shape = ds.image_shape
+    model = create_model(recipe.model, num_classes=num_classes, in_chans=shape[0],
+                         input_size=shape[1:] if len(shape) == 3 else None, **kwargs)
+    return model.to(device)
+
+
+def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_last: bool):
+    train_idx, val_idx = stratified_split(ds.train_labels, recipe.val_fraction, recipe.seed)
+    augment = None
+    if recipe.augment is not None:
+        from .data.augment import build_augment
+        augment = build_augment(recipe.augment)
+    common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=channels_last)
+    train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
+                        shuffle=True, seed=recipe.seed, augment=augment, **common)
+    val = (BatchLoader(ds.train_images[val_idx], ds.train_labels[val_idx], recipe.eval_batch_size,
+                       **common) if len(val_idx) else None)
+    test = BatchLoader(ds.test_images, ds.test_labels, recipe.eval_batch_size, **common)
+    return train, val, test
+
+
+def default_run_dir(recipe: Recipe, root: str | os.PathLike = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{recipe.name}-{stamp}"
+    i = 1
+    while path.exists():
+        i += 1
+        path = Path(root) / f"{recipe.name}-{stamp}-{i}"
+    return path
+
+
+def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
+          data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
+          device: str | None = None, dataset: ImageDataset | None = None,
+          resume: str | os.PathLike | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None, limit: int | None = None) -> Run:
+    """Train a recipe and evaluate it on the test split; the Python face of ``cnnlab train``.
+
+    Args:
+        recipe: a :class:`Recipe` or a registered recipe name (``cnnlab list recipes``).
+        overrides: ``{"epochs": 3}`` or ``["epochs=3"]``, validated against the recipe.
+        data_dir: where the dataset's files are (see :func:`cnnlab.data.load_dataset`).
+        run_dir: the run folder (default ``runs/<recipe>-<timestamp>``).
+        device: ``"cpu"``, ``"cuda"``, ... (default: a GPU if there is one).
+        dataset: an already loaded dataset to use instead of loading ``recipe.dataset``.
+        resume: a run folder to continue from its last finished epoch (recipe taken from it).
+        progress: progress bars on a terminal.
+        log: message sink (default: print).
+        limit: use only the first ``limit`` training and test examples (smoke tests).
+
+    Returns:
+        The :class:`Run`, with the best weights loaded and the test metrics filled in.
+
+    Raises:
+        UnknownNameError, RecipeError: bad recipe name or override.
+        FileNotFoundError, DataFileError: the dataset cannot be read.
+        NonFiniteLossError: training diverged (earlier checkpoints are kept).
+    """
+    log = log or (lambda m: print(m, flush=True))
+    state = None
+    if resume is not None:
+        run_dir = Path(resume)
+        recipe = Recipe.model_validate(json.loads((run_dir / "recipe.json").read_text())["recipe"])
+        if overrides:
+            recipe = recipe.override(overrides)
+        if not (run_dir / "last_state.pt").exists():
+            raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
+                                    "finished no epoch)")
+        state = load_state(run_dir / "last_state.pt")
+    elif isinstance(recipe, str):
+        recipe = get_recipe(recipe, overrides)
+    else:
+        recipe = recipe.override(overrides)
+
+    dev = resolve_device(device)
+    precision = resolve_precision(recipe.precision, dev)
+    channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
+    torch.manual_seed(recipe.seed)
+
+    ds = dataset if dataset is not None else load_dataset(recipe.dataset, data_dir)
+    if limit:
+        ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
+                          ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
+                          {**ds.provenance, "limit": limit})
+    model = _build(recipe, ds, dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    binary = _binary(recipe, model)
+    train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
+
+    run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    optimizer = build_optimizer(model.parameters(), recipe.optimizer, recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
+                                           steps_per_epoch=len(train_loader), step_size=recipe.step_size,
+                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs)
+    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
+    callbacks: list = [ModelCheckpoint(run_dir / "best.safetensors", monitor=monitor, save_best_only=True)]
+    if recipe.early_stopping is not None:
+        callbacks.append(EarlyStopping(**recipe.early_stopping.model_dump()))
+    if recipe.reduce_lr is not None:
+        callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
+    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
+                      device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
+                      step_per_batch=per_batch, binary=binary, log=log, progress=progress)
+
+    meta = {"recipe": recipe.model_dump(), "dataset": {"name": ds.name, "classes": ds.classes,
+            "image_shape": list(ds.image_shape), "mean": ds.mean, "std": ds.std,
+            "train": len(train_loader.labels), "validation": len(val_loader.labels) if val_loader else 0,
+            "test": len(ds.test_labels), "provenance": ds.provenance},
+            "resolved": {"device": str(dev), "precision": precision, "channels_last": channels_last},
+            "machine": describe_machine(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    initial_epoch = 0
+    if state is not None:
+        load_weights(model, run_dir / "last.safetensors")
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        for cb, cb_state in zip(callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+        trainer.history.epochs = list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        initial_epoch = int(state["epoch"]) + 1
+        meta["resumed_from_epoch"] = initial_epoch
+        log(f"resuming {run_dir} after epoch {initial_epoch}")
+    write_json(run_dir / "recipe.json", meta)
+
+    def save_epoch(epoch: int) -> None:
+        # weights first, then the state that points at them: a kill between the two leaves the
+        # previous state, which matches an epoch whose weights are at worst one epoch newer
+        save_weights(model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
+        save_state({"epoch": epoch, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                    "callbacks": [cb.state_dict() for cb in callbacks],
+                    "history": trainer.history.epochs, "torch_rng": torch.get_rng_state()},
+                   run_dir / "last_state.pt")
+        write_metrics_csv(run_dir / "metrics.csv", trainer.history)
+
+    trainer.on_epoch_saved = save_epoch
+    log(f"training {recipe.name}: {recipe.model} on {ds.name} ({len(train_loader.labels)} train / "
+        f"{len(val_loader.labels) if val_loader else 0} validation), {recipe.epochs} epochs, "
+        f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}")
+    t0 = time.perf_counter()
+    if initial_epoch < recipe.epochs:
+        trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
+    train_s = time.perf_counter() - t0
+
+    plot_path = run_dir / "curves.png"
+    try:
+        from .report.plots import plot_history
+        plot_history(trainer.history, plot_path, title=recipe.name)
+    except ImportError as e:  # matplotlib is a dependency, but never lose a run over a plot
+        log(f"warning: curves not plotted ({e})")
+
+    load_weights(model, run_dir / "best.safetensors")
+    test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes)
+    best_epoch = callbacks[0].best_epoch + 1
+    test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": monitor,
+                 "epochs_run": len(trainer.history), "train_time_s": round(train_s, 1),
+                 "precision": precision, "dataset_lossy": bool(ds.provenance.get("lossy"))})
+    write_json(run_dir / "test_metrics.json", test)
+    log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
+    log(format_test_line(test))
+    model.eval()
+    return Run(run_dir, recipe, model, trainer.history, test, ds)
+
+
+def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary: bool,
+                   classes: list[str]) -> dict:
+    """Test-split metrics: loss, top-1 (and top-5 with more than 5 classes), per-class accuracy
+    and the confusion matrix (rows: true class, columns: predicted class)."""
+    loss_fn = classification_loss(recipe.label_smoothing, binary)
+    out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True)
+    logits, labels = out.pop("logits"), out.pop("labels")
+    pred = (logits.squeeze(1) > 0).long() if binary else logits.argmax(1)
+    k = len(classes)
+    cm = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
+    out["per_class_accuracy"] = {c: round(float(cm[i, i] / max(1, cm[i].sum())), 4)
+                                 for i, c in enumerate(classes)}
+    if not binary and logits.shape[1] > 5:
+        top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean()
+        out["top5_accuracy"] = round(float(top5), 6)
+    out["confusion_matrix"] = cm.tolist()
+    return out
+
+
+def write_metrics_csv(path: str | os.PathLike, history: History) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history.epochs:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(path, buf.getvalue())
+
+
+def read_metrics_csv(path: str | os.PathLike) -> History:
+    with open(path, newline="") as f:
+        rows = [{k: (float(v) if k != "epoch" else int(v)) for k, v in r.items() if v != ""}
+                for r in csv.DictReader(f)]
+    return History(rows)
+
+
+def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | None = None,
+             data_dir=None, load_data: bool = False) -> Run:
+    """Open a finished (or interrupted) run folder: recipe, history, model with weights.
+
+    Args:
+        weights: ``"best"`` or ``"last"``.
+        load_data: also load the dataset (needed by :func:`evaluate_run`).
+
+    Raises:
+        FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.json").exists():
+        raise FileNotFoundError(f"{run_dir} is not a cnnlab run folder (no recipe.json)")
+    meta = json.loads((run_dir / "recipe.json").read_text())
+    recipe = Recipe.model_validate(meta["recipe"])
+    dev = resolve_device(device)
+    shape = tuple(meta["dataset"]["image_shape"])
+    num_classes = 1 if recipe.model_kwargs.get("binary") else len(meta["dataset"]["classes"])
+    kwargs = {k: v for k, v in recipe.model_kwargs.items() if k != "binary"}
+    model = create_model(recipe.model, num_classes=num_classes, in_chans=shape[0],
+                         input_size=shape[1:] if len(shape) == 3 else None, **kwargs).to(dev)
+    load_weights(model, run_dir / f"{weights}.safetensors")
+    model.eval()
+    history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()
+    test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
+    ds = load_dataset(recipe.dataset, data_dir) if load_data else None
+    return Run(run_dir, recipe, model, history, test, ds)
+
+
+def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=None,
+                 device: str | None = None, precision: str | None = None) -> dict:
+    """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
+
+    Returns:
+        The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
+    """
+    run = load_run(run_dir, weights, device, data_dir, load_data=True)
+    dev = next(run.model.parameters()).device
+    prec = resolve_precision(precision or run.recipe.precision, dev)
+    ds = run.dataset
+    meta = json.loads((Path(run_dir) / "recipe.json").read_text())
+    limit = meta["dataset"]["provenance"].get("limit")
+    x, y = (ds.test_images[:limit], ds.test_labels[:limit]) if limit else (ds.test_images, ds.test_labels)
+    loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=ds.mean, std=ds.std, device=dev)
+    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.recipe, run.model), ds.classes)
+    out.update({"weights": f"{weights}.safetensors", "precision": prec})
+    return out

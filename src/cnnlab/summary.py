@@ -1,0 +1,84 @@
+"""A Keras-style model summary: layer (type), output shape, parameter count, totals.
+
+Counts follow Keras: BatchNorm's running mean and variance count as non-trainable parameters (so
+a BatchNorm over 32 channels shows 128, as in the seeds' tables); frozen parameters count as
+non-trainable too. Output shapes are PyTorch's NCHW with ``None`` for the batch dimension.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+_STAT_BUFFERS = ("running_mean", "running_var")
+
+
+def _own_counts(m: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
+    frozen = sum(p.numel() for p in m.parameters(recurse=False) if not p.requires_grad)
+    frozen += sum(b.numel() for n, b in m.named_buffers(recurse=False) if n in _STAT_BUFFERS)
+    return trainable, frozen
+
+
+def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None,
+                 device: str | torch.device = "cpu") -> tuple[list[tuple[str, str, str, int]], int, int]:
+    """Run one example through ``model`` and record each layer.
+
+    Args:
+        input_size: (C, H, W) of one example; default ``model.info.input_size``.
+
+    Returns:
+        ``(rows, trainable, non_trainable)``, rows of (name, type, output shape, params), in call
+        order.
+    """
+    if input_size is None:
+        input_size = model.info.input_size
+    rows, seen = [], set()
+    hooks = []
+    for name, m in model.named_modules():
+        own = _own_counts(m)
+        if name and (not list(m.children()) or sum(own)):
+            def hook(mod, inp, out, name=name, own=own):
+                if name in seen:  # a module called twice (shared) is listed once
+                    return
+                seen.add(name)
+                shape = tuple(out.shape) if torch.is_tensor(out) else "?"
+                shape_s = "(None, " + ", ".join(map(str, shape[1:])) + ")" if shape != "?" else "?"
+                rows.append((name, type(mod).__name__, shape_s, sum(own)))
+            hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    trainable = frozen = 0
+    for m in model.modules():
+        t, f = _own_counts(m)
+        trainable, frozen = trainable + t, frozen + f
+    return rows, trainable, frozen
+
+
+def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, width: int = 80) -> str:
+    """The summary table as text (what ``cnnlab summary MODEL`` prints).
+
+    Raises:
+        ValueError: an input size the model cannot take (the model's own message).
+    """
+    rows, trainable, frozen = summary_rows(model, input_size)
+    c1, c2 = 44, 24
+    name = getattr(getattr(model, "info", None), "name", type(model).__name__)
+    size = input_size or model.info.input_size
+    lines = [f'Model: "{name}"  (input NCHW: (None, {", ".join(map(str, size))}))', "_" * width,
+             f"{'Layer (type)':<{c1}}{'Output Shape':<{c2}}{'Param #':>{width - c1 - c2}}", "=" * width]
+    for i, (n, t, shape, p) in enumerate(rows):
+        label = f"{n} ({t})"
+        if len(label) >= c1:
+            label = label[:c1 - 2] + "…"
+        lines.append(f"{label:<{c1}}{shape:<{c2}}{p:>{width - c1 - c2},}")
+        lines.append("=" * width if i == len(rows) - 1 else "_" * width)
+    lines += [f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+              f"Non-trainable params: {frozen:,}", "_" * width]
+    return "\n".join(lines)

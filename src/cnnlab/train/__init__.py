@@ -1,0 +1,8 @@
+"""Training: the fit loop, Keras-style callbacks, optimizers and schedules."""
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from .loop import History, NonFiniteLossError, Trainer, evaluate
+from .optim import build_optimizer, build_scheduler, classification_loss
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "History",
+           "NonFiniteLossError", "Trainer", "evaluate", "build_optimizer", "build_scheduler",
+           "classification_loss"]

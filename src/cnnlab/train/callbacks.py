@@ -1,0 +1,220 @@
+"""Keras-style callbacks: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint.
+
+Semantics follow ``keras.callbacks`` (Keras 3): the same arguments, defaults and decisions, so a
+recipe ported from a notebook behaves the same. Callbacks observe the trainer through three hooks
+and stop training by setting ``trainer.should_stop`` (no exceptions as control flow); their
+state is saved in the run checkpoint, so a resumed run continues counting patience where it was.
+
+``logs`` hold the epoch's metrics: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+``learning_rate``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Trainer
+
+
+def _mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":  # Keras: accuracy-like metrics are maximised, everything else minimised
+        return "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1")) else "min"
+    return mode
+
+
+def _metric(logs: dict, monitor: str, who: str) -> float | None:
+    if monitor not in logs:
+        import warnings
+        warnings.warn(f"{who}: monitored metric {monitor!r} is not available; available metrics: "
+                      f"{', '.join(sorted(logs))}. Skipping.", stacklevel=3)
+        return None
+    return float(logs[monitor])
+
+
+class Callback:
+    """Base class. Override any of the hooks; keep resumable state in ``state_dict``."""
+
+    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict) -> None: ...
+    def on_train_end(self, trainer: "Trainer") -> None: ...
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+class EarlyStopping(Callback):
+    """Stop training when ``monitor`` has stopped improving (``keras.callbacks.EarlyStopping``).
+
+    Args:
+        monitor: metric to watch (``val_loss``, ``val_accuracy``, ...).
+        min_delta: smallest change that counts as an improvement (absolute, metric units).
+        patience: epochs without improvement after which training stops.
+        mode: ``min``, ``max`` or ``auto`` (max for accuracy-like names).
+        baseline: training also stops if the metric does not beat this value within
+            ``patience`` epochs.
+        restore_best_weights: at the end of training -- early stop or not -- load the weights of
+            the best epoch (Keras 3 behaviour).
+        start_from_epoch: epochs of warm-up before improvements are looked for.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 mode: str = "auto", baseline: float | None = None,
+                 restore_best_weights: bool = False, start_from_epoch: int = 0):
+        self.monitor, self.patience, self.baseline = monitor, patience, baseline
+        self.mode = _mode(monitor, mode)
+        self.min_delta = abs(min_delta)
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        self.on_train_begin(None)
+
+    def on_train_begin(self, trainer) -> None:
+        self.wait, self.stopped_epoch, self.best_epoch = 0, -1, -1
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_weights: dict | None = None
+
+    def _improved(self, current: float, reference: float) -> bool:
+        if self.mode == "min":
+            return current + self.min_delta < reference
+        return current - self.min_delta > reference
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        current = _metric(logs, self.monitor, "EarlyStopping")
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = _copy_weights(trainer.model)  # the first epoch is the best so far
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._improved(current, self.best):
+            self.best, self.best_epoch = current, epoch
+            if self.restore_best_weights:
+                self.best_weights = _copy_weights(trainer.model)
+            if self.baseline is None or self._improved(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer) -> None:
+        if self.stopped_epoch >= 0:
+            trainer.log(f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1}: {self.monitor} "
+                        f"did not improve for {self.patience} epoch(s)")
+        if self.restore_best_weights and self.best_weights is not None:
+            trainer.model.load_state_dict(self.best_weights)
+            trainer.log(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1} "
+                        f"({self.monitor} {self.best:.4f})")
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("wait", "stopped_epoch", "best_epoch", "best", "best_weights")}
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` has stopped improving
+    (``keras.callbacks.ReduceLROnPlateau``).
+
+    Args:
+        monitor: metric to watch.
+        factor: new_lr = lr * factor (0 < factor < 1).
+        patience: epochs without improvement before the LR is reduced.
+        mode: ``min``, ``max`` or ``auto``.
+        min_delta: threshold for measuring a new best (absolute).
+        cooldown: epochs to wait after a reduction before counting patience again.
+        min_lr: lower bound on the learning rate.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
+        if not 0 < factor < 1:
+            raise ValueError(f"ReduceLROnPlateau factor must be in (0, 1), got {factor}")
+        self.monitor, self.factor, self.patience = monitor, factor, patience
+        self.mode, self.min_delta = _mode(monitor, mode), abs(min_delta)
+        self.cooldown, self.min_lr = cooldown, min_lr
+        self.on_train_begin(None)
+
+    def on_train_begin(self, trainer) -> None:
+        self.wait, self.cooldown_counter = 0, 0
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        current = _metric(logs, self.monitor, "ReduceLROnPlateau")
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        better = (current < self.best - self.min_delta if self.mode == "min"
+                  else current > self.best + self.min_delta)
+        if better:
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                for group in trainer.optimizer.param_groups:
+                    old = float(group["lr"])
+                    if old > self.min_lr:
+                        new = max(old * self.factor, self.min_lr)
+                        group["lr"] = new
+                        trainer.log(f"ReduceLROnPlateau: epoch {epoch + 1}: learning rate "
+                                    f"{old:.3g} -> {new:.3g}")
+                self.cooldown_counter, self.wait = self.cooldown, 0
+
+    def state_dict(self) -> dict:
+        return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}
+
+
+class ModelCheckpoint(Callback):
+    """Save the model's weights (safetensors) after an epoch (``keras.callbacks.ModelCheckpoint``).
+
+    Args:
+        filepath: target file; may contain Keras-style fields, e.g.
+            ``"ckpt-{epoch:02d}-{val_accuracy:.4f}.safetensors"`` (``epoch`` counts from 1).
+        monitor: metric deciding what "best" is.
+        mode: ``min``, ``max`` or ``auto``.
+        save_best_only: only write when ``monitor`` improves; with a fixed ``filepath`` the file
+            then always holds the best weights seen.
+    Writes are atomic: an interrupted save leaves the previous file intact.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
+                 save_best_only: bool = False):
+        self.filepath, self.monitor = str(filepath), monitor
+        self.mode, self.save_best_only = _mode(monitor, mode), save_best_only
+        self.on_train_begin(None)
+
+    def on_train_begin(self, trainer) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = -1
+
+    def on_epoch_end(self, trainer, epoch, logs) -> None:
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_best_only:
+            current = _metric(logs, self.monitor, "ModelCheckpoint")
+            if current is None:
+                return
+            if not (current < self.best if self.mode == "min" else current > self.best):
+                return
+            self.best, self.best_epoch = current, epoch
+        from ..checkpoint import save_weights
+        save_weights(trainer.model, path, metadata={"epoch": str(epoch + 1),
+                                                    **{k: f"{v:.6g}" for k, v in logs.items()}})
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+
+def _copy_weights(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+__all__ = ["Callback", "EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint"]
