@@ -5,6 +5,6 @@ Use :func:`create_model` by name; ``MODELS.list("vgg*")`` lists names.
 from .base import MODELS, ImageClassifier, ModelInfo, count_params, create_model, register_model
 
 # Each import below registers one family's builders.
-from . import lenet, seed_cnns  # noqa: F401,E402
+from . import lenet, seed_cnns, seed_mlp  # noqa: F401,E402
 
 __all__ = ["MODELS", "ImageClassifier", "ModelInfo", "count_params", "create_model", "register_model"]

@@ -24,7 +24,8 @@ class ModelInfo:
 
     Attributes:
         name: registry name (``"mnist-cnn-small"``).
-        input_size: default input (channels, height, width).
+        input_size: default input (channels, height, width) for images, or (channels, length) for
+            1-D signals (``iris-conv1d``); the number of entries is the input's rank minus one.
         paper: the source: a paper citation or a seed document.
         num_params: the published / seed parameter count at the default size, or None.
         first_conv: dotted name of the first convolution (for changing input channels), or None.
@@ -34,7 +35,7 @@ class ModelInfo:
     """
 
     name: str
-    input_size: tuple[int, int, int]
+    input_size: tuple[int, ...]
     paper: str
     num_params: int | None = None
     first_conv: str | None = None
@@ -99,21 +100,28 @@ class ImageClassifier(nn.Module):
         setattr(parent, child, new)
 
 
+def _size_str(size) -> str:
+    """``(28, 28)`` -> ``"28x28"``; ``(4,)`` -> ``"length-4"`` (1-D signals)."""
+    return "x".join(map(str, size)) if len(size) > 1 else f"length-{size[0]}"
+
+
 def _check_input(info: ModelInfo, shape: tuple[int, ...], in_chans: int) -> None:
-    c, h, w = info.input_size
-    if len(shape) != 3:
+    # shape is one sample's (C, H, W), or (C, L) for 1-D models; other ranks are left to the layers
+    if len(shape) != len(info.input_size):
         return
+    size, expected = tuple(shape[1:]), tuple(info.input_size[1:])
     if shape[0] != in_chans:
         raise ValueError(f"model {info.name!r} expects {in_chans} input channel(s), got input of "
                          f"shape (N, {', '.join(map(str, shape))}); build it with in_chans={shape[0]} "
                          "or convert the images")
-    if info.fixed_size and tuple(shape[1:]) != (h, w):
-        raise ValueError(f"model {info.name!r} takes {h}x{w} inputs only (its Flatten feeds a "
-                         f"fixed-size dense layer); got {shape[1]}x{shape[2]}. Resize the images "
-                         f"to {h}x{w} or pick a model with global pooling")
-    if not info.fixed_size and min(shape[1:]) < info.min_size:
-        raise ValueError(f"model {info.name!r} needs inputs of at least {info.min_size}x"
-                         f"{info.min_size}; got {shape[1]}x{shape[2]}")
+    if info.fixed_size and size != expected:
+        raise ValueError(f"model {info.name!r} takes {_size_str(expected)} inputs only (its Flatten "
+                         f"feeds a fixed-size dense layer); got {_size_str(size)}. Resize the images "
+                         f"to {_size_str(expected)} or pick a model with global pooling")
+    if not info.fixed_size and min(size) < info.min_size:
+        least = _size_str((info.min_size,) * len(size))
+        raise ValueError(f"model {info.name!r} needs inputs of at least {least}; got "
+                         f"{_size_str(size)}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ class ModelEntry:
 MODELS: Registry[ModelEntry] = Registry("model")
 
 
-def register_model(name: str, *, input_size: tuple[int, int, int], paper: str,
+def register_model(name: str, *, input_size: tuple[int, ...], paper: str,
                    num_params: int | None = None, first_conv: str | None = None,
                    classifier: str = "classifier", fixed_size: bool = True, min_size: int = 1):
     """Decorator registering ``builder(num_classes=..., in_chans=..., **kw)`` under ``name``.
@@ -152,7 +160,8 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
         num_classes: number of logits; default: the model's own (usually 10).
         in_chans: input channels; default: the model's own (1 for MNIST models, 3 for RGB).
         input_size: (height, width) for models that take a size at build time (a Flatten into a
-            dense layer sized from it); ignored by size-agnostic models.
+            dense layer sized from it), or (length,) for 1-D models; ignored by size-agnostic
+            models.
         kwargs: builder-specific options (dropout rates, BatchNorm on/off, ...).
 
     Raises:
@@ -168,10 +177,13 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if input_size is not None:
         if tuple(input_size) != tuple(entry.info.input_size[1:]):
             if entry.info.fixed_size and "input_size" not in entry.builder.__code__.co_varnames:
-                h, w = entry.info.input_size[1:]
-                raise ValueError(f"model {name!r} is built for {h}x{w} inputs only; got "
-                                 f"{input_size[0]}x{input_size[1]}")
+                raise ValueError(f"model {name!r} is built for {_size_str(entry.info.input_size[1:])} "
+                                 f"inputs only; got {_size_str(tuple(input_size))}")
             kw["input_size"] = tuple(input_size)
+        if not entry.info.fixed_size and min(input_size) < entry.info.min_size:
+            least = _size_str((entry.info.min_size,) * len(input_size))
+            raise ValueError(f"model {name!r} needs inputs of at least {least}; got "
+                             f"{_size_str(tuple(input_size))}")
     model = entry.builder(**kw)
     c = in_chans if in_chans is not None else entry.info.input_size[0]
     hw = tuple(input_size) if input_size is not None else entry.info.input_size[1:]
