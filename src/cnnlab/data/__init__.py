@@ -8,6 +8,11 @@ from .idx import DataFileError, read_idx, read_idx_pair
 
 # Each import below registers its datasets.
 from . import mnist  # noqa: F401,E402
+from . import cifar, images, iris, notmnist  # noqa: F401,E402
+from .images import DataSkipWarning, load_image_folder  # noqa: E402
+from .info import dataset_info, format_verification, plot_class_distribution, verify_dataset  # noqa: E402
 
-__all__ = ["DATASETS", "ImageDataset", "DataFileError", "cache_dir", "channel_stats", "load_dataset",
-           "read_idx", "read_idx_pair", "register_dataset", "stratified_split"]
+__all__ = ["DATASETS", "ImageDataset", "DataFileError", "DataSkipWarning", "cache_dir", "channel_stats",
+           "dataset_info", "format_verification", "load_dataset", "load_image_folder",
+           "plot_class_distribution", "read_idx", "read_idx_pair", "register_dataset",
+           "stratified_split", "verify_dataset"]

@@ -1,0 +1,609 @@
+"""Image folders -- one sub-folder of photos per class -- decoded once, resized, cached as uint8 tensors.
+
+Two layouts are read (the ones Keras' ``flow_from_directory`` and torchvision's ``ImageFolder`` use):
+
+* split layout: ``root/train/CLASS/*.jpg`` plus ``root/test/CLASS/*`` or ``root/validation/CLASS/*``
+  (the Dogs vs. Cats subset of the seeds, ``cats_and_dogs_filtered``);
+* class layout: ``root/CLASS/*.jpg``; the test split is then a seeded stratified split.
+
+If ``root`` holds a ``train/`` folder the split layout is assumed, so a class cannot be called
+``train``. Class names are the sub-folder names in sorted order (label = position), as in Keras.
+
+Decoding photos is slow (about 1 ms per 500x375 JPEG on one core), so the decoded tensors are
+cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of every
+file's relative path, size and mtime plus the resize settings: the second load only lists the
+folder and reads one file. A changed, added or removed image changes the key and the folder is
+decoded again; stale cache files are left behind (delete ``cache_dir()/decoded`` to reclaim them).
+
+Resize policies (``resize=``):
+
+* ``"squash"`` (default): scale each image to exactly ``size``, not keeping its aspect ratio. This
+  is what the seeds' Keras ``target_size=(150, 150)`` does, so models see what they saw there.
+* ``"center-crop"``: scale the shorter side to fit, keeping the aspect ratio, then cut the centre
+  (torchvision's ``Resize`` + ``CenterCrop``); nothing is distorted, the borders are lost.
+* ``"none"``: keep each image's own size; all images must then have the same size.
+
+Resampling is PIL's bilinear filter, which widens its support when shrinking (antialiased). Large
+JPEGs are first decoded at a reduced DCT scale (``Image.draft``: 1/2, 1/4 or 1/8, never below the
+target size), which is several times faster and averages pixels much as the filter would. EXIF
+orientation tags are ignored, as in Keras and torchvision. Images with an alpha channel lose it.
+
+Files whose extension is not an image's, and images PIL cannot decode (a truncated JPEG, a zero-byte
+file), are skipped; the count and the first few names are printed as a :class:`DataSkipWarning` and
+recorded in ``provenance["skipped"]``. An empty class folder, or a folder with no class
+sub-folders, is an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .._io import atomic_path
+from .core import ImageDataset, cache_dir, candidate_dirs, channel_stats, register_dataset, stratified_split
+from .idx import DataFileError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
+                              ".pgm", ".pbm"})
+RESIZE_POLICIES = ("squash", "center-crop", "none")
+COLORS = {"rgb": "RGB", "grayscale": "L"}
+# bump when decoding changes (resampling, draft rule, layout of the cache file): old entries then
+# simply stop matching
+CACHE_VERSION = 1
+# how many skipped names a warning and the provenance list; the count is always complete
+SHOW_SKIPPED = 5
+
+
+class DataSkipWarning(UserWarning):
+    """Some files of a dataset were skipped (not images, or undecodable); the message counts them."""
+
+
+def _size_hw(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, int):
+        size = (size, size)
+    h, w = (int(s) for s in size)
+    if h < 1 or w < 1:
+        raise ValueError(f"image size must be positive, got {size}")
+    return h, w
+
+
+def _check_options(color: str, resize: str, size) -> None:
+    if color not in COLORS:
+        raise ValueError(f"color must be one of {sorted(COLORS)}, got {color!r}")
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
+    if (size is None) != (resize == "none"):
+        raise ValueError(f"resize={resize!r} with size={size!r}: give a size with 'squash' or "
+                         "'center-crop', and size=None with 'none'")
+
+
+# ---------------------------------------------------------------------------------------------
+# decoding
+
+
+def decode_image(data: bytes, size: tuple[int, int] | None, color: str = "rgb",
+                 resize: str = "squash") -> np.ndarray:
+    """Decode one encoded image (JPEG, PNG, ...) into a uint8 ``(H, W, C)`` array.
+
+    Args:
+        data: the file's bytes.
+        size: ``(height, width)`` to resize to, or None to keep the image's own size.
+        color: ``"rgb"`` (C = 3) or ``"grayscale"`` (C = 1).
+        resize: a policy of :data:`RESIZE_POLICIES` (see the module docstring).
+
+    Raises:
+        Exception: whatever PIL raises for an undecodable file (``OSError`` for a truncated JPEG,
+            ``PIL.UnidentifiedImageError`` for a non-image); callers catch and report it.
+    """
+    from PIL import Image
+
+    mode = COLORS[color]
+    with Image.open(io.BytesIO(data)) as im:
+        if size is not None:
+            th, tw = size
+            w, h = im.size
+            if resize == "center-crop":
+                f = max(tw / w, th / h)
+                need = (max(tw, round(w * f)), max(th, round(h * f)))
+            else:
+                need = (tw, th)
+            # JPEG only (a no-op for other formats): decode at 1/2, 1/4, 1/8 scale while the result
+            # stays >= the size needed
+            im.draft(mode, need)
+        im = im.convert(mode)  # also forces the decode, which raises on a truncated file
+        if size is not None:
+            if resize == "center-crop":
+                w, h = im.size
+                f = max(tw / w, th / h)
+                sw, sh = max(tw, round(w * f)), max(th, round(h * f))
+                im = im.resize((sw, sh), Image.BILINEAR)
+                left, top = (sw - tw) // 2, (sh - th) // 2
+                im = im.crop((left, top, left + tw, top + th))
+            elif im.size != (tw, th):
+                im = im.resize((tw, th), Image.BILINEAR)
+        a = np.asarray(im, dtype=np.uint8)
+    return a[:, :, None] if a.ndim == 2 else a
+
+
+@dataclass
+class Decoded:
+    """The result of decoding a list of files.
+
+    Attributes:
+        images: uint8 ``(N, C, H, W)``, the images that decoded, in input order.
+        labels: int64 ``(N,)``.
+        names: the names of all files read, in input order (decoded or not).
+        sha256: uint8 ``(len(names), 32)``: each file's sha256 digest.
+        skipped: ``[(name, reason)]`` for every file that did not decode.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    names: list[str]
+    sha256: torch.Tensor
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tuple[int, int] | None,
+                 color: str = "rgb", resize: str = "squash", workers: int | None = None,
+                 expect_size: tuple[int, int] | None = None) -> Decoded:
+    """Read and decode many files with a thread pool (PIL releases the GIL while decoding).
+
+    Args:
+        items: ``(name, label, read)`` per file; ``read()`` returns the file's bytes.
+        size, color, resize: as :func:`decode_image`.
+        workers: threads; default ``min(4, cpu_count)``.
+        expect_size: with ``size=None``, the ``(H, W)`` every image must have; others are skipped.
+            Without it, the first image's size is required of all and a mismatch is an error.
+
+    Raises:
+        DataFileError: with ``size=None`` and no ``expect_size``, images of different sizes.
+        OSError: a file cannot be read at all (a missing file is not skipped: the folder changed).
+    """
+    n = len(items)
+    digests = np.zeros((n, 32), dtype=np.uint8)
+    arrays: list[np.ndarray | None] = [None] * n
+    errors: list[str | None] = [None] * n
+
+    def work(i: int) -> None:
+        data = items[i][2]()
+        digests[i] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
+        try:
+            a = decode_image(data, size, color, resize)
+        except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file"
+            errors[i] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            return
+        if size is None and expect_size is not None and a.shape[:2] != tuple(expect_size):
+            errors[i] = f"size {a.shape[1]}x{a.shape[0]}, expected {expect_size[1]}x{expect_size[0]}"
+            return
+        arrays[i] = a
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    # chunks keep the pool's per-task overhead small next to 32x32 images (~50 us each)
+    chunks = [range(i, min(i + 256, n)) for i in range(0, n, 256)]
+    if workers > 1 and n > 64:
+        with ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(lambda r: [work(i) for i in r], chunks):
+                pass
+    else:
+        for i in range(n):
+            work(i)
+
+    ok = [i for i in range(n) if arrays[i] is not None]
+    skipped = [(items[i][0], errors[i]) for i in range(n) if errors[i] is not None]
+    if ok:
+        shapes = {arrays[i].shape for i in ok}
+        if len(shapes) > 1:
+            first = arrays[ok[0]].shape
+            odd = next(i for i in ok if arrays[i].shape != first)
+            raise DataFileError(
+                f"{items[odd][0]}: image is {arrays[odd].shape[1]}x{arrays[odd].shape[0]} but "
+                f"{items[ok[0]][0]} is {first[1]}x{first[0]}; with size=None all images must have "
+                "one size: pass a size (and a resize policy) to resize them")
+        x = np.stack([arrays[i] for i in ok])
+    else:
+        c = 1 if color == "grayscale" else 3
+        h, w = size or expect_size or (0, 0)
+        x = np.zeros((0, h, w, c), dtype=np.uint8)
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([items[i][1] for i in ok], dtype=torch.int64)
+    return Decoded(images, labels, [it[0] for it in items], torch.from_numpy(digests), skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache
+
+
+def cache_key(fingerprint, settings: dict) -> str:
+    """Hex sha256 of the cache format version, the decode settings and the files' fingerprint."""
+    blob = json.dumps([CACHE_VERSION, settings, fingerprint], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_file(tag: str, key: str) -> Path:
+    """Where a decoded set is cached: ``cache_dir()/decoded/{tag}-{key[:32]}.safetensors``."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in tag)
+    return cache_dir() / "decoded" / f"{safe}-{key[:32]}.safetensors"
+
+
+def save_decoded(path: Path, dec: Decoded, extra: dict | None = None) -> None:
+    """Write a :class:`Decoded` set as one safetensors file, atomically (metadata as JSON)."""
+    from safetensors.torch import save_file
+
+    meta = {"names": dec.names, "skipped": [list(s) for s in dec.skipped], **(extra or {})}
+    tensors = {"images": dec.images.contiguous(), "labels": dec.labels.contiguous(),
+               "sha256": dec.sha256.contiguous()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(meta)})
+
+
+def load_decoded(path: Path) -> tuple[Decoded, dict] | None:
+    """Read a cache file written by :func:`save_decoded`; None if absent or unreadable (a damaged
+    cache file is reported and decoded again, never trusted)."""
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["cnnlab"])
+            t = {k: f.get_tensor(k) for k in ("images", "labels", "sha256")}
+        dec = Decoded(t["images"], t["labels"], meta.pop("names"), t["sha256"],
+                      [tuple(s) for s in meta.pop("skipped")])
+        if len(dec.images) != len(dec.labels) or len(dec.names) != len(dec.sha256):
+            raise ValueError("inconsistent tensor lengths")
+        return dec, meta
+    except Exception as e:  # noqa: BLE001 - any damage means: decode again
+        warnings.warn(f"{path}: unreadable cache file ({type(e).__name__}: {e}); decoding again",
+                      DataSkipWarning, stacklevel=3)
+        return None
+
+
+def cached_decode(tag: str, fingerprint, settings: dict, decode: Callable[[], Decoded],
+                  stats: bool = False) -> tuple[Decoded, dict, Path, bool]:
+    """Return the decoded set for ``fingerprint`` + ``settings`` from the cache, or ``decode()`` it
+    and cache it.
+
+    Args:
+        stats: also compute and cache the per-channel mean/std (``meta["mean"]``, ``meta["std"]``),
+            so that a cached load does not pass over every pixel again.
+
+    Returns:
+        ``(decoded, meta, cache_path, from_cache)``.
+    """
+    path = cache_file(tag, cache_key(fingerprint, settings))
+    got = load_decoded(path)
+    if got is not None and (not stats or "mean" in got[1]):
+        return got[0], got[1], path, True
+    dec = decode()
+    meta: dict = {"settings": settings}
+    if stats:
+        mean, std = channel_stats(dec.images) if len(dec.images) else ((), ())
+        meta.update(mean=list(mean), std=list(std))
+    try:
+        save_decoded(path, dec, meta)
+    except OSError as e:  # a read-only or full cache must not stop the load; it is only slower
+        warnings.warn(f"could not write the decode cache {path}: {e}", DataSkipWarning, stacklevel=3)
+    return dec, meta, path, False
+
+
+def manifest_sha256(names: Sequence[str], sha256: torch.Tensor, prefix: str = "") -> str:
+    """sha256 of the ``sha256sum``-style listing ``"{hex}  {prefix}{name}\\n"`` of the files, sorted
+    by name: one checksum that changes when any file is changed, added or removed. It equals
+    ``sha256sum`` of the output of ``find PREFIX -type f | sort | xargs sha256sum``."""
+    hexes = [bytes(row).hex() for row in sha256.numpy()]
+    lines = sorted(f"{prefix}{n}" for n in names)
+    by_name = {f"{prefix}{n}": h for n, h in zip(names, hexes)}
+    text = "".join(f"{by_name[n]}  {n}\n" for n in lines)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def report_skipped(where: str, skipped: Sequence[tuple[str, str]], stacklevel: int = 3) -> dict:
+    """Warn about skipped files (count and the first few names); returns the provenance entry
+    ``{"count": n, "first": [[name, reason], ...]}``."""
+    entry = {"count": len(skipped), "first": [list(s) for s in skipped[:SHOW_SKIPPED]]}
+    if skipped:
+        first = "; ".join(f"{n} ({r})" for n, r in skipped[:SHOW_SKIPPED])
+        more = f" and {len(skipped) - SHOW_SKIPPED} more" if len(skipped) > SHOW_SKIPPED else ""
+        warnings.warn(f"{where}: skipped {len(skipped)} file(s) that are not readable images: "
+                      f"{first}{more}", DataSkipWarning, stacklevel=stacklevel)
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# folders
+
+
+def _is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not Path(name).name.startswith(".")
+
+
+def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = None):
+    """List the images of a class-per-sub-folder tree.
+
+    Sub-folders are walked recursively, in sorted order; hidden files and folders (``.DS_Store``,
+    ``.ipynb_checkpoints``) are ignored.
+
+    Args:
+        root: the folder holding one sub-folder per class.
+        classes: the class names it must hold (a test split must have the training split's classes).
+
+    Returns:
+        ``(classes, files, skipped)``: class names (sorted sub-folder names); ``[(relpath, label,
+        size, mtime_ns)]`` for each file with an image extension, sorted by class then path (``/``
+        separated, relative to ``root``); ``[(relpath, reason)]`` for the other files.
+
+    Raises:
+        DataFileError: ``root`` is not a folder, has no class sub-folders, has a class folder without
+            image files, or (with ``classes``) a different set of class folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFileError(f"{root}: not a folder")
+    subdirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        loose = sum(1 for p in root.iterdir() if p.is_file())
+        raise DataFileError(f"{root}: no class sub-folders (found {loose} loose file(s)); an image "
+                            "folder holds one sub-folder of images per class: ROOT/CLASS/*.jpg")
+    if classes is not None and list(classes) != subdirs:
+        missing = sorted(set(classes) - set(subdirs))
+        extra = sorted(set(subdirs) - set(classes))
+        raise DataFileError(f"{root}: class folders {subdirs} differ from the training split's "
+                            f"{list(classes)} (missing {missing}, unexpected {extra})")
+    files, skipped = [], []
+    for label, cls in enumerate(subdirs):
+        n_images = 0
+        for dirpath, dirnames, filenames in os.walk(root / cls):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fn in sorted(filenames):
+                p = Path(dirpath) / fn
+                rel = p.relative_to(root).as_posix()
+                if fn.startswith("."):
+                    continue
+                if not _is_image_name(fn):
+                    skipped.append((rel, "not an image file (extension)"))
+                    continue
+                st = p.stat()
+                files.append((rel, label, st.st_size, st.st_mtime_ns))
+                n_images += 1
+        if n_images == 0:
+            raise DataFileError(f"{root / cls}: class folder {cls!r} holds no image files "
+                                f"({', '.join(sorted(IMAGE_EXTENSIONS))}); remove it or add images")
+    return subdirs, files, skipped
+
+
+@dataclass
+class FolderSplit:
+    """One decoded split of an image folder (see :func:`read_class_folder`)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    manifest_sha256: str
+    n_files: int
+    skipped: list[tuple[str, str]]
+    cache: Path
+    from_cache: bool
+    mean: tuple = ()
+    std: tuple = ()
+
+
+def read_class_folder(root: str | os.PathLike, size: int | Sequence[int] | None = 150, color: str = "rgb",
+                      resize: str = "squash", classes: Sequence[str] | None = None,
+                      workers: int | None = None, stats: bool = True, prefix: str = "",
+                      expect_size: tuple[int, int] | None = None) -> FolderSplit:
+    """Decode (or read from the cache) every image under ``root/CLASS/``.
+
+    Args:
+        root: the split folder (``.../train``).
+        size: ``(height, width)`` or one int for a square, or None (``resize="none"``).
+        color: ``"rgb"`` or ``"grayscale"``.
+        resize: ``"squash"``, ``"center-crop"`` or ``"none"``.
+        classes: the class folders required (a test split passes the training split's classes).
+        stats: compute the per-channel mean/std (cached with the images).
+        prefix: put before each relative path in the manifest (``"train/"``).
+        expect_size: as :func:`decode_files`.
+
+    Returns:
+        A :class:`FolderSplit`; ``images`` uint8 ``(N, C, H, W)``, ``labels`` int64 ``(N,)``.
+
+    Raises:
+        DataFileError: as :func:`scan_class_folders`; or every image of a class failed to decode.
+        ValueError: a bad ``size``/``color``/``resize`` combination.
+    """
+    root = Path(root)
+    hw = _size_hw(size)
+    _check_options(color, resize, hw)
+    cls, files, skipped_scan = scan_class_folders(root, classes)
+    settings = {"size": list(hw) if hw else None, "color": color, "resize": resize,
+                "resample": "bilinear", "draft": True,
+                "expect_size": list(expect_size) if expect_size else None}
+    fingerprint = [str(root.resolve()), cls, [list(f) for f in files]]
+    items = [(rel, label, (lambda p=root / rel: p.read_bytes())) for rel, label, _, _ in files]
+
+    def decode():
+        return decode_files(items, hw, color, resize, workers, expect_size)
+
+    tag = f"folder-{root.resolve().parent.name}-{root.name}"
+    dec, meta, path, hit = cached_decode(tag, fingerprint, settings, decode, stats=stats)
+    skipped = list(skipped_scan) + list(dec.skipped)
+    empty = [c for i, c in enumerate(cls) if not bool((dec.labels == i).any())]
+    if empty:
+        raise DataFileError(f"{root / empty[0]}: no image of class {empty[0]!r} could be decoded "
+                            f"({sum(1 for s in dec.skipped if s[0].startswith(empty[0] + '/'))} "
+                            "undecodable files)")
+    return FolderSplit(dec.images, dec.labels, cls, manifest_sha256(dec.names, dec.sha256, prefix),
+                       len(dec.names), skipped, path, hit,
+                       tuple(meta.get("mean", ())), tuple(meta.get("std", ())))
+
+
+def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None = 150,
+                      color: str = "rgb", resize: str = "squash", *, test_dir: str | None = None,
+                      test_fraction: float = 0.2, seed: int = 0, name: str = "image-folder",
+                      lossy: bool = False, workers: int | None = None, source: str | None = None,
+                      classes: Sequence[str] | None = None) -> ImageDataset:
+    """Load a folder of photos, one sub-folder per class, as an :class:`ImageDataset`.
+
+    Args:
+        path: the root: either ``train/`` (+ ``test/`` or ``validation/``) of class folders, or the
+            class folders themselves.
+        size: output ``(height, width)``, one int for a square (default 150, as in the seeds; 224
+            for VGG-style nets), or None to keep the images' own (common) size.
+        color: ``"rgb"`` (3 channels) or ``"grayscale"`` (1 channel).
+        resize: ``"squash"`` (default), ``"center-crop"`` or ``"none"``; see the module docstring.
+        test_dir: the split layout's sub-folder used as the test split: default ``test/`` if it
+            exists, else ``validation/``. With neither, or in the class layout, a seeded stratified
+            ``test_fraction`` of the images is held out (``stratified_split(labels, test_fraction,
+            seed)`` over the sorted file list, so the same files on any machine).
+        name: the dataset's name in results.
+        lossy: record that the images are a lossy re-encoding of an original dataset.
+        classes: the class folders required (default: whatever sub-folders there are).
+
+    Returns:
+        uint8 ``(N, C, H, W)`` images, int64 labels, class names = sorted sub-folder names.
+
+    Raises:
+        DataFileError: no class sub-folders, an empty class folder, test classes differ from train.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    hw = _size_hw(size)
+    _check_options(color, resize, hw)
+    opts = dict(size=hw, color=color, resize=resize, workers=workers)
+    prov: dict = {"source": source or f"image folder {root}", "folder": str(root), "lossy": lossy,
+                  "resize": {"size": list(hw) if hw else None, "policy": resize, "color": color,
+                             "resample": "PIL bilinear (antialiased), JPEG draft decoding"}}
+    train_root = root / "train"
+    if train_root.is_dir():
+        if test_dir is None:
+            test_dir = next((d for d in ("test", "validation") if (root / d).is_dir()), None)
+        elif not (root / test_dir).is_dir():
+            raise FileNotFoundError(f"{root / test_dir}: test folder not found")
+        tr = read_class_folder(train_root, classes=classes, prefix="train/", **opts)
+        files = {"train/": tr.manifest_sha256}
+        counts = {"train/": tr.n_files}
+        skipped = [(f"train/{n}", r) for n, r in tr.skipped]
+        if test_dir is not None:
+            te = read_class_folder(root / test_dir, classes=tr.classes, stats=False,
+                                   prefix=f"{test_dir}/", **opts)
+            files[f"{test_dir}/"] = te.manifest_sha256
+            counts[f"{test_dir}/"] = te.n_files
+            skipped += [(f"{test_dir}/{n}", r) for n, r in te.skipped]
+            xtr, ytr, xte, yte = tr.images, tr.labels, te.images, te.labels
+            mean, std = tr.mean, tr.std
+            prov["layout"] = f"train/ + {test_dir}/ (class sub-folders); {test_dir}/ is the test split"
+            if test_dir != "test":
+                prov["note"] = (f"{test_dir}/ is used as the test split, as the seeds use it; make a "
+                                "validation split from train/ for model selection")
+                others = [d for d in ("test", "validation") if d != test_dir and (root / d).is_dir()]
+                if others:
+                    prov["note"] += f"; {others[0]}/ exists and was not read"
+        else:
+            xtr, ytr, xte, yte, mean, std = _split(tr, test_fraction, seed, prov)
+        cls_names, cache = tr.classes, [str(tr.cache)] + ([str(te.cache)] if test_dir else [])
+        from_cache = tr.from_cache and (test_dir is None or te.from_cache)
+    else:
+        tr = read_class_folder(root, classes=classes, stats=False, **opts)
+        files, counts = {"./": tr.manifest_sha256}, {"./": tr.n_files}
+        skipped = tr.skipped
+        xtr, ytr, xte, yte, mean, std = _split(tr, test_fraction, seed, prov)
+        prov["layout"] = "class sub-folders, no split folders"
+        cls_names, cache, from_cache = tr.classes, [str(tr.cache)], tr.from_cache
+    prov["files"] = files
+    prov["files_note"] = ("for a folder: sha256 of its sorted 'sha256  path' listing (sha256sum "
+                          "format) of every file read")
+    prov["file_counts"] = counts
+    prov["skipped"] = report_skipped(str(root), skipped)
+    prov["cache"] = cache
+    prov["from_cache"] = from_cache
+    return ImageDataset(name=name, train_images=xtr, train_labels=ytr, test_images=xte,
+                        test_labels=yte, classes=list(cls_names), mean=tuple(mean), std=tuple(std),
+                        provenance=prov)
+
+
+def _split(tr: FolderSplit, fraction: float, seed: int, prov: dict):
+    """Hold out a seeded stratified test split of a folder without a test folder."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1) for a folder without a test split, got {fraction}")
+    itr, ite = stratified_split(tr.labels, fraction, seed)
+    prov["split"] = {"test_fraction": fraction, "seed": seed,
+                     "method": "cnnlab.data.stratified_split over the files sorted by class and path"}
+    xtr = tr.images[itr]
+    # the cached stats cover all images; the training split's own are computed here
+    mean, std = channel_stats(xtr) if len(xtr) else ((), ())
+    return xtr, tr.labels[itr], tr.images[ite], tr.labels[ite], mean, std
+
+
+# ---------------------------------------------------------------------------------------------
+# registered datasets
+
+
+def _find_folder(folder: str, data_dir, need: Sequence[str]) -> Path | None:
+    for d in candidate_dirs(folder, data_dir):
+        if all((d / n).is_dir() for n in need):
+            return d
+    return None
+
+
+@register_dataset("cats_vs_dogs", description="Dogs vs. Cats photos (Kaggle; 'cats_and_dogs_filtered'), "
+                  "train/ 2,000, validation/ 1,000 (used as test), resized to 150x150 RGB")
+def cats_vs_dogs(data_dir=None, download: bool = True, size: int | Sequence[int] = 150,
+                 resize: str = "squash", color: str = "rgb", test_dir: str = "validation",
+                 workers: int | None = None) -> ImageDataset:
+    """Dogs vs. Cats photos: uint8 (N, 3, size, size), labels cats=0, dogs=1.
+
+    Reads a ``cats_vs_dogs/`` folder with ``train/{cats,dogs}`` and ``validation/{cats,dogs}`` (and
+    an optional ``test/``) of JPEG/PNG photos, e.g. Google's ``cats_and_dogs_filtered`` (2,000 /
+    1,000 photos from the Kaggle "Dogs vs. Cats" competition, Asirra: Elson et al., CCS 2007).
+    ``validation/`` is the test split, as in the seeds (001 §6, §9); pass ``test_dir="test"`` to use
+    ``test/`` instead. Size 150 as the seeds; 224 for VGG-style input. Not downloaded (the public
+    zip has no published checksum): fetch it yourself and point ``data_dir`` at it.
+
+    Raises:
+        FileNotFoundError: no folder with ``train/`` and ``validation/``; lists where it looked.
+        DataFileError: as :func:`load_image_folder`.
+    """
+    root = _find_folder("cats_vs_dogs", data_dir, ("train", test_dir))
+    if root is None:
+        where = "\n  ".join(str(d) for d in candidate_dirs("cats_vs_dogs", data_dir))
+        raise FileNotFoundError(
+            f"dataset 'cats_vs_dogs': no folder with train/ and {test_dir}/ sub-folders in any of:\n"
+            f"  {where}\nGet cats_and_dogs_filtered.zip (https://storage.googleapis.com/mledu-datasets/"
+            "cats_and_dogs_filtered.zip), unzip it, and point --data-dir at it.")
+    return load_image_folder(root, size, color, resize, test_dir=test_dir, name="cats_vs_dogs",
+                             workers=workers,
+                             source="Dogs vs. Cats photos (Kaggle/Asirra), original JPEG files; "
+                                    f"{test_dir}/ used as the test split")
+
+
+@register_dataset("image-folder", folder=".", description="any folder of images with one sub-folder "
+                  "per class (train/ + test/|validation/, or class folders only); --data-dir is the folder")
+def image_folder(data_dir=None, download: bool = True, size: int | Sequence[int] | None = 150,
+                 color: str = "rgb", resize: str = "squash", **kwargs) -> ImageDataset:
+    """A user's image folder: see :func:`load_image_folder` (``data_dir`` is the folder itself).
+
+    Raises:
+        ValueError: no ``data_dir`` given.
+    """
+    if data_dir is None:
+        raise ValueError("dataset 'image-folder' needs the folder: pass data_dir (--data-dir PATH)")
+    return load_image_folder(data_dir, size, color, resize, **kwargs)
+
+
+__all__ = ["DataSkipWarning", "Decoded", "FolderSplit", "IMAGE_EXTENSIONS", "RESIZE_POLICIES",
+           "cache_file", "cache_key", "cached_decode", "cats_vs_dogs", "decode_files", "decode_image",
+           "image_folder", "load_image_folder", "manifest_sha256", "read_class_folder",
+           "report_skipped", "scan_class_folders"]
