@@ -4,6 +4,7 @@
     cnnlab evaluate RUN_DIR [--weights best|last]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
+    cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1]
     cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
 
 Errors a user can fix (unknown names, bad overrides, missing or corrupt data) are printed as one
@@ -55,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered models, datasets or recipes")
     p.add_argument("what", nargs="?", choices=("models", "datasets", "recipes"), default=None)
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'vgg*'")
+
+    p = sub.add_parser("reproduce", help="run recipes in full over several seeds; update the results table")
+    p.add_argument("pattern", nargs="?", default="*", help="recipe name pattern, e.g. 'mnist-*'")
+    p.add_argument("--kind", choices=("faithful", "fast", "best"), default=None)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
+    p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
+    _add_common(p)
 
     p = sub.add_parser("data", help="inspect and verify datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -127,6 +136,14 @@ def cmd_list(a) -> int:
     return 0
 
 
+def cmd_reproduce(a) -> int:
+    from pathlib import Path
+    from .reproduce import reproduce
+    print(reproduce(a.pattern, a.kind, a.seeds, a.data_dir, a.out_dir,
+                    Path(a.keep_runs) if a.keep_runs else None))
+    return 0
+
+
 def cmd_data(a) -> int:
     from .data import DATASETS, load_dataset
     if a.data_command == "list":
@@ -159,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-                "list": cmd_list, "data": cmd_data}
+                "list": cmd_list, "data": cmd_data, "reproduce": cmd_reproduce}
     try:
         return handlers[a.command](a)
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,

@@ -1,0 +1,94 @@
+"""``cnnlab reproduce``: run recipes in full, several seeds each, and keep a results table.
+
+Each finished (recipe, seed) run appends one JSON record to ``benchmarks/results/<recipe>.json``;
+``benchmarks/RESULTS.md`` is then rebuilt from all records, so runs made at different times and
+on different days accumulate instead of overwriting each other. Every record carries the
+machine, versions, date, precision and the dataset copy (lossy or not).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ._io import write_json, write_text
+from .device import describe_machine
+from .recipes import RECIPES, get_recipe
+
+
+def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None, overrides=None,
+                   keep_runs: Path | None = None, log=print) -> list[dict]:
+    """Train recipe ``name`` once per seed and append a record per run to its JSON file."""
+    from .runs import train
+    records = []
+    for seed in seeds:
+        recipe = get_recipe(name, overrides).override({"seed": seed})
+        run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False)
+        t = run.test_metrics
+        rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
+               "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
+               "train_time_s": t["train_time_s"], "precision": t["precision"],
+               "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
+               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": describe_machine()}
+        path = results_dir / f"{name}.json"
+        old = json.loads(path.read_text()) if path.exists() else []
+        write_json(path, old + [rec])
+        records.append(rec)
+    return records
+
+
+def build_table(results_dir: Path) -> str:
+    """The markdown results table from every record under ``results_dir``."""
+    rows, machines = [], set()
+    for path in sorted(results_dir.glob("*.json")):
+        recs = [r for r in json.loads(path.read_text()) if not r.get("overrides")]
+        if not recs or recs[0]["recipe"] not in RECIPES:
+            continue
+        r0 = recs[-1]
+        recipe = get_recipe(r0["recipe"])
+        accs = [100 * r["test_accuracy"] for r in recs]
+        mean = statistics.mean(accs)
+        spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        times = [r["train_time_s"] for r in recs]
+        expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
+        data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
+        m = r0["machine"]
+        machines.add(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}")
+        rows.append(f"| {recipe.name} | {recipe.kind} | {recipe.source} | {expected} | {mean:.2f}{spread} "
+                    f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
+                    f"| {statistics.median(times) / 60:.1f} | {r0['precision']} | {data} "
+                    f"| {min(r['date'] for r in recs)[:10]} |")
+    head = ["# Results: every recipe run in full", "",
+            "Test top-1 on the official test split (mean ± sample std over the seeds run); the best "
+            "checkpoint is chosen on the validation split, never on the test split. Wall time is the "
+            "median training time per run on the machine below. Regenerate with "
+            "`cnnlab reproduce PATTERN`.", "",
+            "| recipe | kind | source | reported (%) | ours (%) | seeds | epochs | minutes | precision | data | date |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    foot = ["", "Machines: " + "; ".join(sorted(machines)) if machines else ""]
+    return "\n".join(head + rows + foot) + "\n"
+
+
+def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_dir=None,
+              out_dir: str | Path = "benchmarks", keep_runs: Path | None = None, log=print) -> str:
+    """Run every recipe matching ``pattern`` (and ``kind``), then rewrite ``RESULTS.md``.
+
+    Returns:
+        The table's markdown.
+    """
+    out_dir = Path(out_dir)
+    results = out_dir / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    names = [n for n in RECIPES.list(pattern) if kind is None or RECIPES.get(n).kind == kind]
+    if not names:
+        raise ValueError(f"no recipe matches {pattern!r}" + (f" of kind {kind}" if kind else ""))
+    for name in names:
+        log(f"== {name}: seeds {list(seeds)}")
+        run_and_record(name, list(seeds), results, data_dir, keep_runs=keep_runs, log=log)
+        table = build_table(results)
+        write_text(out_dir / "RESULTS.md", table)
+    return table

@@ -1,0 +1,71 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from cnnlab.data import DataFileError, load_dataset, read_idx, read_idx_pair
+from helpers import write_idx, write_mnist_folder
+
+
+def test_roundtrip_gz_and_raw(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "a.gz", a)), a)
+    assert np.array_equal(read_idx(write_idx(tmp_path / "a.idx", a, gz=False)), a)
+
+
+def test_truncated_gzip(tmp_path):
+    p = write_idx(tmp_path / "x-idx3-ubyte.gz", np.zeros((10, 28, 28), np.uint8))
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFileError, match="x-idx3-ubyte.gz.*(truncated|corrupt)"):
+        read_idx(p)
+
+
+def test_truncated_payload(tmp_path):
+    p = tmp_path / "t.gz"
+    header = bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    with gzip.open(p, "wb") as f:
+        f.write(header + bytes(100))
+    with pytest.raises(DataFileError, match=r"t.gz: truncated.*\(10, 28, 28\)"):
+        read_idx(p)
+
+
+def test_wrong_magic(tmp_path):
+    p = tmp_path / "bad.gz"
+    with gzip.open(p, "wb") as f:
+        f.write(b"\x89PNG" + bytes(100))
+    with pytest.raises(DataFileError, match="bad.gz: bad IDX magic"):
+        read_idx(p)
+
+
+def test_wrong_ndim(tmp_path):
+    p = write_idx(tmp_path / "labels.gz", np.zeros(5, np.uint8))
+    with pytest.raises(DataFileError, match="1 dimensions, expected 3"):
+        read_idx(p, expect_ndim=3)
+
+
+def test_count_mismatch(tmp_path):
+    xi = write_idx(tmp_path / "i.gz", np.zeros((5, 28, 28), np.uint8))
+    yl = write_idx(tmp_path / "l.gz", np.zeros(4, np.uint8))
+    with pytest.raises(DataFileError, match="5 images but .* 4 labels"):
+        read_idx_pair(xi, yl)
+
+
+def test_mnist_dataset_from_folder(tmp_path):
+    write_mnist_folder(tmp_path / "mnist", n_train=30, n_test=10)
+    ds = load_dataset("mnist", tmp_path, download=False)  # finds the mnist/ sub-folder
+    assert ds.train_images.shape == (30, 1, 28, 28) and ds.train_images.dtype.is_floating_point is False
+    assert ds.test_labels.tolist() == [i % 10 for i in range(10)]
+    assert set(ds.provenance["files"]) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                           "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
+
+
+def test_missing_files_say_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="(?s)mnist.*not found.*--data-dir"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_env_var_lookup(tmp_path, monkeypatch):
+    write_mnist_folder(tmp_path / "mnist", n_train=20, n_test=10)
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
+    assert len(load_dataset("mnist", download=False).train_labels) == 20

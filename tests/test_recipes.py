@@ -1,0 +1,33 @@
+import pytest
+
+from cnnlab.data import DATASETS
+from cnnlab.models import MODELS
+from cnnlab.recipes import RECIPES, RecipeError, get_recipe
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_resolves(name):
+    r = get_recipe(name)
+    assert r.name == name and r.source
+    assert r.model in MODELS and r.dataset in DATASETS
+
+
+def test_overrides_apply_and_validate():
+    r = get_recipe("mnist-cnn-small", ["epochs=3", "lr=5e-4", "early_stopping.patience=2",
+                                       "reduce_lr.factor=0.5"])
+    assert (r.epochs, r.lr, r.early_stopping.patience, r.reduce_lr.factor) == (3, 5e-4, 2, 0.5)
+    assert r.early_stopping.monitor == "val_loss"  # switched on with Keras' defaults
+    assert get_recipe("mnist-cnn-small").epochs == 10  # the registered recipe is untouched
+
+
+@pytest.mark.parametrize("item, message", [
+    ("epoch=3", "unknown recipe key 'epoch'. Did you mean epochs"),
+    ("epochs=three", "epochs='three'.*valid integer"),
+    ("lr=-1", "lr=-1.*greater than 0"),
+    ("precision=fp16", "'auto', 'fp32' or 'bf16'"),
+    ("early_stopping.patiense=1", "Did you mean patience"),
+    ("noequals", "key=value"),
+])
+def test_bad_overrides_say_what_is_allowed(item, message):
+    with pytest.raises(RecipeError, match=message):
+        get_recipe("mnist-cnn-small", [item])

@@ -1,0 +1,107 @@
+"""The run folder: contents, re-evaluation, resume after a kill, atomic writes."""
+import errno
+import json
+import os
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab._io import DiskFullError, write_json
+from cnnlab.recipes import Recipe
+from helpers import toy_dataset
+
+class NotATensor:
+    pass
+
+
+RECIPE = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=3,
+                batch_size=64, eval_batch_size=100, val_fraction=0.2, precision="fp32")
+
+
+def quiet(msg):
+    pass
+
+
+def test_run_folder_has_everything(tmp_path):
+    run = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"recipe.json", "metrics.csv", "best.safetensors", "last.safetensors", "last_state.pt",
+            "test_metrics.json", "curves.png"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    meta = json.loads((tmp_path / "r" / "recipe.json").read_text())
+    assert meta["recipe"]["epochs"] == 3 and meta["dataset"]["validation"] == 120
+    assert meta["resolved"]["precision"] == "fp32" and "torch" in meta["machine"]
+    lines = (tmp_path / "r" / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,loss,accuracy,val_loss,val_accuracy") and len(lines) == 4
+    test = json.loads((tmp_path / "r" / "test_metrics.json").read_text())
+    assert test["total"] == 200 and test["accuracy"] > 0.9
+    assert sum(map(sum, test["confusion_matrix"])) == 200
+    assert run.test_line().startswith("Test set: Average loss: ")
+    assert (tmp_path / "r" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
+    ds = toy_dataset()
+    run = cnnlab.train(RECIPE, dataset=ds, run_dir=tmp_path / "r", log=quiet)
+    from cnnlab import runs
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    again = cnnlab.evaluate(tmp_path / "r")
+    assert again["correct"] == run.test_metrics["correct"]
+    assert again["loss"] == pytest.approx(run.test_metrics["loss"], rel=1e-5)
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet)
+
+    class Killed(Exception):
+        pass
+
+    def killer(msg):
+        if msg.startswith("epoch 2/3"):
+            raise Killed  # dies after epoch 2's forward passes, before its checkpoint
+    with pytest.raises(Killed):
+        cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=killer)
+    state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 0  # only epoch 1 was saved
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
+
+
+def test_disk_full_keeps_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "test_metrics.json"
+    write_json(target, {"accuracy": 0.5})
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(DiskFullError, match="disk full while writing .*test_metrics.json"):
+        write_json(target, {"accuracy": 0.9})
+    assert json.loads(target.read_text()) == {"accuracy": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["test_metrics.json"]
+
+
+def test_training_state_refuses_pickled_objects(tmp_path):
+    from cnnlab.checkpoint import load_state
+
+    # a file holding an arbitrary class instance must be refused, not unpickled
+    torch.save({"x": NotATensor()}, tmp_path / "last_state.pt")
+    with pytest.raises(ValueError, match="cannot read training state"):
+        load_state(tmp_path / "last_state.pt")
+
+
+def test_corrupt_weights_file_named(tmp_path):
+    from cnnlab.checkpoint import load_weights
+    (tmp_path / "best.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="best.safetensors: not a readable safetensors"):
+        load_weights(torch.nn.Linear(1, 1), tmp_path / "best.safetensors")
+
+
+def test_load_run_gives_trained_model(tmp_path):
+    run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    again = cnnlab.load_run(tmp_path / "r")
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.allclose(again.model(x), run.model(x))
+    assert len(again.history) == 1

@@ -1,0 +1,94 @@
+import pytest
+import torch
+from torch import nn
+
+from cnnlab.data.loader import BatchLoader
+from cnnlab.models import create_model
+from cnnlab.train import NonFiniteLossError, Trainer, build_optimizer, build_scheduler, classification_loss
+from helpers import toy_dataset
+
+
+def make_loaders(ds, bs=64, seed=0):
+    kw = dict(mean=ds.mean, std=ds.std)
+    return (BatchLoader(ds.train_images, ds.train_labels, bs, shuffle=True, seed=seed, **kw),
+            BatchLoader(ds.test_images, ds.test_labels, 200, **kw))
+
+
+def fit_toy(precision="fp32", epochs=3, seed=0, opt="adam"):
+    torch.manual_seed(seed)
+    ds = toy_dataset()
+    model = create_model("lenet5", num_classes=4)
+    tr, va = make_loaders(ds, seed=seed)
+    optimizer = build_optimizer(model.parameters(), opt, 1e-3 if opt == "adam" else 0.05)
+    t = Trainer(model, optimizer, classification_loss(), precision=precision, log=lambda m: None)
+    return t.fit(tr, va, epochs=epochs), t
+
+
+def test_loss_goes_down_and_learns():
+    h, t = fit_toy(epochs=4)
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+    assert h["val_accuracy"][-1] > 0.95  # chance is 0.25
+
+
+def test_bf16_autocast_learns_too():
+    h, _ = fit_toy(precision="bf16", epochs=4)
+    assert h["val_accuracy"][-1] > 0.95
+
+
+def test_sgd_momentum_learns():
+    h, _ = fit_toy(opt="sgd", epochs=4)
+    assert h["val_accuracy"][-1] > 0.9
+
+
+def test_same_seed_same_numbers():
+    h1, _ = fit_toy(epochs=2, seed=3)
+    h2, _ = fit_toy(epochs=2, seed=3)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
+    assert strip(h1) == strip(h2)
+
+
+def test_nan_loss_raises_clear_error():
+    ds = toy_dataset(n_train=128, n_test=64)
+    model = create_model("lenet5", num_classes=4)
+    with torch.no_grad():
+        model.classifier.output.weight.fill_(float("nan"))
+    tr, va = make_loaders(ds)
+    t = Trainer(model, build_optimizer(model.parameters(), "adam", 1e-3), classification_loss(),
+                log=lambda m: None)
+    with pytest.raises(NonFiniteLossError, match="epoch 1.*Lower the learning rate"):
+        t.fit(tr, va, epochs=1)
+
+
+def test_loader_batches_normalised_and_reproducible():
+    ds = toy_dataset(n_train=100)
+    a = BatchLoader(ds.train_images, ds.train_labels, 32, mean=ds.mean, std=ds.std, shuffle=True, seed=1)
+    b = BatchLoader(ds.train_images, ds.train_labels, 32, mean=ds.mean, std=ds.std, shuffle=True, seed=1)
+    xa = torch.cat([x for x, _ in a])
+    xb = torch.cat([x for x, _ in b])
+    assert len(a) == 4 and xa.shape == (100, 1, 28, 28) and torch.equal(xa, xb)
+    assert abs(xa.mean().item()) < 0.05 and abs(xa.std().item() - 1) < 0.05
+    ya = torch.cat([y for _, y in a])  # a second epoch is a different permutation of the same set
+    assert sorted(ya.tolist()) == sorted(ds.train_labels.tolist())
+
+
+@pytest.mark.parametrize("name", ["step", "exponential", "cosine", "onecycle"])
+def test_schedules_change_lr(name):
+    p = [nn.Parameter(torch.zeros(1))]
+    opt = build_optimizer(p, "sgd", 0.1)
+    sched, per_batch = build_scheduler(opt, name, epochs=4, steps_per_epoch=10, step_size=1, gamma=0.5)
+    lrs = []
+    for _ in range(40):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert per_batch and min(lrs) < 0.1 * 0.9
+    if name == "exponential":  # the seed's "x 0.9 each epoch" schedule, per epoch boundaries
+        assert lrs[9] == pytest.approx(0.05) and lrs[19] == pytest.approx(0.025)
+
+
+def test_label_smoothing_and_binary_losses():
+    logits = torch.tensor([[4.0, -4.0]])
+    y = torch.tensor([0])
+    assert classification_loss(0.1)(logits, y) > classification_loss(0.0)(logits, y)
+    bce = classification_loss(binary=True)
+    assert bce(torch.tensor([[5.0]]), torch.tensor([1])) < bce(torch.tensor([[-5.0]]), torch.tensor([1]))
