@@ -67,6 +67,10 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
             ("numpy", "dtype"): np.dtype}
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle named a global outside :attr:`CifarUnpickler.ALLOWED`."""
+
+
 class CifarUnpickler(pickle.Unpickler):
     """An unpickler that loads only plain data and numpy arrays.
 
@@ -87,20 +91,20 @@ class CifarUnpickler(pickle.Unpickler):
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(
+            raise RefusedGlobal(
                 f"global '{module}.{name}' is not allowed in a CIFAR batch (only numpy array "
                 "reconstruction is); the file is not an official batch and may be malicious") from None
 
     def persistent_load(self, pid):
-        raise pickle.UnpicklingError("persistent ids are not allowed in a CIFAR batch")
+        raise RefusedGlobal("persistent ids are not allowed in a CIFAR batch")
 
 
 def _unpickle(f: BinaryIO, where: str) -> dict:
     try:
         obj = CifarUnpickler(f).load()
-    except pickle.UnpicklingError as e:
-        raise DataFileError(f"{where}: refused or invalid pickle: {e}") from e
-    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
+    except RefusedGlobal as e:
+        raise DataFileError(f"{where}: refused: {e}") from e
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
             zlib.error, MemoryError) as e:
         raise DataFileError(f"{where}: not a readable CIFAR batch pickle ({type(e).__name__}: {e}); "
                             "the file is truncated or corrupt") from e
@@ -358,7 +362,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
                             " (none of these layouts; downloading is off)" if not download else "")
     kind, path = found
     if kind in ("batches", "python-archive"):
-        xtr, ytr, xte, yte, classes, files = read_cifar_python(path)
+        xtr, ytr, xte, yte, classes, files = read_cifar_python(path, rows=BATCH_ROWS)
         if classes != CLASSES:
             raise DataFileError(f"{path}: batches.meta names {classes}, expected CIFAR-10's {CLASSES}")
         return ImageDataset(

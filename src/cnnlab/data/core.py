@@ -70,24 +70,31 @@ class ImageDataset:
         return len(self.classes)
 
 
-def channel_stats(images: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units (float64 sums);
-    for float ``(N, C, L)`` signals, in the data's own units."""
+def channel_stats(images: torch.Tensor, chunk: int = 1 << 24) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 ``(N, C, H, W)`` images, in [0, 1] units; for float
+    ``(N, C, L)`` signals, in the data's own units. Rounded to 4 decimals.
+
+    For uint8 the sums come from a per-channel histogram of the 256 values (``chunk`` pixels at a
+    time), which is exact and several times faster than summing float64 copies of the pixels (a
+    150x150 photo set would need gigabytes as float64).
+    """
     if images.dtype != torch.uint8:
         x = images.to(torch.float64)
         dims = tuple(d for d in range(x.dim()) if d != 1)
         return (tuple(round(v, 4) for v in x.mean(dims).tolist()),
                 tuple(round(v, 4) for v in x.std(dims, unbiased=False).tolist()))
     c = images.shape[1]
-    s = torch.zeros(c, dtype=torch.float64)
-    s2 = torch.zeros(c, dtype=torch.float64)
-    for i in range(0, len(images), chunk):
-        x = images[i:i + chunk].to(torch.float64).div_(255.0)
-        s += x.sum(dim=(0, 2, 3))
-        s2 += x.square().sum(dim=(0, 2, 3))
-    n = images.numel() / c
-    mean = s / n
-    std = (s2 / n - mean.square()).clamp_min(0).sqrt()
+    hist = torch.zeros(c, 256, dtype=torch.int64)
+    per = max(1, chunk // max(1, images[0].numel())) if len(images) else 1
+    for i in range(0, len(images), per):
+        x = images[i:i + per].transpose(0, 1).reshape(c, -1)
+        for k in range(c):
+            hist[k] += torch.bincount(x[k], minlength=256)
+    v = torch.arange(256, dtype=torch.float64) / 255.0
+    n = hist.sum(1).to(torch.float64).clamp_min(1)
+    h = hist.to(torch.float64)
+    mean = (h * v).sum(1) / n
+    std = ((h * v.square()).sum(1) / n - mean.square()).clamp_min(0).sqrt()
     return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
 

@@ -1,0 +1,298 @@
+"""CIFAR-10: the official python batches (read with a restricted unpickler), the image-tree layouts,
+the cats-vs-dogs subset, and the real lossy JPEG copy in ../shared/data."""
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import tarfile
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.data import DataFileError, load_dataset
+from cnnlab.data import cifar
+from cnnlab.data.cifar import CifarUnpickler, read_cifar_batch, read_cifar_python
+from conftest import real_data
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 ``str`` opcodes (SHORT_BINSTRING/BINSTRING), as the official CIFAR
+    batches were written by Python 2 with protocol 2. Python 3's own protocol-2 pickler would write
+    ``_codecs.encode(...)`` calls instead, which the CIFAR reader rightly refuses."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_bytes_py2(self, obj):
+        n = len(obj)
+        if n < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_bytes_py2
+
+
+def py2_pickle(obj) -> bytes:
+    f = io.BytesIO()
+    Py2Pickler(f, protocol=2).dump(obj)
+    # numpy 2 names numpy._core; the official files (numpy 1) name numpy.core
+    return f.getvalue().replace(b"numpy._core.multiarray\n_reconstruct", b"numpy.core.multiarray\n_reconstruct")
+
+
+def batch_bytes(n: int, seed: int, labels=None, data=None) -> bytes:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 3072), dtype=np.uint8) if data is None else data
+    y = [int(v) for v in (rng.integers(0, 10, n) if labels is None else labels)]
+    return py2_pickle({b"batch_label": b"training batch 1 of 5", b"labels": y, b"data": x,
+                       b"filenames": [b"img_%d.png" % i for i in range(n)]})
+
+
+META = {b"label_names": [c.encode() for c in cifar.CLASSES], b"num_cases_per_batch": 10, b"num_vis": 3072}
+
+
+def write_batches(root, n: int = 10):
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    for i, name in enumerate(cifar.TRAIN_BATCHES + (cifar.TEST_BATCH,)):
+        (d / name).write_bytes(batch_bytes(n, i, labels=[(j + i) % 10 for j in range(n)]))
+    (d / "batches.meta").write_bytes(py2_pickle(META))
+    return d
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    monkeypatch.setattr(cifar, "BATCH_ROWS", 10)
+
+
+def test_fake_batch_is_in_the_official_format():
+    raw = batch_bytes(4, 0)
+    # the official recipe (pickle.load with encoding="bytes") reads it, keys are bytes
+    d = pickle.load(io.BytesIO(raw), encoding="bytes")
+    assert set(d) == {b"batch_label", b"labels", b"data", b"filenames"}
+    assert b"numpy.core.multiarray\n_reconstruct" in raw and b"_codecs" not in raw
+
+
+def test_read_full_size_batch():
+    x, y = read_cifar_batch(io.BytesIO(batch_bytes(10000, 1)), "data_batch_1")
+    assert x.shape == (10000, 3, 32, 32) and x.dtype == np.uint8 and y.dtype == np.int64
+
+
+def test_pixel_layout_is_rgb_planes():
+    data = np.zeros((1, 3072), np.uint8)
+    data[0, :1024] = 10   # red plane
+    data[0, 1024:2048] = 20
+    data[0, 2048:] = 30
+    x, _ = read_cifar_batch(io.BytesIO(batch_bytes(1, 0, labels=[3], data=data)), "b", rows=None)
+    assert x[0, :, 5, 7].tolist() == [10, 20, 30]
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("payload", [
+    pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2),
+    pickle.dumps({b"data": np.zeros((1, 3072), np.uint8), b"labels": [0]}, protocol=2),  # _codecs.encode
+    pickle.dumps(np.float64(1.0), protocol=2),  # numpy.core.multiarray.scalar: not needed, refused
+])
+def test_unpickler_refuses_every_other_global(payload):
+    with pytest.raises(DataFileError, match=r"data_batch_9: refused: global '(posix|nt|os|_codecs|numpy)"):
+        read_cifar_batch(io.BytesIO(payload), "data_batch_9", rows=None)
+
+
+def test_unpickler_allows_exactly_the_numpy_globals():
+    assert set(CifarUnpickler.ALLOWED) == {("numpy.core.multiarray", "_reconstruct"),
+                                           ("numpy._core.multiarray", "_reconstruct"),
+                                           ("numpy", "ndarray"), ("numpy", "dtype")}
+    # a Python 3 / numpy 2 pickle (protocol 3: str keys, numpy._core names) loads too
+    raw = pickle.dumps({"data": np.ones((2, 3072), np.uint8), "labels": [1, 2]}, protocol=3)
+    x, y = read_cifar_batch(io.BytesIO(raw), "b", rows=None)
+    assert x.shape == (2, 3, 32, 32) and y.tolist() == [1, 2]
+    # protocol 5 rebuilds arrays with numpy._core.numeric._frombuffer: not on the list, refused
+    raw5 = pickle.dumps({"data": np.ones((2, 3072), np.uint8), "labels": [1, 2]}, protocol=5)
+    with pytest.raises(DataFileError, match="_frombuffer' is not allowed"):
+        read_cifar_batch(io.BytesIO(raw5), "b", rows=None)
+
+
+@pytest.mark.parametrize("obj, msg", [
+    ({b"data": np.zeros((10, 3000), np.uint8), b"labels": [0] * 10}, r"'data' is uint8 \(10, 3000\)"),
+    ({b"data": np.zeros((10, 3072), np.int32), b"labels": [0] * 10}, "'data' is int32"),
+    ({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 9}, "10 images but 9 labels"),
+    ({b"data": np.zeros((10, 3072), np.uint8), b"labels": [0] * 9 + [10]}, r"labels outside 0..9"),
+    ({b"labels": [0]}, "no 'data' entry"),
+    ([1, 2, 3], "expected a pickled dict"),
+])
+def test_bad_batch_contents(obj, msg):
+    with pytest.raises(DataFileError, match="data_batch_3: " + msg):
+        read_cifar_batch(io.BytesIO(py2_pickle(obj)), "data_batch_3", rows=None)
+
+
+def test_batch_with_wrong_row_count_for_official():
+    with pytest.raises(DataFileError, match="test_batch: 'data' has 10 rows, an official batch has 10000"):
+        read_cifar_batch(io.BytesIO(batch_bytes(10, 0)), "test_batch")
+
+
+def test_truncated_batch_names_file(tmp_path):
+    raw = batch_bytes(10, 0)
+    with pytest.raises(DataFileError, match="data_batch_1.*truncated or corrupt"):
+        read_cifar_batch(io.BytesIO(raw[: len(raw) // 2]), "data_batch_1", rows=None)
+
+
+def test_load_from_batch_folder(tmp_path, small_batches):
+    write_batches(tmp_path / "cifar10")
+    ds = load_dataset("cifar10", tmp_path, download=False)
+    assert ds.train_images.shape == (50, 3, 32, 32) and ds.test_images.shape == (10, 3, 32, 32)
+    assert ds.train_labels[:10].tolist() == list(range(10))  # batch order kept
+    assert ds.classes == cifar.CLASSES
+    p = ds.provenance
+    assert p["lossy"] is False and p["layout"] == "batches" and len(p["files"]) == 7
+
+
+def test_wrong_shape_batch_in_folder_names_it(tmp_path, small_batches):
+    d = write_batches(tmp_path)
+    (d / "data_batch_4").write_bytes(py2_pickle({b"data": np.zeros((10, 1024), np.uint8), b"labels": [0] * 10}))
+    with pytest.raises(DataFileError, match=r"data_batch_4: 'data' is uint8 \(10, 1024\)"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_load_from_python_archive_in_place(tmp_path, small_batches):
+    d = write_batches(tmp_path / "src")
+    arch = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    arch.parent.mkdir()
+    with tarfile.open(arch, "w:gz") as tf:
+        tf.add(d, arcname="cifar-10-batches-py")
+    ds = load_dataset("cifar10", tmp_path, download=False)
+    assert len(ds.train_labels) == 50 and ds.provenance["layout"] == "python-archive"
+    assert list(ds.provenance["files"]) == ["cifar-10-python.tar.gz"]
+    assert not (tmp_path / "cifar10" / "cifar-10-batches-py").exists()  # read in place
+
+
+def test_truncated_python_archive(tmp_path, small_batches):
+    d = write_batches(tmp_path / "src")
+    arch = tmp_path / "cifar10" / "cifar-10-python.tar.gz"
+    arch.parent.mkdir()
+    with tarfile.open(arch, "w:gz") as tf:
+        tf.add(d, arcname="cifar-10-batches-py")
+    arch.write_bytes(arch.read_bytes()[:2000])
+    with pytest.raises(DataFileError, match="cifar-10-python.tar.gz.*(truncated|corrupt)"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def _jpeg(rng, size=32) -> bytes:
+    f = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(f, "JPEG", quality=75)
+    return f.getvalue()
+
+
+def write_jpeg_tree(root, per_class=(2, 1)):
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "test"), per_class):
+        for c in cifar.CLASSES:
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                (root / split / c / f"{i:04d}.jpg").write_bytes(_jpeg(rng))
+    return root
+
+
+def test_jpeg_tree_folder_is_lossy_and_warns_incomplete(tmp_path):
+    write_jpeg_tree(tmp_path / "cifar10")
+    with pytest.warns(UserWarning, match="not the complete CIFAR-10"):
+        ds = load_dataset("cifar10", tmp_path, download=False)
+    assert ds.train_images.shape == (20, 3, 32, 32) and ds.test_images.shape == (10, 3, 32, 32)
+    assert ds.provenance["lossy"] is True and ds.provenance["layout"] == "jpeg-folder"
+    assert ds.provenance["complete"] is False
+
+
+def test_jpeg_archive_read_in_place_and_cached(tmp_path):
+    tree = write_jpeg_tree(tmp_path / "tree")
+    arch = tmp_path / "cifar10" / "cifar-10-jpeg.tar.gz"
+    arch.parent.mkdir()
+    with tarfile.open(arch, "w:gz") as tf:
+        tf.add(tree / "train", arcname="train")
+        tf.add(tree / "test", arcname="test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = load_dataset("cifar10", tmp_path, download=False)
+        b = load_dataset("cifar10", tmp_path, download=False)
+    assert a.provenance["lossy"] is True and a.provenance["layout"] == "jpeg-archive"
+    assert not a.provenance["from_cache"] and b.provenance["from_cache"]
+    assert torch.equal(a.train_images, b.train_images) and a.mean == b.mean
+    assert a.train_labels.tolist() == [i // 2 for i in range(20)]
+
+
+def test_batches_preferred_over_jpeg(tmp_path, small_batches):
+    write_batches(tmp_path / "cifar10")
+    write_jpeg_tree(tmp_path / "cifar10")
+    assert load_dataset("cifar10", tmp_path, download=False).provenance["lossy"] is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_dataset("cifar10", tmp_path, download=False, source="jpeg").provenance["lossy"] is True
+
+
+def test_catsdogs_subset(tmp_path, small_batches):
+    write_batches(tmp_path / "cifar10")
+    full = load_dataset("cifar10", tmp_path, download=False)
+    ds = load_dataset("cifar10-catsdogs", tmp_path, download=False)
+    assert ds.classes == ["cat", "dog"]
+    keep = (full.train_labels == 3) | (full.train_labels == 5)
+    assert torch.equal(ds.train_images, full.train_images[keep])
+    assert ds.train_labels.tolist() == (full.train_labels[keep] == 5).long().tolist()
+    big = load_dataset("cifar10-catsdogs", tmp_path, download=False, size=64)
+    assert big.train_images.shape[1:] == (3, 64, 64) and big.train_images.dtype == torch.uint8
+
+
+def test_not_found_lists_layouts(tmp_path):
+    with pytest.raises(FileNotFoundError, match="(?s)cifar-10-batches-py.*cifar-10-jpeg.tar.gz.*--data-dir"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+# --- the real data -----------------------------------------------------------------------------
+
+@pytest.mark.realdata
+def test_real_cifar10_jpeg_copy():
+    root = real_data("cifar10").parent
+    ds = load_dataset("cifar10", root, download=False)
+    assert ds.train_images.shape == (50000, 3, 32, 32) and ds.test_images.shape == (10000, 3, 32, 32)
+    assert torch.bincount(ds.train_labels).tolist() == [5000] * 10
+    assert torch.bincount(ds.test_labels).tolist() == [1000] * 10
+    p = ds.provenance
+    assert p["lossy"] is True and p["complete"] is True and p["skipped"]["count"] == 0
+    # PROVENANCE.md: decoded train mean 0.4913/0.4821/0.4465, std 0.2452/0.2428/0.2606
+    assert ds.mean == pytest.approx((0.4913, 0.4821, 0.4465), abs=1e-4)
+    assert ds.std == pytest.approx((0.2452, 0.2428, 0.2606), abs=1e-4)
+    assert p["files"] == {"cifar-10-jpeg.tar.gz":
+                          "69e76d994521ced354a7c270fe1a8805c358d8d33c776bbcd23e1314dc4a2234"}
+
+
+@pytest.mark.realdata
+def test_real_cifar10_catsdogs():
+    ds = load_dataset("cifar10-catsdogs", real_data("cifar10").parent, download=False)
+    assert torch.bincount(ds.train_labels).tolist() == [5000, 5000]
+    assert torch.bincount(ds.test_labels).tolist() == [1000, 1000]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_pixels_roundtrip_through_official_batch_format(tmp_path):
+    """Write the real (decoded) images as full-size official-format batches; the pickle path must
+    give back exactly the same tensors."""
+    ds = load_dataset("cifar10", real_data("cifar10").parent, download=False)
+    d = tmp_path / "cifar10" / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    x = ds.train_images.reshape(50000, 3072).numpy()
+    for i, name in enumerate(cifar.TRAIN_BATCHES):
+        s = slice(i * 10000, (i + 1) * 10000)
+        (d / name).write_bytes(batch_bytes(10000, 0, labels=ds.train_labels[s].tolist(), data=x[s]))
+    (d / "test_batch").write_bytes(batch_bytes(10000, 0, labels=ds.test_labels.tolist(),
+                                               data=ds.test_images.reshape(10000, 3072).numpy()))
+    (d / "batches.meta").write_bytes(py2_pickle(META))
+    xtr, ytr, xte, yte, classes, files = read_cifar_python(d)
+    assert np.array_equal(xtr, ds.train_images.numpy()) and np.array_equal(yte, ds.test_labels.numpy())
+    assert classes == cifar.CLASSES

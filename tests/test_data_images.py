@@ -1,0 +1,243 @@
+"""Image folders and the decode cache: skipped files are reported, bad layouts are errors, the cache is
+hit on the second load and missed when a file changes; the real cats_vs_dogs photos."""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.data import DataFileError, DataSkipWarning, load_dataset, load_image_folder
+from cnnlab.data.images import decode_image, read_class_folder
+from conftest import real_data
+
+
+def img_bytes(w: int, h: int, fmt: str = "JPEG", seed: int = 0, mode: str = "RGB") -> bytes:
+    rng = np.random.default_rng(seed)
+    shape = (h, w, 3) if mode == "RGB" else (h, w)
+    f = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(f, fmt)
+    return f.getvalue()
+
+
+def make_folder(root, classes=("cats", "dogs"), n=3, sizes=((40, 30), (25, 50)), fmt="JPEG"):
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            w, h = sizes[(i + ci) % len(sizes)]
+            ext = "jpg" if fmt == "JPEG" else fmt.lower()
+            (root / c / f"{c}.{i}.{ext}").write_bytes(img_bytes(w, h, fmt, seed=10 * ci + i))
+    return root
+
+
+def make_split_folder(root, n_train=4, n_test=2, test_name="validation"):
+    make_folder(root / "train", n=n_train)
+    make_folder(root / test_name, n=n_test)
+    return root
+
+
+def test_split_layout_shapes_labels_and_provenance(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    ds = load_image_folder(root, size=16)
+    assert ds.train_images.shape == (8, 3, 16, 16) and ds.train_images.dtype == torch.uint8
+    assert ds.test_images.shape == (4, 3, 16, 16)
+    assert ds.classes == ["cats", "dogs"] and ds.train_labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    p = ds.provenance
+    assert set(p["files"]) == {"train/", "validation/"} and p["file_counts"] == {"train/": 8, "validation/": 4}
+    assert "validation/ is the test split" in p["layout"] and p["skipped"]["count"] == 0
+    assert len(ds.mean) == 3 and all(0 < m < 1 for m in ds.mean)
+
+
+def test_test_folder_preferred_and_recorded(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    make_folder(root / "test", n=1)
+    ds = load_image_folder(root, size=8)
+    assert len(ds.test_labels) == 2 and "test/ is the test split" in ds.provenance["layout"]
+
+
+def test_class_layout_gets_seeded_stratified_split(tmp_path):
+    root = make_folder(tmp_path / "flat", n=10)
+    a = load_image_folder(root, size=8, test_fraction=0.2, seed=3)
+    b = load_image_folder(root, size=8, test_fraction=0.2, seed=3)
+    assert len(a.test_labels) == 4 and torch.bincount(a.test_labels).tolist() == [2, 2]
+    assert torch.equal(a.test_images, b.test_images)
+    assert a.provenance["split"]["seed"] == 3
+
+
+def test_grayscale_and_center_crop(tmp_path):
+    root = make_folder(tmp_path / "g", n=2)
+    ds = load_image_folder(root, size=(12, 20), color="grayscale", resize="center-crop")
+    assert ds.train_images.shape[1:] == (1, 12, 20) and len(ds.mean) == 1
+
+
+def test_resize_policies():
+    # a 40x20 (w x h) image whose left half is black and right half white
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, 20:] = 255
+    f = io.BytesIO()
+    Image.fromarray(a).save(f, "PNG")
+    sq = decode_image(f.getvalue(), (10, 10), "rgb", "squash")
+    cc = decode_image(f.getvalue(), (10, 10), "rgb", "center-crop")
+    assert sq.shape == cc.shape == (10, 10, 3)
+    assert sq[:, 0].max() == 0 and sq[:, -1].min() == 255       # squash keeps both halves
+    assert cc[:, 0].max() < 20 and cc[:, -1].min() > 235         # crop: centre 20x20 of the original
+    assert decode_image(f.getvalue(), None, "grayscale", "none").shape == (20, 40, 1)
+
+
+def test_non_image_and_corrupt_jpeg_are_skipped_and_reported(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    (root / "train" / "cats" / "notes.txt").write_text("not an image")
+    good = img_bytes(30, 30)
+    (root / "train" / "dogs" / "broken.jpg").write_bytes(good[: len(good) // 2])  # truncated JPEG
+    (root / "train" / "dogs" / "empty.jpg").write_bytes(b"")
+    (root / "train" / "dogs" / "fake.png").write_bytes(b"this is text, not a PNG")
+    (root / "train" / "cats" / ".DS_Store").write_bytes(b"\0\1")  # hidden: ignored, not reported
+    with pytest.warns(DataSkipWarning, match=r"skipped 4 file\(s\).*broken.jpg") as rec:
+        ds = load_image_folder(root, size=16)
+    msg = str(rec[0].message)
+    assert "notes.txt" in msg and "fake.png" in msg
+    assert len(ds.train_labels) == 8  # only the good ones
+    sk = ds.provenance["skipped"]
+    assert sk["count"] == 4
+    names = [n for n, _ in sk["first"]]
+    assert "train/cats/notes.txt" in names and "train/dogs/broken.jpg" in names
+    # reported again on a cached load, with the same count
+    with pytest.warns(DataSkipWarning, match=r"skipped 4 file"):
+        again = load_image_folder(root, size=16)
+    assert again.provenance["from_cache"] and again.provenance["skipped"]["count"] == 4
+
+
+def test_empty_class_folder_is_an_error(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    (root / "train" / "birds").mkdir()
+    (root / "train" / "birds" / "readme.md").write_text("todo")
+    with pytest.raises(DataFileError, match=r"train/birds: class folder 'birds' holds no image files"):
+        load_image_folder(root, size=16)
+
+
+def test_class_whose_images_all_fail_is_an_error(tmp_path):
+    root = make_folder(tmp_path / "f", n=2)
+    (root / "owls").mkdir()
+    (root / "owls" / "a.jpg").write_bytes(b"garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataFileError, match="no image of class 'owls' could be decoded"):
+            load_image_folder(root, size=16)
+
+
+def test_no_class_subfolders_is_an_error(tmp_path):
+    root = tmp_path / "loose"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(img_bytes(10, 10))
+    with pytest.raises(DataFileError, match=r"loose: no class sub-folders \(found 1 loose file"):
+        load_image_folder(root, size=16)
+
+
+def test_test_split_classes_must_match(tmp_path):
+    root = tmp_path / "pets"
+    make_folder(root / "train", n=2)
+    make_folder(root / "test", classes=("cats", "foxes"), n=1)
+    with pytest.raises(DataFileError, match=r"test: class folders \['cats', 'foxes'\] differ.*missing \['dogs'\]"):
+        load_image_folder(root, size=16)
+
+
+def test_mixed_sizes_without_size_is_an_error(tmp_path):
+    root = make_folder(tmp_path / "m", n=2)
+    with pytest.raises(DataFileError, match="with size=None all images must have one size"):
+        load_image_folder(root, size=None, resize="none")
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="color must be"):
+        load_image_folder(".", size=8, color="cmyk")
+    with pytest.raises(ValueError, match="resize must be"):
+        load_image_folder(".", size=8, resize="stretch")
+
+
+def test_cache_hit_then_miss_after_a_file_changes(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    a = load_image_folder(root, size=16)
+    b = load_image_folder(root, size=16)
+    assert not a.provenance["from_cache"] and b.provenance["from_cache"]
+    assert torch.equal(a.train_images, b.train_images) and a.mean == b.mean
+    assert a.provenance["files"] == b.provenance["files"]
+    for c in a.provenance["cache"]:  # safetensors (u64 header length, then a JSON header), no pickle
+        with open(c, "rb") as f:
+            head = f.read(9)
+        assert c.endswith(".safetensors") and head[8:9] == b"{"
+    # a different size is a different cache entry
+    assert not load_image_folder(root, size=12).provenance["from_cache"]
+    # replace one photo (new content, new mtime): decoded again, checksum changes
+    p = root / "train" / "cats" / "cats.0.jpg"
+    p.write_bytes(img_bytes(40, 30, seed=99))
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    c = load_image_folder(root, size=16)
+    assert not c.provenance["from_cache"]
+    assert c.provenance["files"]["train/"] != a.provenance["files"]["train/"]
+    assert c.provenance["files"]["validation/"] == a.provenance["files"]["validation/"]
+
+
+def test_damaged_cache_file_is_decoded_again(tmp_path):
+    root = make_folder(tmp_path / "f", n=3)
+    a = load_image_folder(root, size=16)
+    for c in a.provenance["cache"]:
+        with open(c, "r+b") as f:
+            f.write(b"\xff" * 16)
+    with pytest.warns(DataSkipWarning, match="unreadable cache file"):
+        b = load_image_folder(root, size=16)
+    assert not b.provenance["from_cache"] and torch.equal(a.train_images, b.train_images)
+
+
+def test_manifest_is_sha256sum_of_the_listing(tmp_path):
+    import hashlib
+    root = make_folder(tmp_path / "f", n=2)
+    fs = read_class_folder(root, size=8, stats=False)
+    lines = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg"))
+    text = "".join(f"{hashlib.sha256((root / n).read_bytes()).hexdigest()}  {n}\n" for n in lines)
+    assert fs.manifest_sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_registered_image_folder(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    ds = load_dataset("image-folder", root, size=8, color="grayscale")
+    assert ds.train_images.shape == (8, 1, 8, 8) and ds.name == "image-folder"
+    with pytest.raises(ValueError, match="needs the folder"):
+        load_dataset("image-folder")
+
+
+def test_cats_vs_dogs_from_a_small_folder(tmp_path):
+    make_split_folder(tmp_path / "cats_vs_dogs")
+    ds = load_dataset("cats_vs_dogs", tmp_path, size=20)
+    assert ds.train_images.shape == (8, 3, 20, 20) and ds.classes == ["cats", "dogs"]
+    assert "validation/ is used as the test split" in ds.provenance["note"]
+
+
+def test_cats_vs_dogs_not_found_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="(?s)no folder with train/ and validation/.*cats_and_dogs_filtered"):
+        load_dataset("cats_vs_dogs", tmp_path)
+
+
+# --- the real data -----------------------------------------------------------------------------
+
+@pytest.mark.realdata
+def test_real_cats_vs_dogs():
+    root = real_data("cats_vs_dogs").parent
+    ds = load_dataset("cats_vs_dogs", root)
+    assert ds.train_images.shape == (2000, 3, 150, 150) and ds.test_images.shape == (1000, 3, 150, 150)
+    assert torch.bincount(ds.train_labels).tolist() == [1000, 1000]
+    assert torch.bincount(ds.test_labels).tolist() == [500, 500]
+    assert ds.provenance["skipped"]["count"] == 0 and ds.provenance["lossy"] is False
+    again = load_dataset("cats_vs_dogs", root)
+    assert again.provenance["from_cache"] and torch.equal(again.test_images, ds.test_images)
+    # the folder checksum equals the one computed from ../shared/data/SHA256SUMS
+    import hashlib
+    sums = (root / "SHA256SUMS").read_text().splitlines()
+    pre = "./cats_vs_dogs/"
+    listing = sorted((p[len(pre):], h) for h, p in (line.split("  ", 1) for line in sums)
+                     if p.startswith(pre + "train/"))
+    text = "".join(f"{h}  {p}\n" for p, h in listing)
+    assert ds.provenance["files"]["train/"] == hashlib.sha256(text.encode()).hexdigest()
