@@ -169,7 +169,20 @@ class UsageError(ValueError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cnnlab`` console script. Returns the exit code."""
+    """Entry point of the ``cnnlab`` console script. Returns the exit code.
+
+    When called as the console script (``argv`` None) it first re-executes itself with the
+    launch settings of :mod:`cnnlab.launch` (tcmalloc, OpenMP threads) unless ``--no-launcher``
+    or ``CNNLAB_LAUNCHER=0``.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+        if "--no-launcher" in argv:
+            argv = [x for x in argv if x != "--no-launcher"]
+            os.environ["CNNLAB_LAUNCHER"] = "0"
+        from .launch import maybe_relaunch
+        maybe_relaunch(argv)
+    argv = [x for x in argv if x != "--no-launcher"]
     from .data.idx import DataFileError
     from .recipes import RecipeError
     from .registry import UnknownNameError
