@@ -11,6 +11,7 @@ import os
 import shutil
 import tarfile
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -76,6 +77,17 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    try:
+        _extract_checked(archive, dest)
+    except (EOFError, zlib.error) as e:
+        # gzip/bz2/xz raise these on a truncated or damaged stream; say which file
+        raise tarfile.ReadError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e}); "
+                                "delete it and download it again") from e
+    return dest
+
+
+def _extract_checked(archive, dest: Path) -> None:
+    """Check every member of ``archive`` (see :func:`safe_extract`), then extract them all."""
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
         for m in members:
@@ -94,4 +106,3 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
             tf.extractall(dest, members=members, filter="data")
         else:  # pragma: no cover - old Pythons without the filter; members were checked above
             tf.extractall(dest, members=members)
-    return dest

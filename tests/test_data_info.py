@@ -1,0 +1,84 @@
+"""dataset_info, verify_dataset and plot_class_distribution (the functions the CLI calls)."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from cnnlab.data import ImageDataset, dataset_info, format_verification, plot_class_distribution, verify_dataset
+from conftest import real_data
+
+
+def small_ds(lossy=False):
+    g = torch.Generator().manual_seed(0)
+    return ImageDataset(
+        name="toy", train_images=torch.randint(0, 256, (30, 3, 8, 8), dtype=torch.uint8, generator=g),
+        train_labels=torch.tensor([0] * 20 + [1] * 10), test_images=torch.zeros(6, 3, 8, 8, dtype=torch.uint8),
+        test_labels=torch.tensor([0, 0, 0, 1, 1, 1]), classes=["cat", "dog"],
+        provenance={"source": "unit test", "files": {"a.bin": "ab" * 32}, "lossy": lossy,
+                    "skipped": {"count": 2, "first": [["x.txt", "not an image file (extension)"]]}})
+
+
+def test_info_lists_counts_stats_source_and_lossy():
+    text = dataset_info(small_ds(lossy=True))
+    assert "toy: 36 examples, 2 classes, images 3x8x8" in text
+    assert "cat" in text and "20" in text and "10" in text
+    assert "train mean" in text and "source: unit test" in text
+    assert "lossy: YES" in text and "a.bin" in text and "skipped: 2 file(s)" in text
+    assert "lossy: no" in dataset_info(small_ds())
+
+
+def test_plot_writes_a_png(tmp_path):
+    out = plot_class_distribution(small_ds(), tmp_path / "plots" / "dist.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["dist.png"]  # no temp file left
+
+
+def _sums_folder(tmp_path):
+    d = tmp_path / "data" / "iris"
+    d.mkdir(parents=True)
+    (d / "iris.csv").write_text("a,b\n")
+    (d / "extra.txt").write_text("x")
+    h = hashlib.sha256(b"a,b\n").hexdigest()
+    (tmp_path / "data" / "SHA256SUMS").write_text(f"{h}  ./iris/iris.csv\n{'0' * 64}  ./other/x.bin\n")
+    return tmp_path / "data"
+
+
+def test_verify_against_sha256sums_in_the_parent(tmp_path):
+    root = _sums_folder(tmp_path)
+    r = verify_dataset("iris", root)
+    assert r["ok"] is True and r["folder"].endswith("iris") and len(r["checks"]) == 1
+    assert r["unlisted"] == 1  # extra.txt
+    assert "OK" in format_verification(r)
+    (root / "iris" / "iris.csv").write_text("a,c\n")
+    r = verify_dataset("iris", root)
+    assert r["ok"] is False and r["failed"] == ["iris.csv"]
+    assert "FAILED" in format_verification(r) and "DIFFERS iris.csv" in format_verification(r)
+    (root / "iris" / "iris.csv").unlink()
+    r = verify_dataset("iris", root)
+    assert r["ok"] is False and r["missing"] == ["iris.csv"]
+
+
+def test_verify_against_official_md5(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    (d / "train-images-idx3-ubyte.gz").write_bytes(b"not the official file")
+    r = verify_dataset("mnist", tmp_path)
+    assert r["ok"] is False and r["checks"][0]["against"] == "official md5"
+    assert r["checks"][0]["expected"] == "f68b3c2dcbeaaa9fbdd348bbdeb94873"
+
+
+def test_verify_with_nothing_to_check_is_honest(tmp_path):
+    (tmp_path / "iris").mkdir()
+    r = verify_dataset("iris", tmp_path)
+    assert r["ok"] is None and "nothing to verify against" in r["message"]
+    assert "UNVERIFIED" in format_verification(r)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name, n", [("mnist", 9), ("cifar10", 2), ("notmnist-small", 5), ("iris", 4)])
+def test_verify_real_data(name, n):
+    r = verify_dataset(name, real_data("").resolve())
+    assert r["ok"] is True and len(r["checks"]) == n, format_verification(r)
