@@ -248,6 +248,29 @@ def test_catsdogs_subset(tmp_path, small_batches):
     assert big.train_images.shape[1:] == (3, 64, 64) and big.train_images.dtype == torch.uint8
 
 
+def test_download_path_checks_md5_and_extracts_safely(tmp_path, small_batches, monkeypatch):
+    """No network: ``fetch`` is replaced by a copy of a local archive; what is checked is that the
+    loader asks for the official URL and md5, then extracts into the cache and loads from there."""
+    d = write_batches(tmp_path / "src")
+    local = tmp_path / "local.tar.gz"
+    with tarfile.open(local, "w:gz") as tf:
+        tf.add(d, arcname="cifar-10-batches-py")
+    calls = []
+
+    def fake_fetch(urls, dest, md5=None):
+        calls.append((tuple(urls), md5))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(local.read_bytes())
+        return dest
+
+    monkeypatch.setattr(cifar, "fetch", fake_fetch)
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))  # keep the download out of other tests
+    ds = load_dataset("cifar10", tmp_path / "empty", download=True)
+    assert calls == [(cifar.URLS, "c58f30108f718f92721af3b95e74349a")]
+    assert ds.provenance["folder"] == str(tmp_path / "cache" / "cifar10" / "cifar-10-batches-py")
+    assert ds.provenance["layout"] == "batches" and len(ds.train_labels) == 50
+
+
 def test_not_found_lists_layouts(tmp_path):
     with pytest.raises(FileNotFoundError, match="(?s)cifar-10-batches-py.*cifar-10-jpeg.tar.gz.*--data-dir"):
         load_dataset("cifar10", tmp_path, download=False)

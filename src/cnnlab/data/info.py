@@ -233,8 +233,9 @@ def plot_class_distribution(ds: ImageDataset, path: str | os.PathLike) -> Path:
         counts = _counts(labels, k)
         bars = row[0].bar(range(k), counts, color=colors)
         row[0].bar_label(bars, labels=[f"{c:,}" for c in counts], fontsize=8)
-        row[0].set_xticks(range(k), ds.classes, rotation=45 if k > 5 else 0,
-                          ha="right" if k > 5 else "center")
+        tilt = k > 5 and max(len(c) for c in ds.classes) > 3  # long names would overlap
+        row[0].set_xticks(range(k), ds.classes, rotation=45 if tilt else 0,
+                          ha="right" if tilt else "center")
         row[0].set_ylabel("examples")
         row[0].set_title(f"{split}: examples per class ({sum(counts):,} in all)")
         row[0].margins(y=0.12)
