@@ -111,6 +111,62 @@ def default_run_dir(recipe: Recipe, root: str | os.PathLike = "runs") -> Path:
     return path
 
 
+@dataclass
+class Setup:
+    """Everything :func:`train` builds before the first step (see :func:`prepare`)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    trainer: Trainer
+    train: BatchLoader
+    val: BatchLoader | None
+    test: BatchLoader
+    device: torch.device
+    precision: str
+    channels_last: bool
+    binary: bool
+    monitor: str
+
+
+def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
+            checkpoint: str | os.PathLike | None = None, log=None, progress: bool = True) -> Setup:
+    """Build model, loaders, optimizer, schedule, callbacks and trainer for ``recipe`` on ``ds``.
+
+    This is the exact path ``cnnlab train`` runs (the speed benchmark times it too): precision
+    ``auto`` resolves to bf16 autocast with channels_last where the hardware has native bf16.
+    ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
+    for no checkpointing.
+    """
+    dev = resolve_device(device)
+    precision = resolve_precision(recipe.precision, dev)
+    channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
+    torch.manual_seed(recipe.seed)
+    model = _build(recipe, ds, dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    binary = _binary(recipe, model)
+    train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
+    optimizer = build_optimizer(model.parameters(), recipe.optimizer, recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
+                                           steps_per_epoch=len(train_loader), step_size=recipe.step_size,
+                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs)
+    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
+    callbacks: list = []
+    if checkpoint is not None:
+        callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True))
+    if recipe.early_stopping is not None:
+        callbacks.append(EarlyStopping(**recipe.early_stopping.model_dump()))
+    if recipe.reduce_lr is not None:
+        callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
+    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
+                      device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
+                      step_per_batch=per_batch, binary=binary, log=log, progress=progress)
+    return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
+                 precision, channels_last, binary, monitor)
+
+
 def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
           device: str | None = None, dataset: ImageDataset | None = None,
@@ -154,38 +210,17 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     else:
         recipe = recipe.override(overrides)
 
-    dev = resolve_device(device)
-    precision = resolve_precision(recipe.precision, dev)
-    channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
-    torch.manual_seed(recipe.seed)
-
     ds = dataset if dataset is not None else load_dataset(recipe.dataset, data_dir)
     if limit:
         ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
                           ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
                           {**ds.provenance, "limit": limit})
-    model = _build(recipe, ds, dev)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    binary = _binary(recipe, model)
-    train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
-
     run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
-    optimizer = build_optimizer(model.parameters(), recipe.optimizer, recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-    scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
-                                           steps_per_epoch=len(train_loader), step_size=recipe.step_size,
-                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs)
-    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
-    callbacks: list = [ModelCheckpoint(run_dir / "best.safetensors", monitor=monitor, save_best_only=True)]
-    if recipe.early_stopping is not None:
-        callbacks.append(EarlyStopping(**recipe.early_stopping.model_dump()))
-    if recipe.reduce_lr is not None:
-        callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
-    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
-                      device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
-                      step_per_batch=per_batch, binary=binary, log=log, progress=progress)
+    s = prepare(recipe, ds, device, checkpoint=run_dir / "best.safetensors", log=log, progress=progress)
+    model, optimizer, scheduler, trainer = s.model, s.optimizer, s.scheduler, s.trainer
+    callbacks, dev, precision, binary, monitor = trainer.callbacks, s.device, s.precision, s.binary, s.monitor
+    channels_last, train_loader, val_loader, test_loader = s.channels_last, s.train, s.val, s.test
 
     meta = {"recipe": recipe.model_dump(), "dataset": {"name": ds.name, "classes": ds.classes,
             "image_shape": list(ds.image_shape), "mean": ds.mean, "std": ds.std,
@@ -196,7 +231,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     initial_epoch = 0
     if state is not None:
-        load_weights(model, run_dir / "last.safetensors")
+        model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
@@ -210,10 +245,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     write_json(run_dir / "recipe.json", meta)
 
     def save_epoch(epoch: int) -> None:
-        # weights first, then the state that points at them: a kill between the two leaves the
-        # previous state, which matches an epoch whose weights are at worst one epoch newer
+        # last_state.pt carries its own copy of the weights, so it is self-consistent whatever
+        # moment a kill strikes; last.safetensors is the same weights for users and tools
         save_weights(model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
-        save_state({"epoch": epoch, "optimizer": optimizer.state_dict(),
+        save_state({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "callbacks": [cb.state_dict() for cb in callbacks],
                     "history": trainer.history.epochs, "torch_rng": torch.get_rng_state()},
