@@ -5,6 +5,7 @@ Use :func:`create_model` by name; ``MODELS.list("vgg*")`` lists names.
 from .base import MODELS, ImageClassifier, ModelInfo, count_params, create_model, register_model
 
 # Each import below registers one family's builders.
-from . import lenet, seed_cnns, seed_mlp  # noqa: F401,E402
+from . import (alexnet, densenet, lenet, mobilenet, resnet, seed_cnns, seed_mlp,  # noqa: F401,E402
+               vgg, zfnet)
 
 __all__ = ["MODELS", "ImageClassifier", "ModelInfo", "count_params", "create_model", "register_model"]

@@ -103,11 +103,11 @@ class PartialConv2d(nn.Module):
     def __init__(self, in_channels: int, table, kernel_size: int = 5):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
-        mask = torch.zeros(len(table), in_channels, dtype=torch.bool)
-        for j, inputs in enumerate(table):
-            mask[j, list(inputs)] = True
-        self.register_buffer("mask", mask, persistent=False)  # fixed by the table, not state
-        self.weight = nn.Parameter(torch.empty(int(mask.sum()), kernel_size, kernel_size))
+        self.table = tuple(tuple(inputs) for inputs in table)
+        mask = [[i in inputs for i in range(in_channels)] for inputs in self.table]
+        self.register_buffer("mask", torch.tensor(mask), persistent=False)  # fixed by the table
+        connections = sum(len(inputs) for inputs in self.table)
+        self.weight = nn.Parameter(torch.empty(connections, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(len(table)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,10 +116,9 @@ class PartialConv2d(nn.Module):
         dense[self.mask] = self.weight  # row-major over (out, in): the order of `weight`
         return F.conv2d(x, dense, self.bias)
 
-    def fan_in(self) -> torch.Tensor:
-        """Inputs of each connection's output unit: ``len(table[j]) * k * k``, per kernel."""
-        per_map = self.mask.sum(1) * self.kernel_size ** 2
-        return per_map.repeat_interleave(self.mask.sum(1))
+    def fan_in(self) -> list[int]:
+        """Inputs of each output map's units: ``len(table[j]) * k * k``."""
+        return [len(inputs) * self.kernel_size ** 2 for inputs in self.table]
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -203,10 +202,11 @@ class LeNet5Original(ImageClassifier):
                 bound = 2.4 / (m.weight[0].numel())
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.uniform_(m.bias, -bound, bound)
-            elif isinstance(m, PartialConv2d):
-                bound = (2.4 / m.fan_in()).view(-1, 1, 1)
-                m.weight.uniform_(-1, 1).mul_(bound)
-                m.bias.uniform_(-1, 1).mul_(2.4 / (m.mask.sum(1) * m.kernel_size ** 2))
+            elif isinstance(m, PartialConv2d):  # the fan-in differs between C3's maps
+                fan_in = m.fan_in()
+                per_kernel = [2.4 / f for f, inputs in zip(fan_in, m.table) for _ in inputs]
+                m.weight.uniform_(-1, 1).mul_(torch.tensor(per_kernel).view(-1, 1, 1))
+                m.bias.uniform_(-1, 1).mul_(torch.tensor([2.4 / f for f in fan_in]))
             elif isinstance(m, Subsampling):  # fan-in 4: the window's four inputs
                 nn.init.uniform_(m.weight, -0.6, 0.6)
                 nn.init.uniform_(m.bias, -0.6, 0.6)

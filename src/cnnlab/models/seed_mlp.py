@@ -55,6 +55,9 @@ class IrisConv1d(ImageClassifier):
 
     def __init__(self, num_classes: int = 3, in_chans: int = 1, input_size=(4,)):
         super().__init__()
+        if len(input_size) != 1:
+            raise ValueError(f"iris-conv1d takes 1-D signals (N, C, L): input_size is (length,), "
+                             f"got {tuple(input_size)}")
         (length,) = input_size
         if length < 3:
             raise ValueError(f"iris-conv1d needs signals of length 3 or more, got {length}")

@@ -1,0 +1,338 @@
+"""The model zoo, parametrised over the registry.
+
+Shape-only checks (parameter counts, state_dict keys, channel and size handling, head swaps) build
+the models on the ``meta`` device: no memory, no initialisation, so even VGG-19 costs
+milliseconds. Only the forward/backward test and a few value checks build real weights.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnlab.models import MODELS, count_params, create_model
+from cnnlab.registry import UnknownNameError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "torchvision_state_dicts.json"
+TORCHVISION = json.loads(FIXTURE.read_text())
+ALL = list(MODELS)
+
+
+def meta_model(name: str, **kw):
+    with torch.device("meta"):
+        return create_model(name, **kw)
+
+
+def keras_count(module: torch.nn.Module) -> int:
+    """Parameters as Keras' summary counts them: BatchNorm's running mean/var included."""
+    stats = sum(b.numel() for n, b in module.named_buffers() if n.rsplit(".", 1)[-1] in
+                ("running_mean", "running_var"))
+    return count_params(module) + stats
+
+
+def keras_layer_counts(model: torch.nn.Module) -> list[int]:
+    """Keras-style counts of the layers that have parameters, in definition order."""
+    return [keras_count(m) for m in model.modules()
+            if not list(m.children()) and any(True for _ in m.parameters(recurse=False))]
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+EXPECTED_NAMES = {
+    "mnist-cnn-small", "mnist-cnn-wide", "notmnist-mlp", "fashion-cnn-bn", "cifar10-cnn-bn",
+    "mnist-cnn-bn-403k", "mnist-cnn-2m", "cifar10-cnn-3block", "iris-conv1d",
+    "lenet5", "lenet5-original", "alexnet", "alexnet-cifar", "zfnet", "zfnet-cifar",
+    *(f"vgg{d}{bn}{c}" for d in (11, 13, 16, 19) for bn in ("", "_bn") for c in ("", "-cifar")),
+    "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50",
+    "mobilenet_v2", "densenet121",
+}
+
+
+def test_registry_has_the_zoo():
+    assert EXPECTED_NAMES <= set(MODELS)
+    assert MODELS.list("vgg*") == sorted(n for n in EXPECTED_NAMES if n.startswith("vgg"))
+    assert "vgg16_bn-cifar" in MODELS.list("vgg16*")
+
+
+@pytest.mark.parametrize("name,close", [("vgg16bn", "vgg16_bn"), ("resnet-50", "resnet50"),
+                                        ("lenet", "lenet5"), ("mobilenetv2", "mobilenet_v2")])
+def test_unknown_name_suggests_close_matches(name, close):
+    with pytest.raises(UnknownNameError, match=repr(close)):
+        create_model(name)
+
+
+# --- parameter counts -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ALL)
+def test_recorded_param_count(name):
+    model = meta_model(name)
+    assert model.info.num_params is not None, f"{name}: register_model(num_params=...) missing"
+    assert count_params(model) == model.info.num_params
+
+
+PUBLISHED = {  # torchvision's documented counts (1000 classes)
+    "alexnet": 61_100_840, "vgg16": 138_357_544, "vgg16_bn": 138_365_992,
+    "resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872,
+    "densenet121": 7_978_856,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_param_counts(name):
+    assert count_params(meta_model(name)) == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("depth,paper_millions,option_a,option_b", [
+    (20, "0.27", 269_722, 272_474), (32, "0.46", 464_154, 466_906), (44, "0.66", 658_586, 661_338),
+    (56, "0.85", 853_018, 855_770), (110, "1.7", 1_727_962, 1_730_714)])
+def test_cifar_resnet_counts(depth, paper_millions, option_a, option_b):
+    a = count_params(meta_model(f"resnet{depth}"))
+    b = count_params(meta_model(f"resnet{depth}", shortcut="B"))
+    assert a == option_a  # the paper's option A: parameter-free shortcuts
+    # He et al. Table 6 rounds to 2 significant digits
+    assert f"{a / 1e6:.{len(paper_millions.split('.')[1])}f}" == paper_millions
+    # option B adds two 1x1 projections + BN: 16*32 + 2*32 + 32*64 + 2*64
+    assert b - a == 2_752 and b == option_b
+
+
+def test_seed_counts_mnist_cnn_small():
+    assert count_params(meta_model("mnist-cnn-small")) == 1_625_866
+    assert keras_layer_counts(meta_model("mnist-cnn-small")) == [320, 18_496, 1_605_760, 1_290]
+
+
+def test_seed_counts_cifar10_cnn_3block_layer_by_layer():
+    table = [896, 9_248, 128, 18_496, 36_928, 256, 73_856, 147_584, 512, 262_272, 1_290]
+    model = meta_model("cifar10-cnn-3block")
+    assert keras_layer_counts(model) == table
+    assert keras_count(model) == sum(table) == 551_466
+
+
+def test_seed_counts_mnist_cnn_bn_403k_within_the_documented_typo():
+    table = [128, 128, 9_216, 128, 25_632, 18_432, 256, 36_864, 256, 102_464, 204_928, 5_130]
+    assert sum(table) == 403_562  # the seed's printed total
+    model = meta_model("mnist-cnn-bn-403k")
+    layers = keras_layer_counts(model)
+    assert layers[0] == 288  # 3*3*1*32 without bias; the seed prints 128
+    assert layers[1:] == table[1:]
+    assert keras_count(model) == 403_562 - 128 + 288
+    assert count_params(model) == 403_562 - 128 + 288 - (32 + 32 + 64 + 64) * 2
+
+
+def test_lenet5_original_counts_are_the_papers():
+    model = meta_model("lenet5-original")
+    # C1, S2, C3 (Table I), S4, C5, F6: 60,000 trainable, as in the paper; the RBF's 840 fixed
+    assert keras_layer_counts(model) == [156, 12, 1_516, 32, 48_120, 10_164, 840]
+    assert count_params(model, trainable_only=True) == 60_000
+    assert count_params(meta_model("lenet5-original", output="linear")) == 60_850
+
+
+def test_mnist_cnn_2m_is_about_2_2m():
+    assert round(count_params(meta_model("mnist-cnn-2m")) / 1e6, 1) == 2.2
+
+
+# --- torchvision compatibility ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_state_dict_keys_and_shapes(name):
+    model = meta_model(name)
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert ours == TORCHVISION[name]
+    assert list(ours) == list(TORCHVISION[name])  # same order too
+    zeros = {k: torch.zeros(s, device="meta") for k, s in TORCHVISION[name].items()}
+    model.load_state_dict(zeros, strict=True, assign=True)
+
+
+@pytest.mark.parametrize("name", ["alexnet", "resnet18", "mobilenet_v2", "densenet121"])
+def test_torchvision_state_dict_loads_for_real(name):
+    model = create_model(name)
+    ours = model.state_dict()
+    zeros = {k: torch.zeros(s, dtype=ours[k].dtype) for k, s in TORCHVISION[name].items()}
+    model.load_state_dict(zeros, strict=True)
+    assert all(not p.detach().any() for p in model.parameters())
+
+
+# --- every model runs -------------------------------------------------------------------------
+
+def run_forward_backward(name: str, batch: int = 2) -> None:
+    """Random batch -> logits (shape, finite) -> cross-entropy backward (finite gradients that
+    reach every trainable parameter and the input)."""
+    model = create_model(name)
+    x = torch.randn(batch, *model.info.input_size, requires_grad=True)
+    logits = model(x)
+    assert logits.shape == (batch, model.num_classes)
+    assert torch.isfinite(logits).all()
+    F.cross_entropy(logits, torch.randint(0, model.num_classes, (batch,))).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{name}: no gradient reaches {pname}"
+            assert torch.isfinite(p.grad).all(), f"{name}: non-finite gradient in {pname}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward(name):
+    # batch 1 at 224x224: about 1 CPU-second for VGG-16 forward + backward
+    big = min(MODELS.get(name).info.input_size[1:]) >= 224
+    run_forward_backward(name, batch=1 if big else 2)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_metadata_names_real_layers(name):
+    model = meta_model(name)
+    info = model.info
+    assert info.paper and info.input_size[0] == model.in_chans
+    head = model.get_submodule(info.classifier)
+    assert head.out_features == model.num_classes
+    if info.first_conv:
+        conv = model.get_submodule(info.first_conv)
+        assert conv.in_channels == info.input_size[0]
+    # `features` and `classifier` exist on every model, as modules
+    assert isinstance(model.features, torch.nn.Module)
+    assert isinstance(model.classifier, torch.nn.Module)
+
+
+# --- head swap, channels, sizes ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ALL)
+def test_reset_classifier_changes_width_and_keeps_the_rest(name):
+    model = meta_model(name)
+    before = {k: v.shape for k, v in model.state_dict().items()}
+    model.reset_classifier(7)
+    after = {k: v.shape for k, v in model.state_dict().items()}
+    head = model.info.classifier + "."
+    assert before.keys() == after.keys()
+    assert {k: s for k, s in before.items() if not k.startswith(head)} == \
+        {k: s for k, s in after.items() if not k.startswith(head)}
+    assert model.num_classes == 7
+    x = torch.empty(2, *model.info.input_size, device="meta")
+    assert model.eval()(x).shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", ["mnist-cnn-small", "notmnist-mlp", "iris-conv1d", "resnet20",
+                                  "lenet5-original", "vgg11_bn-cifar"])
+def test_reset_classifier_keeps_weights(name):
+    model = create_model(name)
+    head = model.info.classifier + "."
+    before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(head)}
+    model.reset_classifier(3)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.eval()(torch.randn(2, *model.info.input_size)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_other_input_channels(name):
+    default = MODELS.get(name).info.input_size[0]
+    chans = 3 if default == 1 else 1
+    model = meta_model(name, in_chans=chans)
+    assert model.in_chans == chans and model.info.input_size[0] == chans
+    x = torch.empty(2, *model.info.input_size, device="meta")
+    assert model.eval()(x).shape == (2, model.num_classes)
+    with pytest.raises(ValueError, match=f"expects {chans} input channel"):
+        model(torch.empty(2, default, *model.info.input_size[1:], device="meta"))
+
+
+@pytest.mark.parametrize("name", ["mnist-cnn-small", "cifar10-cnn-3block", "resnet20", "lenet5-original"])
+def test_other_input_channels_for_real(name):
+    default = MODELS.get(name).info.input_size[0]
+    model = create_model(name, in_chans=4)
+    assert torch.isfinite(model(torch.randn(2, 4, *MODELS.get(name).info.input_size[1:]))).all()
+    assert default != 4
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_wrong_input_size_says_which_sizes_work(name):
+    model = meta_model(name).eval()
+    info = model.info
+    c, *size = info.input_size
+    if info.fixed_size:
+        bad = [s + 4 for s in size]
+        expected = "x".join(map(str, size)) if len(size) > 1 else f"length-{size[0]}"
+        match = f"takes {expected} inputs only"
+    else:
+        bad = [info.min_size - 1] * len(size)
+        match = "at least " + "x".join([str(info.min_size)] * len(size))
+        # ... and the smallest accepted size does run
+        assert model(torch.empty(1, c, *[info.min_size] * len(size), device="meta")).shape[0] == 1
+    with pytest.raises(ValueError, match=match):
+        model(torch.empty(1, c, *bad, device="meta"))
+
+
+def test_create_model_rejects_sizes_at_build_time():
+    with pytest.raises(ValueError, match="built for 32x32 inputs only"):
+        create_model("alexnet-cifar", input_size=(64, 64))
+    with pytest.raises(ValueError, match="at least 32x32"):
+        meta_model("vgg16", input_size=(16, 16))
+    # size-flexible models accept a build-time size and ignore it; sized ones resize their head
+    assert meta_model("vgg16", input_size=(150, 150)).info.input_size == (3, 150, 150)
+    model = meta_model("mnist-cnn-small", input_size=(32, 32))
+    assert model(torch.empty(2, 1, 32, 32, device="meta")).shape == (2, 10)
+    assert meta_model("lenet5-original", input_size=(32, 32)).features.c1.padding == (0, 0)
+
+
+def test_alexnet_min_size_is_tight():
+    model = meta_model("alexnet").eval()
+    model.forward_head(model.forward_features(torch.empty(1, 3, 63, 63, device="meta")))
+    with pytest.raises(RuntimeError):  # below 63 the last max-pool has nothing left to pool
+        model.forward_features(torch.empty(1, 3, 62, 62, device="meta"))
+
+
+# --- family specifics -------------------------------------------------------------------------
+
+def test_iris_conv1d_takes_1d_signals():
+    model = create_model("iris-conv1d")
+    assert model.info.input_size == (1, 4) and model.num_classes == 3
+    assert model(torch.randn(5, 1, 4)).shape == (5, 3)
+    assert model.forward_features(torch.randn(5, 1, 4)).shape == (5, 4, 2)  # Conv1D(4, 3)
+    with pytest.raises(ValueError, match="length-4 inputs only"):
+        model(torch.randn(5, 1, 6))
+    assert create_model("iris-conv1d", input_size=(6,))(torch.randn(2, 1, 6)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet20"])
+def test_resnet_features_is_a_view_with_torchvision_keys(name):
+    model = create_model(name)
+    assert not any(k.startswith(("features.", "classifier.")) for k in model.state_dict())
+    assert model.classifier is model.fc
+    assert model.features.conv1 is model.conv1 and model.features is model.features  # cached
+    seen = []
+    handle = model.features.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    x = torch.randn(2, 3, *model.info.input_size[1:])
+    model.eval()(x)
+    handle.remove()
+    assert len(seen) == 1 and seen[0][0] == 2  # the view is what forward runs
+    model.features.requires_grad_(False)  # freezing the base leaves only the head trainable
+    assert count_params(model, trainable_only=True) == model.fc.weight.numel() + model.fc.bias.numel()
+    model.reset_classifier(5)
+    assert model.classifier is model.fc and model.fc.out_features == 5
+    model.layer1 = copy.deepcopy(model.layer1)  # replacing a stage rebuilds the view
+    assert model.features.layer1 is model.layer1
+    clone = copy.deepcopy(model)
+    assert clone.features.conv1 is clone.conv1 and clone.features.conv1 is not model.conv1
+
+
+def test_lenet5_original_c3_follows_table_1():
+    from cnnlab.models.lenet import C3_TABLE
+    model = create_model("lenet5-original").eval()
+    c3 = model.features.c3
+    assert c3.weight.shape == (60, 5, 5)
+    assert [len(t) for t in C3_TABLE] == [3] * 6 + [4] * 9 + [6]
+    # input map i reaches exactly the output maps whose table row lists i
+    for i in range(6):
+        x = torch.zeros(1, 6, 14, 14)
+        x[:, i] = 1.0
+        reached = (c3(x) - c3.bias.view(1, -1, 1, 1)).abs().amax((0, 2, 3)) > 0
+        assert reached.tolist() == [i in inputs for inputs in C3_TABLE], i
+
+
+def test_lenet5_original_rbf_is_negative_squared_distance():
+    model = create_model("lenet5-original").eval()
+    rbf = model.classifier.output
+    assert not rbf.weight.requires_grad and set(rbf.weight.unique().tolist()) <= {-1.0, 1.0}
+    f6 = torch.randn(4, 84)
+    expected = -((f6[:, None, :] - rbf.weight[None]) ** 2).sum(-1)
+    assert torch.allclose(rbf(f6), expected, atol=1e-4)
