@@ -4,6 +4,7 @@
     cnnlab evaluate RUN_DIR [--weights best|last]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
+    cnnlab bench [MODEL ...] [--rounds 3]
     cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1]
     cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
 
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
     _add_common(p)
+
+    p = sub.add_parser("bench", help="training images/s of cnnlab vs a plain PyTorch loop on this machine")
+    p.add_argument("models", nargs="*", help="model names (default: the four seed speed models)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=20, help="training steps per timed sample")
 
     p = sub.add_parser("data", help="inspect and verify datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -144,6 +150,21 @@ def cmd_reproduce(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from .bench import SEED_MODELS, bench, format_rows
+    from .device import describe_machine
+    models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
+    from .models import MODELS
+    for name in a.models:
+        if name not in [m[0] for m in SEED_MODELS]:
+            info = MODELS.get(name).info
+            models.append((name, 64, info.input_size))
+    rows = bench(models, rounds=a.rounds, steps=a.steps)
+    print(describe_machine())
+    print(format_rows(rows))
+    return 0
+
+
 def cmd_data(a) -> int:
     from .data import DATASETS, load_dataset
     if a.data_command == "list":
@@ -189,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-                "list": cmd_list, "data": cmd_data, "reproduce": cmd_reproduce}
+                "list": cmd_list, "data": cmd_data, "reproduce": cmd_reproduce, "bench": cmd_bench}
     try:
         return handlers[a.command](a)
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,

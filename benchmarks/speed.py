@@ -1,0 +1,182 @@
+"""Training speed, side by side, in one interleaved run: cnnlab vs plain PyTorch vs Keras/TF.
+
+    python benchmarks/speed.py [--rounds 5] [--steps 20] [--models mnist-cnn-small ...] [--no-keras]
+
+Contenders, each at the seeds' batch sizes on the same random in-memory data:
+  (a) cnnlab's default path: the exact code ``cnnlab train`` runs (cnnlab.runs.prepare +
+      Trainer.fit), in this process, with the ``cnnlab`` command's launch settings (tcmalloc
+      preloaded when installed; the script installs Debian's libtcmalloc-minimal4 if it can).
+  (b) a plain PyTorch fp32 loop with a DataLoader as the seed notebooks write it, in its own
+      process without launch settings (benchmarks/torch_peer.py).
+  (c) Keras 3 on TensorFlow ``fit``, float32 and mixed_bfloat16, each in its own process from a
+      separate virtual environment (benchmarks/keras_peer.py; made on first use in
+      benchmarks/_work/tf-venv, not a cnnlab dependency).
+Round-robin: every round runs every contender once, so all see the same machine state; the table
+gives medians with min-max, ratios of medians, achieved GFLOP/s (PyTorch's FlopCounterMode count
+of forward + backward) as a fraction of the matmul ceiling measured in the same run. Results go to
+benchmarks/SPEED.md and benchmarks/results/speed.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+TF_VENV = WORK / "tf-venv"
+TF_PINS = ["tensorflow-cpu==2.21.0", "keras==3.15.1"]
+
+
+def ensure_launch_settings() -> None:
+    """Re-execute under the cnnlab command's launch settings (installing tcmalloc if possible)."""
+    from cnnlab import launch
+    if launch.find_tcmalloc() is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing libtcmalloc-minimal4 (Debian) for the launch settings ...", flush=True)
+        subprocess.run("apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4",
+                       shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = launch.launch_env()
+    if env is not None:
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def ensure_tf_venv() -> Path:
+    py = TF_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"creating {TF_VENV} with {' '.join(TF_PINS)} (one-off, a few minutes) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TF_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *TF_PINS], check=True)
+    return py
+
+
+class Peer:
+    """A contender in a subprocess speaking keras_peer.py's JSON protocol."""
+
+    def __init__(self, label, argv, env, build):
+        self.label = label
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=env, cwd=HERE)
+        self.info = self.ask(build)
+
+    def ask(self, req):
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.label}: peer process died")
+        return json.loads(line)
+
+    def run(self):
+        return self.ask({"cmd": "run", "steps": self.steps})["img_s"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20, help="training steps per timed sample")
+    ap.add_argument("--models", nargs="+", default=None)
+    ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "SPEED.md"))
+    a = ap.parse_args()
+    ensure_launch_settings()
+
+    import torch
+    from cnnlab.bench import SEED_MODELS, CnnlabRunner, interleave, matmul_ceiling, train_flops_per_image
+    from cnnlab.device import describe_machine
+
+    models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
+    plain_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "OMP_NUM_THREADS")}
+    tf_py = None if a.no_keras else ensure_tf_venv()
+    ceil = {"fp32": matmul_ceiling(torch.float32, 4096, 3.0), "bf16": matmul_ceiling(torch.bfloat16, 4096, 3.0)}
+    print(f"matmul ceiling (4096^3, {torch.get_num_threads()} threads): fp32 {ceil['fp32']:.0f}, "
+          f"bf16 {ceil['bf16']:.0f} GFLOP/s", flush=True)
+    rows, versions = [], {}
+    for name, batch, shape in models:
+        print(f"== {name} (batch {batch})", flush=True)
+        runners = {"cnnlab": CnnlabRunner(name, batch, shape, a.steps)}
+        build = {"cmd": "build", "model": name, "batch": batch, "steps": a.steps}
+        peers = {"plain": Peer("plain PyTorch fp32 DataLoader", [sys.executable, "torch_peer.py"],
+                               plain_env, build)}
+        if tf_py:
+            for pol, key in (("float32", "keras_fp32"), ("mixed_bfloat16", "keras_bf16")):
+                peers[key] = Peer(f"Keras fit {pol}", [str(tf_py), "keras_peer.py"], plain_env,
+                                  {**build, "policy": pol})
+                versions.update(tensorflow=peers[key].info["tf"], keras=peers[key].info["keras"])
+        for p in peers.values():
+            p.steps = a.steps
+        res = interleave({**runners, **peers}, a.rounds, log=lambda m: print(m, flush=True))
+        for p in peers.values():
+            p.close()
+        flops = train_flops_per_image(name, shape)
+        prec = runners["cnnlab"].setup.precision
+        row = {"model": name, "batch": batch, "train_mflop_per_image": flops / 1e6, "precision": prec,
+               **{k: {"label": s.label, "samples": s.samples, "median": s.median} for k, s in res.items()}}
+        row["gflops"] = res["cnnlab"].median * flops / 1e9
+        row["ceiling_fraction"] = row["gflops"] / ceil[prec]
+        rows.append(row)
+
+    machine = describe_machine()
+    machine["launch"] = {"LD_PRELOAD": os.environ.get("LD_PRELOAD", ""), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = {"date": date, "machine": machine, "versions": versions, "ceiling_gflops": ceil, "rows": rows,
+           "rounds": a.rounds, "steps": a.steps}
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "speed.json").write_text(json.dumps(out, indent=1))
+    Path(a.out).write_text(render(out))
+    print(render(out))
+
+
+def render(out) -> str:
+    def cell(r, k):
+        s = r.get(k)
+        return f"{s['median']:,.0f} ({min(s['samples']):,.0f}-{max(s['samples']):,.0f})" if s else "—"
+
+    has_keras = any("keras_fp32" in r for r in out["rows"])
+    head = ["# Training speed: cnnlab vs plain PyTorch vs Keras/TensorFlow", "",
+            f"One interleaved run, {out['date'][:10]}, {out['rounds']} rounds of {out['steps']} training "
+            "steps per contender and model (medians, min-max in brackets, images/s; forward, "
+            "cross-entropy, backward, Adam step). Written by `python benchmarks/speed.py`.", "",
+            f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores; torch {out['machine']['torch']}, "
+            f"Python {out['machine']['python']}"
+            + (f", TensorFlow {out['versions'].get('tensorflow')}, Keras {out['versions'].get('keras')}" if has_keras else "")
+            + f"; cnnlab launch settings: LD_PRELOAD={out['machine']['launch']['LD_PRELOAD'] or 'none'}. "
+            f"Matmul ceiling measured in the same run: fp32 {out['ceiling_gflops']['fp32']:.0f} GFLOP/s, "
+            f"bf16 {out['ceiling_gflops']['bf16']:.0f} GFLOP/s.", "",
+            "| model (batch) | (a) cnnlab default | (b) plain PyTorch fp32 DataLoader | (c) Keras fit fp32 "
+            "| (c) Keras fit mixed_bfloat16 | a / b | a / best Keras | cnnlab GFLOP/s (of ceiling) |",
+            "|---|---|---|---|---|---|---|---|"]
+    lines, vs_plain, vs_keras = [], [], []
+    for r in out["rows"]:
+        a = r["cnnlab"]["median"]
+        b = r["plain"]["median"]
+        vs_plain.append(a / b)
+        kbest = max((r[k]["median"] for k in ("keras_fp32", "keras_bf16") if k in r), default=None)
+        if kbest:
+            vs_keras.append(a / kbest)
+        lines.append(f"| {r['model']} ({r['batch']}) | {cell(r, 'cnnlab')} {r['precision']} | {cell(r, 'plain')} "
+                     f"| {cell(r, 'keras_fp32')} | {cell(r, 'keras_bf16')} | {a / b:.2f}x "
+                     f"| {f'{a / kbest:.2f}x' if kbest else '—'} "
+                     f"| {r['gflops']:.0f} ({100 * r['ceiling_fraction']:.0f}% of {r['precision']}) |")
+    lines.append(f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | "
+                 f"**{geomean(vs_keras):.2f}x** |  |" if vs_keras else
+                 f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | — | |")
+    return "\n".join(head + lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

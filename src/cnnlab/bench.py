@@ -1,0 +1,192 @@
+"""Training-speed measurement: cnnlab's default path vs a plain PyTorch notebook loop.
+
+``cnnlab bench`` prints, for the seed models at the seeds' batch sizes, training images/s of
+(a) the exact path ``cnnlab train`` runs (:func:`cnnlab.runs.prepare`: in-memory uint8 batches,
+bf16 autocast + channels_last where the CPU has native bf16) and (b) the loop the seed notebooks
+write -- fp32, a ``Dataset`` normalising one sample at a time, a ``DataLoader``, ``nn.Dropout``,
+``loss.item()`` every step -- interleaved round by round so both see the same machine state,
+plus the achieved GFLOP/s against the machine's measured matmul ceiling.
+``benchmarks/speed.py`` adds Keras/TensorFlow as a third contender and writes the table.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.core import ImageDataset
+from .models import create_model
+from .models.layers import Dropout
+from .recipes import Recipe
+
+# (model, batch size, input shape): the seeds' settings
+SEED_MODELS = (("mnist-cnn-small", 128, (1, 28, 28)), ("mnist-cnn-wide", 128, (1, 28, 28)),
+               ("cifar10-cnn-3block", 64, (3, 32, 32)), ("resnet20", 128, (3, 32, 32)))
+
+
+def random_dataset(shape: tuple[int, int, int], n: int, classes: int = 10, seed: int = 0) -> ImageDataset:
+    """Random uint8 images and labels: speed does not depend on pixel values."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return ImageDataset("random", x, y, x[:classes], torch.arange(classes), [str(i) for i in range(classes)],
+                        mean=(0.5,) * shape[0], std=(0.25,) * shape[0])
+
+
+def train_flops_per_image(model_name: str, shape) -> float:
+    """FLOPs of one training step per image (forward + backward, counted by PyTorch's
+    FlopCounterMode on an fp32 batch of 8)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    m = create_model(model_name, in_chans=shape[0])
+    x = torch.randn(8, *shape)
+    y = torch.randint(0, 10, (8,))
+    with FlopCounterMode(display=False) as fc:
+        F.cross_entropy(m(x), y).backward()
+    return fc.get_total_flops() / 8
+
+
+def matmul_ceiling(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
+    """Practical matmul throughput in GFLOP/s: ``torch.mm`` of two n x n matrices, repeated."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    c = torch.empty(n, n, dtype=dtype)
+    torch.mm(a, b, out=c)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b, out=c)
+        reps += 1
+    return 2.0 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+class CnnlabRunner:
+    """Times ``Trainer.fit`` over ``steps`` batches: exactly what ``cnnlab train`` runs."""
+
+    def __init__(self, model_name: str, batch: int, shape, steps: int, precision: str = "auto"):
+        from .runs import prepare
+        ds = random_dataset(shape, batch * steps)
+        recipe = Recipe(name="bench", source="bench", dataset="random", model=model_name, epochs=1,
+                        batch_size=batch, val_fraction=0.0, precision=precision)
+        self.setup = prepare(recipe, ds, "cpu", checkpoint=None, log=lambda m: None, progress=False)
+        self.batch, self.steps = batch, steps
+        self.label = f"cnnlab {self.setup.precision}" + (" channels_last" if self.setup.channels_last else "")
+
+    def run(self) -> float:
+        t0 = time.perf_counter()
+        self.setup.trainer.fit(self.setup.train, None, epochs=1)
+        return self.batch * self.steps / (time.perf_counter() - t0)
+
+
+class _NotebookDataset(torch.utils.data.Dataset):
+    """Per-sample ToTensor + Normalize, as torchvision transforms do in the seed notebooks."""
+
+    def __init__(self, images, labels, mean, std):
+        self.images, self.labels = images, labels
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return (self.images[i].float().div(255) - self.mean) / self.std, self.labels[i]
+
+
+def plain_model(model_name: str, in_chans: int) -> nn.Module:
+    """The same architecture with stock ``nn.Dropout`` (what a notebook would use)."""
+    m = create_model(model_name, in_chans=in_chans)
+    for name, mod in list(m.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, Dropout):
+                setattr(mod, child_name, nn.Dropout(child.p))
+    return m
+
+
+class PlainTorchRunner:
+    """A seed-notebook loop: fp32 NCHW, DataLoader(shuffle=True), Adam, ``loss.item()`` per step."""
+
+    label = "plain PyTorch fp32 DataLoader"
+
+    def __init__(self, model_name: str, batch: int, shape, steps: int):
+        torch.manual_seed(0)
+        ds = random_dataset(shape, batch * steps)
+        self.model = plain_model(model_name, shape[0])
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loader = torch.utils.data.DataLoader(
+            _NotebookDataset(ds.train_images, ds.train_labels, ds.mean, ds.std), batch_size=batch, shuffle=True)
+        self.batch, self.steps = batch, steps
+
+    def run(self) -> float:
+        t0 = time.perf_counter()
+        self.model.train()
+        running = 0.0
+        for x, y in self.loader:
+            self.opt.zero_grad()
+            loss = F.cross_entropy(self.model(x), y)
+            loss.backward()
+            self.opt.step()
+            running += loss.item()
+        return self.batch * self.steps / (time.perf_counter() - t0)
+
+
+@dataclass
+class Series:
+    """Throughput samples of one contender (images/s)."""
+
+    label: str
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def span(self) -> str:
+        return f"{min(self.samples):,.0f}-{max(self.samples):,.0f}"
+
+
+def interleave(runners: dict[str, object], rounds: int, warmup: int = 1,
+               log: Callable[[str], None] = print) -> dict[str, Series]:
+    """Run each runner once per round, round-robin, after ``warmup`` unrecorded rounds."""
+    out = {k: Series(getattr(r, "label", k)) for k, r in runners.items()}
+    for rnd in range(warmup + rounds):
+        for k, r in runners.items():
+            v = r.run()
+            if rnd >= warmup:
+                out[k].samples.append(v)
+                log(f"  round {rnd - warmup}: {out[k].label:<36} {v:9,.0f} images/s")
+    return out
+
+
+def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> list[dict]:
+    """The ``cnnlab bench`` measurement; returns one dict per model."""
+    torch.set_num_threads(torch.get_num_threads())
+    ceil = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
+    log(f"matmul ceiling: fp32 {ceil['fp32']:.0f} GFLOP/s, bf16 {ceil['bf16']:.0f} GFLOP/s")
+    rows = []
+    for name, batch, shape in models:
+        log(f"{name} (batch {batch})")
+        runners = {"cnnlab": CnnlabRunner(name, batch, shape, steps),
+                   "plain": PlainTorchRunner(name, batch, shape, max(4, steps // 2))}
+        res = interleave(runners, rounds, log=log)
+        flops = train_flops_per_image(name, shape)
+        prec = runners["cnnlab"].setup.precision
+        gflops = res["cnnlab"].median * flops / 1e9
+        rows.append({"model": name, "batch": batch, "cnnlab": res["cnnlab"], "plain": res["plain"],
+                     "train_mflop_per_image": flops / 1e6, "gflops": gflops,
+                     "ceiling_fraction": gflops / ceil[prec], "precision": prec, "ceiling": ceil})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| model (batch) | cnnlab images/s | plain PyTorch images/s | ratio | GFLOP/s | of matmul ceiling |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        c, p = r["cnnlab"], r["plain"]
+        lines.append(f"| {r['model']} ({r['batch']}) | {c.median:,.0f} ({c.span()}) | {p.median:,.0f} "
+                     f"({p.span()}) | {c.median / p.median:.2f}x | {r['gflops']:.0f} | "
+                     f"{100 * r['ceiling_fraction']:.0f}% of {r['precision']} |")
+    return "\n".join(lines)
