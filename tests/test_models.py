@@ -22,6 +22,17 @@ TORCHVISION = json.loads(FIXTURE.read_text())
 ALL = list(MODELS)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # The test machine's 2 cores are shared: with 2 intra-op threads every parallel op waits at an
+    # OpenMP barrier for a thread the OS has descheduled, and the ~1,000 small ops of a ResNet-110
+    # step went from 1 s to 13 s. One thread costs at most 2x on the few big convs instead.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def meta_model(name: str, **kw):
     with torch.device("meta"):
         return create_model(name, **kw)
@@ -336,3 +347,27 @@ def test_lenet5_original_rbf_is_negative_squared_distance():
     f6 = torch.randn(4, 84)
     expected = -((f6[:, None, :] - rbf.weight[None]) ** 2).sum(-1)
     assert torch.allclose(rbf(f6), expected, atol=1e-4)
+
+
+def conv_map_sizes(model, x) -> list[tuple[int, ...]]:
+    """Output shapes (C, H, W) of each conv / pool of ``features``, on the meta device."""
+    sizes = []
+    for _, layer in model.features.named_children():
+        x = layer(x)
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.MaxPool2d)):
+            sizes.append(tuple(x.shape[1:]))
+    return sizes
+
+
+def test_zfnet_map_sizes_follow_fig_3():
+    model = meta_model("zfnet")
+    assert conv_map_sizes(model, torch.empty(1, 3, 224, 224, device="meta")) == [
+        (96, 110, 110), (96, 55, 55), (256, 26, 26), (256, 13, 13), (384, 13, 13),
+        (384, 13, 13), (256, 13, 13), (256, 6, 6)]
+
+
+def test_mnist_cnn_bn_403k_map_sizes_follow_the_seed_table():
+    model = meta_model("mnist-cnn-bn-403k")
+    assert conv_map_sizes(model, torch.empty(1, 1, 28, 28, device="meta")) == [
+        (32, 26, 26), (32, 24, 24), (32, 12, 12), (64, 10, 10), (64, 8, 8), (64, 4, 4),
+        (128, 2, 2)]

@@ -70,9 +70,9 @@ class DenseNet(ImageClassifier):
     """DenseNet-BC for ImageNet: 7x7/2 conv (64) -> BN-ReLU -> 3x3/2 max-pool -> dense blocks with
     transitions -> BN (``norm5``) -> ReLU -> global average pool -> Linear.
 
-    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights (any size >= 32: the
-    three transitions need a map of at least 8x8 after the stem); output logits
-    ``(N, num_classes)``.
+    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
+    (the total stride) up is accepted: the three 2x2 transitions need at least 8x8 maps after
+    the 4x stem; output logits ``(N, num_classes)``.
     """
 
     def __init__(self, growth_rate: int = 32, block_config=(6, 12, 24, 16),

@@ -70,8 +70,8 @@ class MobileNetV2(ImageClassifier):
     """MobileNetV2: 3x3/2 conv (32) -> 17 inverted residual blocks (Table 2) -> 1x1 conv (1280) ->
     global average pool -> Dropout 0.2 -> Linear.
 
-    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights (any size >= 32: the
-    total stride is 32); output logits ``(N, num_classes)``.
+    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
+    (the total stride) up is accepted; output logits ``(N, num_classes)``.
     """
 
     def __init__(self, num_classes: int = 1000, in_chans: int = 3, width_mult: float = 1.0,

@@ -146,8 +146,9 @@ class ResNet(TopLevelLayout):
         conv1 7x7/2, 64 -> bn1 -> relu -> maxpool 3x3/2 -> layer1 (64) -> layer2 (128, /2) ->
         layer3 (256, /2) -> layer4 (512, /2) -> avgpool (global) -> fc
 
-    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights (any size >= 32 runs:
-    the 32x total stride leaves a 1x1 map); output logits ``(N, num_classes)``.
+    Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
+    up is accepted (32 is the total stride: smaller inputs would reach the last stage as 1x1
+    maps, so they are refused); output logits ``(N, num_classes)``.
     """
 
     _feature_names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -197,8 +198,8 @@ class CifarResNet(TopLevelLayout):
         conv1 3x3, 16 -> bn1 -> relu -> layer1 (n blocks, 16) -> layer2 (n, 32, /2) ->
         layer3 (n, 64, /2) -> avgpool (global) -> fc
 
-    Input ``(N, in_chans, H, W)`` float, 32x32 by default (any size >= 4 runs: the 4x total
-    stride); output logits ``(N, num_classes)``.
+    Input ``(N, in_chans, H, W)`` float, 32x32 by default; any size from 4x4 up is accepted (the
+    total stride); output logits ``(N, num_classes)``.
     """
 
     _feature_names = ("conv1", "bn1", "relu", "layer1", "layer2", "layer3")

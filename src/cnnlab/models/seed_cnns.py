@@ -207,7 +207,7 @@ class MnistCnnBn403k(ImageClassifier):
             h, w = _keras_same_s2(h - 4), _keras_same_s2(w - 4)
         h, w = _keras_same_s2(h), _keras_same_s2(w)
         if min(h, w) < 1:
-            raise ValueError(f"mnist-cnn-bn-403k needs inputs of at least 16x16, got {input_size}")
+            raise ValueError(f"mnist-cnn-bn-403k needs inputs of at least 13x13, got {input_size}")
 
         def conv_bn(cin, cout):  # 3x3 valid, no bias: the BN's shift is the bias
             return [nn.Conv2d(cin, cout, 3, bias=False), nn.ReLU(inplace=True), nn.BatchNorm2d(cout)]
