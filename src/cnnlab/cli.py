@@ -174,8 +174,8 @@ def cmd_data(a) -> int:
     from .data import info as dinfo
     if a.data_command == "verify":
         report = dinfo.verify_dataset(a.name, a.data_dir)
-        print(json.dumps(report, indent=2) if not isinstance(report, str) else report)
-        return 0 if (report.get("ok", True) if isinstance(report, dict) else True) else 1
+        print(dinfo.format_verification(report))
+        return 1 if report.get("ok") is False else 0  # None: nothing to check against
     ds = load_dataset(a.name, a.data_dir)
     if a.data_command == "info":
         print(dinfo.dataset_info(ds))
