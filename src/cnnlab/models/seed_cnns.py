@@ -192,7 +192,7 @@ class MnistCnnBn403k(ImageClassifier):
 
     Assumptions where the seed is silent (documented, not guessed silently): ReLU inside every
     conv (no Activation rows in the table), before the BN; dropout rate 0.4 (the rate of the
-    Kaggle "MNIST 99.75%" all-conv design this table follows). 'same' padding of a stride-2 5x5
+    Kaggle "MNIST 99.75%" all-conv design this table resembles). 'same' padding of a stride-2 5x5
     conv is ``padding=2`` (Keras pads 1 before and 2 after on even sizes: the same output size,
     shifted by one pixel; irrelevant unless porting Keras weights).
 
