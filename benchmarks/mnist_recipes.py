@@ -8,6 +8,7 @@ and date included) through ``cnnlab reproduce``.
 import argparse
 from pathlib import Path
 
+from cnnlab.launch import relaunch_script
 from cnnlab.reproduce import reproduce
 
 HERE = Path(__file__).resolve().parent
@@ -18,5 +19,6 @@ if __name__ == "__main__":
     ap.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"))
     ap.add_argument("--recipes", nargs="+", default=["mnist-cnn-small", "mnist-cnn-wide", "mnist-lenet5"])
     a = ap.parse_args()
+    relaunch_script()  # same launch settings (tcmalloc, threads) as the cnnlab command
     for name in a.recipes:
         print(reproduce(name, seeds=a.seeds, data_dir=a.data_dir, out_dir=HERE))

@@ -42,9 +42,7 @@ def ensure_launch_settings() -> None:
         print("installing libtcmalloc-minimal4 (Debian) for the launch settings ...", flush=True)
         subprocess.run("apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4",
                        shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = launch.launch_env()
-    if env is not None:
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    launch.relaunch_script()
 
 
 def ensure_tf_venv() -> Path:

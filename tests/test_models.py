@@ -371,3 +371,21 @@ def test_mnist_cnn_bn_403k_map_sizes_follow_the_seed_table():
     assert conv_map_sizes(model, torch.empty(1, 1, 28, 28, device="meta")) == [
         (32, 26, 26), (32, 24, 24), (32, 12, 12), (64, 10, 10), (64, 8, 8), (64, 4, 4),
         (128, 2, 2)]
+
+
+def test_dropout_matches_nn_dropout_statistics():
+    from cnnlab.models.layers import Dropout
+    torch.manual_seed(0)
+    x = torch.ones(200_000, requires_grad=True)
+    d = Dropout(0.35)
+    y = d(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.35) < 0.005
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.65))  # survivors scaled as nn.Dropout
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, y == 0)  # gradient flows only through kept elements
+    d.eval()
+    assert d(x) is x
+    xc = torch.randn(4, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+    d.train()
+    assert d(xc).is_contiguous(memory_format=torch.channels_last)

@@ -114,12 +114,12 @@ def cmd_summary(a) -> int:
     from .summary import summary
     info = MODELS.get(a.model).info
     size = tuple(a.input_size) if a.input_size else info.input_size
-    if len(size) == 2:
+    if len(size) == 2 and len(info.input_size) == 3:  # H W for an image model: keep its channels
         size = (info.input_size[0], *size)
     if len(size) not in (2, 3):
         raise UsageError("--input-size takes C H W (or H W)")
     model = create_model(a.model, num_classes=a.num_classes, in_chans=size[0],
-                         input_size=size[1:] if len(size) == 3 and size != info.input_size else None)
+                         input_size=size[1:] if size != info.input_size else None)
     print(summary(model, size))
     print(f"Source: {info.paper}")
     return 0

@@ -70,3 +70,11 @@ def maybe_relaunch(argv: list[str]) -> None:
         os.execve(sys.executable, [sys.executable, "-m", "cnnlab.cli", *argv], env)
     except OSError:
         return
+
+
+def relaunch_script() -> None:
+    """For benchmark scripts: re-execute ``python SCRIPT ARGS`` with :func:`launch_env`, so a
+    script measures what the ``cnnlab`` command runs. Does not return when it re-executes."""
+    env = launch_env()
+    if env is not None:
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
