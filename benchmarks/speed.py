@@ -89,6 +89,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="training steps per timed sample")
     ap.add_argument("--models", nargs="+", default=None)
     ap.add_argument("--no-keras", action="store_true")
+    ap.add_argument("--compile", nargs="*", default=["resnet20"],
+                    help="models for which cnnlab with torch.compile is timed too")
     ap.add_argument("--out", default=str(HERE / "SPEED.md"))
     a = ap.parse_args()
     ensure_launch_settings()
@@ -107,6 +109,8 @@ def main():
     for name, batch, shape in models:
         print(f"== {name} (batch {batch})", flush=True)
         runners = {"cnnlab": CnnlabRunner(name, batch, shape, a.steps)}
+        if name in a.compile:
+            runners["cnnlab_compile"] = CnnlabRunner(name, batch, shape, a.steps, compile=True)
         build = {"cmd": "build", "model": name, "batch": batch, "steps": a.steps}
         peers = {"plain": Peer("plain PyTorch fp32 DataLoader", [sys.executable, "torch_peer.py"],
                                plain_env, build)}
@@ -125,6 +129,8 @@ def main():
         row = {"model": name, "batch": batch, "train_mflop_per_image": flops / 1e6, "precision": prec,
                **{k: {"label": s.label, "samples": s.samples, "median": s.median} for k, s in res.items()}}
         row["gflops"] = res["cnnlab"].median * flops / 1e9
+        if "cnnlab_compile" in runners:
+            row["compile_first_run_s"] = runners["cnnlab_compile"].first_s
         row["ceiling_fraction"] = row["gflops"] / ceil[prec]
         rows.append(row)
 
@@ -173,7 +179,14 @@ def render(out) -> str:
     lines.append(f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | "
                  f"**{geomean(vs_keras):.2f}x** |  |" if vs_keras else
                  f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | — | |")
-    return "\n".join(head + lines) + "\n"
+    comp = [r for r in out["rows"] if "cnnlab_compile" in r]
+    notes = [""]
+    for r in comp:
+        c = r["cnnlab_compile"]["median"]
+        notes.append(f"- torch.compile (`--set compile=true`) on {r['model']}: {cell(r, 'cnnlab_compile')} "
+                     f"images/s, {c / r['cnnlab']['median']:.2f}x the default path; the first "
+                     f"{out['steps']} steps took {r['compile_first_run_s']:.0f} s including compilation.")
+    return "\n".join(head + lines + notes) + "\n"
 
 
 if __name__ == "__main__":

@@ -145,6 +145,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     model = _build(recipe, ds, dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if recipe.compile:
+        model.compile()  # in place: state_dict keys stay those of the model
     binary = _binary(recipe, model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
     optimizer = build_optimizer(model.parameters(), recipe.optimizer, recipe.lr, momentum=recipe.momentum,

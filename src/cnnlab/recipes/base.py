@@ -84,6 +84,8 @@ class Recipe(_Strict):
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: Optional[bool] = Field(None, description="None: on with bf16, off with fp32")
+    compile: bool = Field(False, description="torch.compile the model; the first steps pay the "
+                                             "compile time (reported in the log)")
     monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
     early_stopping: Optional[EarlyStoppingConfig] = None
     reduce_lr: Optional[ReduceLROnPlateauConfig] = None

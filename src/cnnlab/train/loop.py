@@ -115,6 +115,8 @@ class Trainer:
                 self.optimizer.step()
                 if self.scheduler is not None and self.step_per_batch:
                     self.scheduler.step()
+                if step == 0 and epoch == initial_epoch and getattr(self.model, "_compiled_call_impl", None):
+                    self.log(f"first step (torch.compile included): {time.perf_counter() - t0:.1f}s")
                 loss_sum += loss.detach() * len(y)
                 correct += self._correct(logits.detach(), y)
                 seen += len(y)
