@@ -58,7 +58,8 @@ def build_table(results_dir: Path) -> str:
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
         m = r0["machine"]
         machines.add(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}")
-        rows.append(f"| {recipe.name} | {recipe.kind} | {recipe.source} | {expected} | {mean:.2f}{spread} "
+        rows.append(f"| {recipe.name} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
+                    f"| {mean:.2f}{spread} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
                     f"| {statistics.median(times) / 60:.1f} | {r0['precision']} | {data} "
                     f"| {min(r['date'] for r in recs)[:10]} |")
@@ -67,8 +68,8 @@ def build_table(results_dir: Path) -> str:
             "checkpoint is chosen on the validation split, never on the test split. Wall time is the "
             "median training time per run on the machine below. Regenerate with "
             "`cnnlab reproduce PATTERN`.", "",
-            "| recipe | kind | source | reported (%) | ours (%) | seeds | epochs | minutes | precision | data | date |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| recipe | kind | source | reported (%) | literature | ours (%) | seeds | epochs | minutes | precision | data | date |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     foot = ["", "Machines: " + "; ".join(sorted(machines)) if machines else ""]
     return "\n".join(head + rows + foot) + "\n"
 

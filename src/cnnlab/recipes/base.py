@@ -62,6 +62,7 @@ class Recipe(_Strict):
     name: str
     source: str = Field(description="where the experiment comes from (seed row, paper)")
     expected_accuracy: Optional[float] = Field(None, description="test top-1 the source reports")
+    literature: Optional[str] = Field(None, description="published figure for this setting, with its source")
     kind: Literal["faithful", "fast", "best"] = "faithful"
     dataset: str
     model: str
