@@ -27,7 +27,7 @@ def test_run_folder_has_everything(tmp_path):
     run = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert {"recipe.json", "metrics.csv", "best.safetensors", "last.safetensors", "last_state.pt",
-            "test_metrics.json", "curves.png"} <= files
+            "test_metrics.json", "curves.png", "predictions_best.png", "predictions_worst.png"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     meta = json.loads((tmp_path / "r" / "recipe.json").read_text())
     assert meta["recipe"]["epochs"] == 3 and meta["dataset"]["validation"] == 120

@@ -9,6 +9,8 @@ A run folder holds::
     last_state.pt        optimizer, schedule, callbacks, RNG and history: what resuming needs
     test_metrics.json    final evaluation of the best weights on the official test split
     curves.png           accuracy and loss curves, training vs validation
+    predictions_best.png, predictions_worst.png
+                         the most confident correct and wrong test predictions (seed 003's grids)
 
 Every file is written atomically, after every epoch, so a run killed mid-epoch resumes from the
 last finished epoch (``cnnlab train --resume RUN_DIR``) and loses at most that epoch.
@@ -274,7 +276,13 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         log(f"warning: curves not plotted ({e})")
 
     load_weights(model, run_dir / "best.safetensors")
-    test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes)
+    test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes, keep_logits=True)
+    logits = test.pop("logits")
+    if ds.test_images.dim() == 4:  # image grids of seed 003: best and worst test predictions
+        from .report.plots import plot_predictions
+        for kind in ("best", "worst"):
+            plot_predictions(ds.test_images, ds.test_labels, logits, ds.classes,
+                             run_dir / f"predictions_{kind}.png", kind=kind, title=recipe.name)
     best_epoch = callbacks[0].best_epoch + 1
     test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": monitor,
                  "epochs_run": len(trainer.history), "train_time_s": round(train_s, 1),
@@ -287,9 +295,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
 
 
 def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary: bool,
-                   classes: list[str]) -> dict:
+                   classes: list[str], keep_logits: bool = False) -> dict:
     """Test-split metrics: loss, top-1 (and top-5 with more than 5 classes), per-class accuracy
-    and the confusion matrix (rows: true class, columns: predicted class)."""
+    and the confusion matrix (rows: true class, columns: predicted class); with ``keep_logits``
+    also ``logits`` (float32 ``(N, K)``, CPU)."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
     out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True)
     logits, labels = out.pop("logits"), out.pop("labels")
@@ -302,6 +311,8 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
         top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean()
         out["top5_accuracy"] = round(float(top5), 6)
     out["confusion_matrix"] = cm.tolist()
+    if keep_logits:
+        out["logits"] = logits
     return out
 
 
