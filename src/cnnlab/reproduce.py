@@ -45,7 +45,10 @@ def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
     rows, machines = [], set()
     for path in sorted(results_dir.glob("*.json")):
-        recs = [r for r in json.loads(path.read_text()) if not r.get("overrides")]
+        data = json.loads(path.read_text())
+        if not isinstance(data, list):  # another benchmark's file (speed.json)
+            continue
+        recs = [r for r in data if not r.get("overrides")]
         if not recs or recs[0]["recipe"] not in RECIPES:
             continue
         r0 = recs[-1]
