@@ -5,7 +5,7 @@ Use :func:`create_model` by name; ``MODELS.list("vgg*")`` lists names.
 from .base import MODELS, ImageClassifier, ModelInfo, count_params, create_model, register_model
 
 # Each import below registers one family's builders.
-from . import (alexnet, densenet, lenet, mobilenet, resnet, seed_cnns, seed_mlp,  # noqa: F401,E402
-               vgg, zfnet)
+from . import (airbench, alexnet, densenet, lenet, mobilenet, resnet,  # noqa: F401,E402
+               seed_cnns, seed_mlp, vgg, zfnet)
 
 __all__ = ["MODELS", "ImageClassifier", "ModelInfo", "count_params", "create_model", "register_model"]

@@ -2,7 +2,8 @@
 from .base import (AugmentConfig, EarlyStoppingConfig, RECIPES, Recipe, RecipeError,
                    ReduceLROnPlateauConfig, get_recipe, parse_overrides, register_recipe)
 
-from . import mnist  # noqa: F401,E402
+# each import registers one dataset group's recipes
+from . import cifar10, fashion, iris, mnist, notmnist  # noqa: F401,E402
 
 __all__ = ["AugmentConfig", "EarlyStoppingConfig", "RECIPES", "Recipe", "RecipeError",
            "ReduceLROnPlateauConfig", "get_recipe", "parse_overrides", "register_recipe"]

@@ -1,8 +1,17 @@
-"""MNIST recipes: the seed experiments as written.
+"""MNIST recipes: the seed experiments as written (``faithful``), the same networks with a better
+schedule (``fast``: at least the seed's accuracy in as little time as we can), and ``mnist-best``
+(one model, 99.7%).
 
-Accuracies are test top-1 fractions on the official 10,000-image test split.
+Accuracies are test top-1 fractions on the official 10,000-image test split. Where a seed is
+silent, Keras' defaults fill in (Adam lr 1e-3, batch 32, callbacks watching val_loss) and 20% of
+the training split is held out for validation; each such assumption is marked where it is made.
+(``mnist-cnn-wide``, the first recipe written, keeps its 10 epochs, batch 128 and 10% hold-out.)
+
+The epoch counts of the fast and best recipes are our estimate of what reaches the target, from
+the networks' known behaviour; RESULTS.md records the full runs that test them.
 """
-from .base import Recipe, register_recipe
+from .base import (AugmentConfig, EarlyStoppingConfig, Recipe, ReduceLROnPlateauConfig,
+                   register_recipe)
 
 register_recipe(Recipe(
     name="mnist-cnn-small",
@@ -27,4 +36,144 @@ register_recipe(Recipe(
     expected_accuracy=0.9903,
     dataset="mnist", model="lenet5",
     epochs=10, batch_size=128, optimizer="adam", lr=1e-3, val_fraction=0.2,
+))
+
+
+# --- seed 002 (mrmoxon/Deep-Image-Learning): the two high-scoring MNIST models ----------------
+# The seed prints two scores per model, "[99.72, 98.93]" and "[99.65, 98.81]", and names neither.
+# The first is read as the MNIST test accuracy; the second cannot be (98.93% would be poor for an
+# augmented BatchNorm net on MNIST), names some other evaluation and is not used.
+
+register_recipe(Recipe(
+    name="mnist-cnn-bn-403k",
+    source="seed 002 §1: Keras ImageDataGenerator, Adam 1e-3, label smoothing .1, "
+           "ReduceLROnPlateau(20, .2), best checkpoint, EarlyStopping, ~100 epochs",
+    expected_accuracy=0.9972,
+    dataset="mnist", model="mnist-cnn-bn-403k",
+    epochs=100,  # "Train for 100e" / "Trained for ~100 epochs"
+    batch_size=32,  # not given: Keras' flow()/fit() default
+    optimizer="adam", lr=1e-3, label_smoothing=0.1,
+    augment=AugmentConfig(
+        rotation=10, width_shift=0.1, height_shift=0.1,
+        shear=0.2,  # Keras 2's shear_range is in degrees, so 0.2 means 0.2 degrees (as written;
+                    # the author may have meant radians, ~11.5 degrees, but Keras reads degrees)
+        zoom=0.1, fill_mode="nearest",
+        noise_std=0.05),  # the preprocessing_function: x + N(0, 0.05) on [0, 1] images
+    # Keras' callbacks watch val_loss unless told otherwise, and the seed names no metric
+    reduce_lr=ReduceLROnPlateauConfig(monitor="val_loss", factor=0.2, patience=20),
+    monitor="val_loss",  # ModelCheckpoint(save_best_only=True) with its default monitor
+    # EarlyStopping's patience is not given (Keras' default 0 would stop at the first worse
+    # epoch, contradicting "~100 epochs"): twice the LR patience, so one LR drop can act first.
+    # restore_best_weights=False is Keras' default; the best checkpoint is evaluated anyway.
+    early_stopping=EarlyStoppingConfig(monitor="val_loss", patience=40, restore_best_weights=False),
+    val_fraction=0.2,  # not given: 20% held out, seeded
+))
+
+register_recipe(Recipe(
+    name="mnist-cnn-2m",
+    source="seed 002 §2: rotation 10, zoom .1, shifts .1; Adam 1e-3; LR x0.9 per epoch; "
+           "batch 64; 50 epochs",
+    expected_accuracy=0.9965,
+    dataset="mnist", model="mnist-cnn-2m",
+    epochs=50, batch_size=64, optimizer="adam", lr=1e-3,
+    schedule="exponential", gamma=0.9,  # LearningRateScheduler: lr = 1e-3 * 0.9 ** epoch
+    augment=AugmentConfig(rotation=10, zoom=0.1, width_shift=0.1, height_shift=0.1),
+    val_fraction=0.2,  # not given: 20% held out, seeded
+))
+
+
+# --- fast recipes: same architecture, a better schedule, at least the seed's accuracy ---------
+# Shared choices: one-cycle LR (Smith & Topin 2019; 25% warm-up, then cosine annealing to ~0),
+# AdamW, label smoothing 0.1, batch 128, 10% validation (only for picking the checkpoint). Small
+# affine augmentation (rotation, shift, zoom: the classic MNIST distortions) where the run is
+# long enough to profit; runs of 3 epochs or less do not overfit and go without it. Wall times
+# are for the 2-core CPU with bf16 and nothing else running (benchmarks/RECIPES.md, which
+# derives them from measured throughputs); a shared machine is slower.
+
+_MNIST_AFFINE = AugmentConfig(rotation=8, width_shift=0.08, height_shift=0.08, zoom=0.08)
+
+register_recipe(Recipe(
+    name="mnist-cnn-small-fast",
+    source="seed 003 model, one-cycle AdamW + light affine augmentation; target: the seed's 99.2%",
+    expected_accuracy=0.992, kind="fast",
+    dataset="mnist", model="mnist-cnn-small",
+    # the faithful 10 flat-LR epochs reached 99.15% here (benchmarks/RESULTS.md): annealing and
+    # small distortions are what this dropout-heavy net needs to pass 99.2%; 8 epochs, ~3 minutes
+    epochs=8, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1, augment=_MNIST_AFFINE, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="mnist-cnn-wide-fast",
+    source="seed 000 §1.2 model, one-cycle Adam; target: the seed's 98.97%",
+    expected_accuracy=0.9897, kind="fast",
+    dataset="mnist", model="mnist-cnn-wide",
+    # 98.97% is about one epoch of Adam for this 4-conv net; 3 annealed epochs give a margin
+    # (~2.5 minutes at ~1,200 images/s). No BatchNorm: plain Adam, peak 2e-3.
+    epochs=3, batch_size=128, optimizer="adam", lr=2e-3, schedule="onecycle",
+    label_smoothing=0.1, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="mnist-lenet5-fast",
+    source="seed 001 §3 LeNet-5, one-cycle AdamW + light affine augmentation; target: the seed's "
+           "~99.03%",
+    expected_accuracy=0.9903, kind="fast",
+    dataset="mnist", model="lenet5",
+    # The faithful 10 flat-LR epochs reached 98.90% here, short of 99.03% (benchmarks/RESULTS.md):
+    # this 62k-parameter net needs the distortions (LeCun et al. 1998's LeNet-5 went from 99.05%
+    # to 99.2% with them) and an annealed LR. It steps at ~18,000 images/s, so 15 such epochs
+    # take about a minute, against the faithful 25 seconds that miss the target.
+    epochs=15, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1, augment=_MNIST_AFFINE, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="mnist-cnn-bn-403k-fast",
+    source="seed 002 §1 model, one-cycle AdamW, the seed's augmentation; target: the seed's 99.72%",
+    expected_accuracy=0.9972, kind="fast",
+    dataset="mnist", model="mnist-cnn-bn-403k",
+    # 99.72% is at the top of what one such net reaches (it is the all-conv design of Deotte's
+    # Kaggle MNIST notebook, where an ensemble of 15 scored 99.75%); it takes augmentation and
+    # ~30 annealed epochs: ~10 minutes at ~3,000 images/s, against ~45 faithful minutes.
+    epochs=30, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1,
+    augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
+    val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="mnist-cnn-2m-fast",
+    source="seed 002 §2 model, one-cycle AdamW, the seed's augmentation; target: the seed's 99.65%",
+    expected_accuracy=0.9965, kind="fast",
+    dataset="mnist", model="mnist-cnn-2m",
+    # the seed's LR x0.9 per epoch leaves 1e-3 * 0.9**25 = 7e-5 after 25 of its 50 epochs: half
+    # the run learns little. One-cycle over 15 epochs (~8 minutes at ~1,750 images/s) anneals
+    # on purpose instead.
+    epochs=15, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1,
+    augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
+    val_fraction=0.1,
+))
+
+
+# --- best: one model, as accurate as we can make it on the CPU -------------------------------
+
+register_recipe(Recipe(
+    name="mnist-best",
+    source="airbench94 net (Jordan 2024) on MNIST, SGD-Nesterov, warm-up + cosine, affine "
+           "augmentation; target: 99.7% with one model",
+    expected_accuracy=0.997, kind="best",
+    dataset="mnist", model="airbench94",  # 28x28x1: 28 -> 27 -> 13 -> 6 -> 3 -> global max-pool
+    # airbench's hyperparameters in PyTorch's mean-loss units at batch 512: lr 11.5 per 1024
+    # examples with Nesterov momentum 0.85 -> lr 0.75; decoupled weight decay 0.0153 per 1024
+    # examples -> 1.33e-3 as SGD's L2 coefficient. Warm-up 20% (airbench: 23%), then cosine.
+    # Augmentation: the classic MNIST distortions instead of airbench's flips (a mirrored digit
+    # is another symbol). 20 epochs: ~16 minutes at ~1,250 images/s.
+    epochs=20, batch_size=512, optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True,
+    weight_decay=1.33e-3, schedule="cosine", warmup_epochs=4, label_smoothing=0.1,
+    augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
+    # all 60,000 training images, as airbench uses all of CIFAR's: with no validation split the
+    # best checkpoint is chosen by training accuracy, in practice the last (annealed) epoch
+    val_fraction=0.0,
 ))

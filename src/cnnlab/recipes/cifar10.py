@@ -1,0 +1,226 @@
+"""CIFAR-10 recipes: the seed experiments as written (``faithful``), the same networks with a better
+schedule (``fast``), and ``cifar10-best`` (the airbench94 network, 94%).
+
+Accuracies are test top-1 fractions on the official 10,000-image test split. The copy of CIFAR-10
+on the development machines is a JPEG re-encoding (quality 75, 4:2:0 chroma): train and test are
+both re-encoded, so results compare with each other, but published figures were measured on the
+lossless files and may sit a little higher.
+
+Where a seed is silent, Keras' defaults fill in (Adam lr 1e-3, batch 32) and 20% of the training
+split is held out for validation; each such assumption is marked where it is made.
+
+Fast recipes share: crop after 4-pixel (reflect) padding + horizontal flip, label smoothing 0.1,
+batch 128, 10% validation (only to pick the checkpoint); one-cycle AdamW for the nets without
+BatchNorm or with Keras-style heads, SGD-Nesterov + warm-up + cosine for the ResNets, as in He et
+al. Wall times are for the 2-core CPU with bf16 and nothing else running, from measured
+throughputs (benchmarks/RECIPES.md); a shared machine is slower. The epoch counts of the fast and
+best recipes are our estimate of what reaches the target; RESULTS.md records the full runs that
+test them.
+"""
+from .base import AugmentConfig, Recipe, register_recipe
+
+CROP_FLIP = AugmentConfig(crop_padding=4, horizontal_flip=True)
+
+# --- seed 000 §1.4 'CNN_exercise 2' ------------------------------------------------------------
+
+register_recipe(Recipe(
+    name="cifar10-cnn-bn",
+    source="seed 000 §1.4 'CNN_exercise 2': Adam, categorical cross-entropy (epochs, batch not "
+           "given); train 92.14%, test 79.27%",
+    expected_accuracy=0.7927,
+    dataset="cifar10", model="cifar10-cnn-bn",
+    # Not given: epochs (20, an assumption; the seed's 92% training accuracy is well past the test
+    # plateau), batch (32, Keras' fit default), lr (Keras' Adam default 1e-3), validation (20%).
+    epochs=20, batch_size=32, optimizer="adam", lr=1e-3, val_fraction=0.2,
+))
+
+register_recipe(Recipe(
+    name="cifar10-cnn-bn-fast",
+    source="seed 000 §1.4 model, one-cycle AdamW, crop + flip; target: the seed's 79.27%",
+    expected_accuracy=0.7927, kind="fast",
+    dataset="cifar10", model="cifar10-cnn-bn",
+    # Without augmentation this 4.3M-parameter net (mostly its 4096 -> 1024 dense layer) memorises
+    # the training set; with crops and flips and an annealed LR, 8 epochs should clear 79% with a
+    # margin: ~3.5 minutes at ~1,700 images/s.
+    epochs=8, batch_size=128, optimizer="adamw", lr=2e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# --- seed 001 §4 AlexNet ------------------------------------------------------------------------
+
+register_recipe(Recipe(
+    name="cifar10-alexnet",
+    source="seed 001 §4 AlexNet on CIFAR-10: Adam lr 1e-3, CE, 100 epochs; train 91.07%, "
+           "val 53.24%",
+    # The seed's only held-out figure is a *validation* accuracy; it is recorded as given. The
+    # target the issue sets for this row (well above 53%) is cifar10-alexnet-fast's 75%.
+    expected_accuracy=0.5324,
+    dataset="cifar10", model="alexnet-cifar",
+    epochs=100, optimizer="adam", lr=1e-3,
+    batch_size=32,  # not given: Keras' fit default
+    val_fraction=0.2,  # the seed validates but gives no fraction: 20%, seeded
+))
+
+register_recipe(Recipe(
+    name="cifar10-alexnet-fast",
+    source="seed 001 §4 AlexNet, one-cycle AdamW, crop + flip; target: 75%, well above the seed's "
+           "53%",
+    # The bar: the seed's 53.24% is far below what this kind of net does. Krizhevsky's example
+    # CIFAR-10 nets in cuda-convnet (2012) reached 82% without augmentation, 89% with it; this
+    # 32x32 AlexNet's stride-2 stem drops 3/4 of the positions before its first pool, which costs
+    # a few points. 75% is 22 points above the seed and a bar a short augmented run clears.
+    expected_accuracy=0.75, kind="fast",
+    dataset="cifar10", model="alexnet-cifar",
+    # 23M parameters, no BatchNorm: AdamW (Adam's 1e-3 trained it in the seed) with decoupled
+    # weight decay, crops and flips against the overfitting the seed shows (train 91% vs 53%).
+    # 12 epochs: ~16 minutes at ~600 images/s.
+    epochs=12, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# --- seed 001 §5 ZFNet --------------------------------------------------------------------------
+
+register_recipe(Recipe(
+    name="cifar10-zfnet",
+    source="seed 001 §5 ZFNet-like on CIFAR-10, 80/20 train/validation split, normalised, one-hot; "
+           "test ~80.7%",
+    expected_accuracy=0.807,
+    dataset="cifar10", model="zfnet-cifar",
+    # Not given: optimizer (Adam, the Keras notebooks' usual; lr 1e-3, Keras' default), batch
+    # (32, Keras' fit default), epochs (30, an assumption). The 80/20 split is the seed's.
+    epochs=30, batch_size=32, optimizer="adam", lr=1e-3, val_fraction=0.2,
+))
+
+register_recipe(Recipe(
+    name="cifar10-zfnet-fast",
+    source="seed 001 §5 ZFNet-like net, one-cycle AdamW, crop + flip; target: the seed's ~80.7%",
+    expected_accuracy=0.807, kind="fast",
+    dataset="cifar10", model="zfnet-cifar",
+    # The heaviest of the small nets (96 5x5 filters on the full 32x32 map): ~250 images/s, so
+    # every epoch costs 3 minutes. 8 augmented, annealed epochs should clear 80.7% (~25 minutes); no
+    # BatchNorm, so AdamW at Adam's usual 1e-3 peak.
+    epochs=8, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# --- seed 001 §7 ResNet -------------------------------------------------------------------------
+# The seed gives SGD lr 0.1, momentum 0.9, weight decay 1e-4, "a learning rate scheduler", 50
+# epochs, batch 128, and no depth. Those are exactly He et al.'s (2015, §4.2) CIFAR settings, so
+# He et al. fill the gaps: their augmentation (4-pixel padding, random 32x32 crop, horizontal
+# flip; they pad with zeros, cnnlab's crop reflects), their 45k/5k train/validation split, and
+# ResNet-20 and ResNet-56 as the two depths (He et al.'s 91.25% and 93.03%, the issue's targets).
+# He et al. train 64k iterations (164 epochs on 50k images) and divide the LR by 10 at 32k and
+# 48k (50% and 75%); the seed says 50 epochs, so the faithful recipes step at epochs 20 and 40
+# (StepLR(step_size=20, gamma=0.1)): the 'step' schedule decays every step_size epochs and has
+# no milestone list to put the drops at 25 and 37.5.
+
+_HE = "He et al. 2015, Table 6 (164 epochs, lossless CIFAR-10)"
+
+register_recipe(Recipe(
+    name="cifar10-resnet20",
+    source="seed 001 §7 ResNet on CIFAR-10 (depth not given; here ResNet-20): SGD lr 0.1, "
+           "momentum 0.9, wd 1e-4, LR scheduler, 50 epochs, batch 128",
+    expected_accuracy=0.91,  # the seed gives none: He et al.'s figure, the issue's target
+    literature=f"91.25% ({_HE})",
+    dataset="cifar10", model="resnet20",
+    epochs=50, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+    schedule="step", step_size=20, gamma=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="cifar10-resnet56",
+    source="seed 001 §7 ResNet on CIFAR-10 (depth not given; here ResNet-56): SGD lr 0.1, "
+           "momentum 0.9, wd 1e-4, LR scheduler, 50 epochs, batch 128",
+    expected_accuracy=0.93,  # the seed gives none: He et al.'s figure, the issue's target
+    literature=f"93.03% ({_HE})",
+    dataset="cifar10", model="resnet56",
+    epochs=50, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+    schedule="step", step_size=20, gamma=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# Fast ResNets. He et al.'s figures are close to what these depths can do at all, so there is
+# little to cut: cosine annealing (after one warm-up epoch), Nesterov momentum, a 5x stronger
+# weight decay (which suits short schedules) and label smoothing reach them in about a quarter of
+# He et al.'s 164 epochs, where the faithful 50-epoch step schedule may fall a little short.
+
+register_recipe(Recipe(
+    name="cifar10-resnet20-fast",
+    source="seed 001 §7 ResNet-20, SGD-Nesterov, warm-up + cosine, wd 5e-4, label smoothing; "
+           "target: He et al.'s 91.25% (91%)",
+    expected_accuracy=0.91, kind="fast",
+    literature=f"91.25% ({_HE})",
+    dataset="cifar10", model="resnet20",
+    # 40 epochs: ~28 minutes at ~1,100 images/s (30 would save 7 minutes but land at ~90.5-91%)
+    epochs=40, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+    weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
+    augment=CROP_FLIP, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="cifar10-resnet56-fast",
+    source="seed 001 §7 ResNet-56, SGD-Nesterov, warm-up + cosine, wd 5e-4, label smoothing; "
+           "target: He et al.'s 93.03% (93%)",
+    expected_accuracy=0.93, kind="fast",
+    literature=f"93.03% ({_HE})",
+    dataset="cifar10", model="resnet56",
+    # 45 epochs: ~1.5 hours at ~370 images/s; ResNet-56 is three times ResNet-20's work per image
+    epochs=45, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+    weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
+    augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# --- seed 003 CIFAR-10 CNN -----------------------------------------------------------------------
+
+register_recipe(Recipe(
+    name="cifar10-cnn-3block",
+    source="seed 003 (carl-221b/deeplearning) CIFAR-10 CNN: 100 epochs, batch 64; test 86.87%",
+    expected_accuracy=0.8687,
+    dataset="cifar10", model="cifar10-cnn-3block",
+    # The author's script (lab4_2.py) compiles with optimizer='adam' (lr 1e-3, Keras' default),
+    # uses no augmentation and validates on the test split (86.87% is its last epoch). cnnlab
+    # never validates on the test split: 10% of the training images are held out instead.
+    epochs=100, batch_size=64, optimizer="adam", lr=1e-3, val_fraction=0.1,
+))
+
+register_recipe(Recipe(
+    name="cifar10-cnn-3block-fast",
+    source="seed 003 CIFAR-10 CNN, one-cycle AdamW, crop + flip; target: the seed's 86.87%",
+    expected_accuracy=0.8687, kind="fast",
+    dataset="cifar10", model="cifar10-cnn-3block",
+    # Its dropout (0.2-0.5) and augmentation both regularise, so it converges slowly; 25 annealed
+    # epochs instead of 100 flat ones: ~12 minutes at ~1,600 images/s.
+    epochs=25, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+))
+
+# --- best ----------------------------------------------------------------------------------------
+# airbench94's network (cnnlab.models.airbench) with its schedule in this trainer's vocabulary.
+# airbench (legacy/airbench94.py) trains 9.9 epochs at batch 1024: Nesterov SGD, momentum 0.85,
+# lr 11.5 and weight decay 0.0153 per 1024 examples on a *summed* loss, label smoothing 0.2,
+# linear warm-up over 23% of the steps then linear decay, 2-pixel reflect crops and flips.
+# In PyTorch's mean-loss units at batch 512: lr = 11.5 / (1 + 1 / (1 - 0.85)) * 512 / 1024 =
+# 0.75, and SGD's L2 coefficient = 0.0153 / 11.5 = 1.33e-3 (the same decay per step).
+# What our trainer does not do, and airbench does: Lookahead (an EMA of the weights every 5
+# steps), test-time augmentation (flip + 1-pixel shifts, worth a few tenths of a point), a 64x
+# learning rate for the BatchNorm biases, training the whitening bias only for 3 epochs, and
+# alternating instead of random flips. The patch-whitening initialisation *is* done (by the
+# model, from its first training batch). To make up for the rest, and for the JPEG copy of the
+# data, the recipe trains 20 epochs instead of 9.9: ~19 minutes at ~880 images/s on the CPU.
+
+register_recipe(Recipe(
+    name="cifar10-best",
+    source="airbench94 (Jordan 2024): its net, SGD-Nesterov, label smoothing 0.2, crop + flip, "
+           "warm-up + cosine; target: 94%",
+    expected_accuracy=0.94, kind="best",
+    literature="94.01% mean of 1,000 runs in 9.9 epochs, with TTA and Lookahead (Jordan 2024, "
+               "airbench94)",
+    dataset="cifar10", model="airbench94",
+    epochs=20, batch_size=512, optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True,
+    weight_decay=1.33e-3,
+    schedule="cosine", warmup_epochs=4,  # airbench: 23% linear warm-up, then decay
+    label_smoothing=0.2,
+    augment=AugmentConfig(crop_padding=2, horizontal_flip=True),
+    # all 50,000 training images, as airbench: the checkpoint is then chosen by training accuracy
+    # (in practice the last, annealed epoch); the test split is still only seen at the end
+    val_fraction=0.0,
+))
