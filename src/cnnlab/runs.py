@@ -95,8 +95,10 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
         from .data.augment import build_augment
         augment = build_augment(recipe.augment)
     common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=channels_last)
+    # a final batch of one example would break BatchNorm's training statistics: drop only that
+    drop_last = len(train_idx) % recipe.batch_size == 1
     train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
-                        shuffle=True, seed=recipe.seed, augment=augment, **common)
+                        shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last, **common)
     val = (BatchLoader(ds.train_images[val_idx], ds.train_labels[val_idx], recipe.eval_batch_size,
                        **common) if len(val_idx) else None)
     test = BatchLoader(ds.test_images, ds.test_labels, recipe.eval_batch_size, **common)
@@ -155,7 +157,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
                                            steps_per_epoch=len(train_loader), step_size=recipe.step_size,
-                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs)
+                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,
+                                           milestones=recipe.milestones)
     monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
     callbacks: list = []
     if checkpoint is not None:

@@ -213,7 +213,7 @@ def build_augment(cfg: AugmentConfig | None) -> Augment | None:
         return None
     parts: list[tuple[Callable, dict]] = []
     if cfg.crop_padding:
-        parts.append((random_crop, {"padding": cfg.crop_padding}))
+        parts.append((random_crop, {"padding": cfg.crop_padding, "padding_mode": cfg.crop_mode}))
     affine = {k: getattr(cfg, k) for k in ("rotation", "width_shift", "height_shift", "shear",
                                           "zoom") if getattr(cfg, k)}
     if affine:

@@ -50,6 +50,8 @@ class AugmentConfig(_Strict):
     horizontal_flip: bool = False
     fill_mode: Literal["nearest", "constant", "reflect"] = "nearest"
     crop_padding: int = Field(0, ge=0, description="random crop after padding by this many pixels")
+    crop_mode: Literal["reflect", "zeros"] = Field("reflect", description="padding of the random crop "
+                                                   "(He et al. 2015 pad with zeros)")
     cutout: int = Field(0, ge=0, description="side of a square zeroed at a random place, pixels")
     noise_std: float = Field(0.0, ge=0, description="additive Gaussian noise std, in [0, 1] pixel units")
 
@@ -75,8 +77,10 @@ class Recipe(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["none", "step", "exponential", "cosine", "onecycle"] = "none"
+    schedule: Literal["none", "step", "multistep", "exponential", "cosine", "onecycle"] = "none"
     step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
+    milestones: list[float] = Field(default_factory=list,
+                                    description="epochs at which 'multistep' multiplies the LR by gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)

@@ -8,7 +8,7 @@ from torch import nn
 import torch.nn.functional as F
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("none", "step", "exponential", "cosine", "onecycle")
+SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "onecycle")
 
 
 def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nesterov: bool = False,
@@ -37,10 +37,13 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
 
 
 def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, step_size: int = 30,
-                    gamma: float = 0.1, warmup_epochs: float = 0.0, max_lr: float | None = None):
+                    gamma: float = 0.1, warmup_epochs: float = 0.0, max_lr: float | None = None,
+                    milestones=()):
     """Make an LR schedule. Returns ``(scheduler or None, step_per_batch)``.
 
     - ``step``: multiply by ``gamma`` every ``step_size`` epochs.
+    - ``multistep``: multiply by ``gamma`` at each epoch in ``milestones`` (fractions allowed:
+      He et al. 2015 drop at 50% and 75% of training).
     - ``exponential``: multiply by ``gamma`` every epoch (the seed's "LR x 0.9 each epoch").
     - ``cosine``: cosine decay to 0 over the run, per batch (Loshchilov & Hutter 2017).
     - ``onecycle``: Smith & Topin 2019, peak ``max_lr`` (default: the optimizer's lr), per batch.
@@ -56,8 +59,9 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
         return None, False
     if name == "onecycle":
         lr = max_lr or optimizer.param_groups[0]["lr"]
-        return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total,
-                            pct_start=(warm / total) if warm else 0.25), True
+        # the warm-up share must stay below 1 (a 1-epoch run of a recipe with 1 warm-up epoch)
+        pct = min(warm / total, 0.9) if warm else 0.25
+        return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct), True
     if name == "cosine":
         def f(step):
             if step < warm:
@@ -66,6 +70,13 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     elif name == "step":
         def f(step):
             return (step + 1) / warm if step < warm else gamma ** ((step // steps_per_epoch) // step_size)
+    elif name == "multistep":
+        marks = sorted(int(round(m * steps_per_epoch)) for m in milestones)
+
+        def f(step):
+            if step < warm:
+                return (step + 1) / warm
+            return gamma ** sum(step >= m for m in marks)
     elif name == "exponential":
         def f(step):
             return (step + 1) / warm if step < warm else gamma ** (step // steps_per_epoch)
