@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override recipe fields; such runs are listed apart from the plain recipes")
     _add_common(p)
 
     p = sub.add_parser("bench", help="training images/s of cnnlab vs a plain PyTorch loop on this machine")
@@ -145,8 +147,10 @@ def cmd_list(a) -> int:
 def cmd_reproduce(a) -> int:
     from pathlib import Path
     from .reproduce import reproduce
+    from .recipes import parse_overrides
     print(reproduce(a.pattern, a.kind, a.seeds, a.data_dir, a.out_dir,
-                    Path(a.keep_runs) if a.keep_runs else None))
+                    Path(a.keep_runs) if a.keep_runs else None,
+                    overrides=parse_overrides(a.overrides) if a.overrides else None))
     return 0
 
 
