@@ -92,3 +92,34 @@ def test_label_smoothing_and_binary_losses():
     assert classification_loss(0.1)(logits, y) > classification_loss(0.0)(logits, y)
     bce = classification_loss(binary=True)
     assert bce(torch.tensor([[5.0]]), torch.tensor([1])) < bce(torch.tensor([[-5.0]]), torch.tensor([1]))
+
+
+def test_multistep_drops_at_milestones():
+    p = [nn.Parameter(torch.zeros(1))]
+    opt = build_optimizer(p, "sgd", 0.1)
+    sched, _ = build_scheduler(opt, "multistep", epochs=4, steps_per_epoch=10, gamma=0.1, milestones=[2, 3])
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[19] == pytest.approx(0.1) and lrs[20] == pytest.approx(0.01) and lrs[30] == pytest.approx(0.001)
+
+
+def test_onecycle_with_warmup_as_long_as_the_run():
+    p = [nn.Parameter(torch.zeros(1))]
+    opt = build_optimizer(p, "adamw", 1e-3)
+    sched, _ = build_scheduler(opt, "onecycle", epochs=1, steps_per_epoch=5, warmup_epochs=1)
+    for _ in range(5):
+        opt.step()
+        sched.step()  # used to divide by zero when the warm-up filled the whole run
+
+
+def test_flatten_nhwc_is_a_view_for_channels_last():
+    from cnnlab.models.layers import FlattenNHWC
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    xc = x.contiguous(memory_format=torch.channels_last)
+    y = FlattenNHWC()(xc)
+    assert y.shape == (2, 12) and y.data_ptr() == xc.data_ptr()  # no copy
+    assert torch.equal(y, FlattenNHWC()(x))  # same order whatever the memory format
+    assert torch.equal(y[0, :3], x[0, :, 0, 0])  # Keras order: channels vary fastest
