@@ -13,7 +13,7 @@ def test_table_from_records(tmp_path):
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
     table = build_table(tmp_path)
     row = next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small"))
-    assert "| 99.20 |" in row and "99.25 ± 0.07" in row and "| 2 |" in row and "5.0" in row
+    assert "| 99.20 |" in row and "99.25 ± 0.07 | yes |" in row and "| 2 |" in row and "5.0" in row
     assert "Test CPU, 2 cores, torch 2.13.0" in table
     variant = next(line for line in table.splitlines() if '{"epochs": 1}' in line)
     assert "| 50.00 |" in variant  # runs with overrides are listed apart, never mixed in

@@ -67,11 +67,12 @@ def build_table(results_dir: Path) -> str:
         spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         times = [r["train_time_s"] for r in recs]
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
+        meets = "—" if not recipe.expected_accuracy else ("yes" if mean >= 100 * recipe.expected_accuracy else "**no**")
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
         m = r0["machine"]
         machines.add(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}")
         rows.append(f"| {recipe.name} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
-                    f"| {mean:.2f}{spread} "
+                    f"| {mean:.2f}{spread} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
                     f"| {statistics.median(times) / 60:.1f} | {r0['precision']} | {data} "
                     f"| {min(r['date'] for r in recs)[:10]} |")
@@ -80,8 +81,8 @@ def build_table(results_dir: Path) -> str:
             "checkpoint is chosen on the validation split, never on the test split. Wall time is the "
             "median training time per run on the machine below. Regenerate with "
             "`cnnlab reproduce PATTERN`.", "",
-            "| recipe | kind | source | reported (%) | literature | ours (%) | seeds | epochs | minutes | precision | data | date |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | precision | data | date |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if variants:
         rows += ["", "## The same recipes with overrides (e.g. the fp32 check of the bf16 default)", "",
                  "| recipe | overrides | ours (%) | seeds | minutes | precision |", "|---|---|---|---|---|---|",
