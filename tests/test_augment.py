@@ -46,7 +46,7 @@ def test_build_none_when_all_off_and_repr_names_parts():
     assert build_augment(AugmentConfig()) is None
     assert build_augment(AugmentConfig(fill_mode="reflect")) is None  # a mode alone is not a part
     r = repr(build_augment(CIFAR))
-    assert r == "Augment(random_crop(padding=4), random_flip(), cutout(size=8))"
+    assert r == "Augment(random_crop(padding=4, padding_mode='reflect'), random_flip(), cutout(size=8))"
     r = repr(build_augment(MNIST))
     assert r.startswith("Augment(random_affine(rotation=10.0") and "gaussian_noise(std=0.05)" in r
 
