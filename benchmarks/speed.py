@@ -92,7 +92,12 @@ def main():
     ap.add_argument("--compile", nargs="*", default=["resnet20"],
                     help="models for which cnnlab with torch.compile is timed too")
     ap.add_argument("--out", default=str(HERE / "SPEED.md"))
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the table from results/speed.json and results/<recipe>.json without timing")
     a = ap.parse_args()
+    if a.render_only:
+        Path(a.out).write_text(render(json.loads((HERE / "results" / "speed.json").read_text())))
+        return
     ensure_launch_settings()
 
     import torch
@@ -186,7 +191,54 @@ def render(out) -> str:
         notes.append(f"- torch.compile (`--set compile=true`) on {r['model']}: {cell(r, 'cnnlab_compile')} "
                      f"images/s, {c / r['cnnlab']['median']:.2f}x the default path; the first "
                      f"{out['steps']} steps took {r['compile_first_run_s']:.0f} s including compilation.")
-    return "\n".join(head + lines + notes) + "\n"
+    return "\n".join(head + lines + notes + time_to_accuracy(out)) + "\n"
+
+
+# the seed recipes of each timed model, and training-split sizes, for time-to-accuracy
+SEED_RECIPES = {"mnist-cnn-small": ("mnist-cnn-small", "mnist-cnn-small-fast"),
+                "mnist-cnn-wide": ("mnist-cnn-wide", "mnist-cnn-wide-fast"),
+                "cifar10-cnn-3block": ("cifar10-cnn-3block", "cifar10-cnn-3block-fast"),
+                "resnet20": ("cifar10-resnet20", "cifar10-resnet20-fast")}
+TRAIN_IMAGES = {"mnist": 60_000, "cifar10": 50_000}
+
+
+def time_to_accuracy(out) -> list[str]:
+    """Time-to-accuracy of the seed recipes, from the full runs in results/ (``cnnlab reproduce``),
+    next to the time the seed's own schedule would take at Keras' measured speed."""
+    from statistics import mean, median
+
+    from cnnlab.recipes import get_recipe
+    lines = ["", "## Time to accuracy", "",
+             "Full runs recorded by `cnnlab reproduce` (benchmarks/results/*.json, plain recipes only): "
+             "test top-1 (mean over seeds), median training minutes, and median minutes until the "
+             "validation top-1 first reached the seed's reported figure (— where the run predates "
+             "that record). *Seed schedule at Keras speed* is the faithful recipe's epochs x training "
+             "images / Keras' best images/s above: training steps only, an estimate, not a run.", "",
+             "| model | recipe | target (%) | test top-1 (%) | seeds | minutes | to target (val, min) "
+             "| seed schedule at Keras speed (min) |", "|---|---|---|---|---|---|---|---|"]
+    for r in out["rows"]:
+        kbest = max((r[k]["median"] for k in ("keras_fp32", "keras_bf16") if k in r), default=None)
+        faithful = get_recipe(SEED_RECIPES[r["model"]][0])
+        n = TRAIN_IMAGES[faithful.dataset] * (1 - faithful.val_fraction)
+        keras_min = f"{faithful.epochs * n / kbest / 60:.1f}" if kbest else "—"
+        for name in SEED_RECIPES[r["model"]]:
+            path = HERE / "results" / f"{name}.json"
+            recs = [x for x in json.loads(path.read_text()) if not x.get("overrides")] if path.exists() else []
+            if not recs:
+                lines.append(f"| {r['model']} | {name} | — | not run yet | 0 | — | — | {keras_min} |")
+                continue
+            target = get_recipe(name).expected_accuracy
+            reached = [x.get("val_time_to_target_s", "absent") for x in recs]
+            if "absent" in reached:
+                to_t = "—"
+            elif None in reached:
+                to_t = f"not reached ({reached.count(None)} of {len(reached)})"
+            else:
+                to_t = f"{median(reached) / 60:.1f}"
+            lines.append(f"| {r['model']} | {name} | {100 * target:.2f} | "
+                         f"{100 * mean(x['test_accuracy'] for x in recs):.2f} | {len(recs)} | "
+                         f"{median(x['train_time_s'] for x in recs) / 60:.1f} | {to_t} | {keras_min} |")
+    return lines
 
 
 if __name__ == "__main__":

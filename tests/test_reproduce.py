@@ -1,6 +1,6 @@
 import json
 
-from cnnlab.reproduce import build_table
+from cnnlab.reproduce import build_table, time_to_accuracy
 
 
 def test_table_from_records(tmp_path):
@@ -17,3 +17,27 @@ def test_table_from_records(tmp_path):
     assert "Test CPU, 2 cores, torch 2.13.0" in table
     variant = next(line for line in table.splitlines() if '{"epochs": 1}' in line)
     assert "| 50.00 |" in variant  # runs with overrides are listed apart, never mixed in
+    assert "| 5.0 | — |" in row  # records without time-to-target say so
+
+
+def test_time_to_accuracy_sums_epochs_until_validation_reaches_target():
+    epochs = [{"val_accuracy": 0.97, "time_s": 10.0}, {"val_accuracy": 0.991, "time_s": 12.0},
+              {"val_accuracy": 0.995, "time_s": 11.0}]
+    assert time_to_accuracy(epochs, 0.99) == 22.0
+    assert time_to_accuracy(epochs, 0.999) is None
+    assert time_to_accuracy(epochs, None) is None
+
+
+def test_table_time_to_target_column(tmp_path):
+    machine = {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "python": "3.11"}
+    base = {"recipe": "mnist-cnn-small-fast", "test_loss": 0.03, "epochs_run": 8, "best_epoch": 8,
+            "train_time_s": 120.0, "precision": "bf16", "dataset_lossy": False, "overrides": {},
+            "date": "2026-11-26T05:00:00+00:00", "machine": machine, "test_accuracy": 0.994}
+    recs = [{**base, "seed": 0, "val_time_to_target_s": 60.0}, {**base, "seed": 1, "val_time_to_target_s": 84.0}]
+    (tmp_path / "mnist-cnn-small-fast.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small-fast"))
+    assert "| 2.0 | 1.2 |" in row
+    recs[1]["val_time_to_target_s"] = None
+    (tmp_path / "mnist-cnn-small-fast.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small-fast"))
+    assert "not reached (1 of 2)" in row
