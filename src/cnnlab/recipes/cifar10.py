@@ -187,9 +187,10 @@ register_recipe(Recipe(
     source="seed 003 CIFAR-10 CNN, one-cycle AdamW, crop + flip; target: the seed's 86.87%",
     expected_accuracy=0.8687, kind="fast",
     dataset="cifar10", model="cifar10-cnn-3block",
-    # Its dropout (0.2-0.5) and augmentation both regularise, so it converges slowly; 25 annealed
-    # epochs instead of 100 flat ones: ~12 minutes at ~1,600 images/s.
-    epochs=25, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    # Its dropout (0.2-0.5) and augmentation both regularise, so it converges slowly: 25 annealed
+    # epochs gave 84.3% (2 seeds) with validation accuracy still rising at the end (best epochs
+    # 22 and 25 of 25), so 50 annealed epochs instead of 100 flat ones: ~17 minutes here.
+    epochs=50, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
 ))
 

@@ -25,9 +25,10 @@ register_recipe(Recipe(
     expected_accuracy=0.9263, kind="fast",
     dataset="fashion-mnist", model="fashion-cnn-bn",
     # The net overfits fast (train 96.87% vs test 92.63% in the seed): random 2-pixel shifts and
-    # mirroring (garments are left-right symmetric) hold that off, one-cycle anneals within 6
-    # epochs: ~2.5 minutes at ~2,300 images/s.
-    epochs=6, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    # mirroring (garments are left-right symmetric) hold that off, one-cycle anneals. 6 epochs
+    # gave 92.61% (2 seeds, a hair under the target) with the best validation accuracy at the
+    # last epoch in both runs, i.e. still improving: 10 epochs, ~3.5 minutes at ~2,300 images/s.
+    epochs=10, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1,
     augment=AugmentConfig(crop_padding=2, horizontal_flip=True), val_fraction=0.1,
 ))
