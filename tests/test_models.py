@@ -389,3 +389,40 @@ def test_dropout_matches_nn_dropout_statistics():
     xc = torch.randn(4, 8, 5, 5).contiguous(memory_format=torch.channels_last)
     d.train()
     assert d(xc).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (1, 2, True)])
+def test_conv2d_relu_matches_conv_then_relu_forward_and_backward(stride, padding, bias):
+    from cnnlab.models.layers import Conv2dReLU
+    torch.manual_seed(0)
+    fused = Conv2dReLU(3, 8, 3, stride=stride, padding=padding, bias=bias)
+    ref = torch.nn.Conv2d(3, 8, 3, stride=stride, padding=padding, bias=bias)
+    ref.load_state_dict(fused.state_dict())  # same keys: a drop-in for Conv2d + ReLU
+    x = torch.randn(4, 3, 11, 11)
+    xf, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    yf, yr = fused(xf), torch.relu(ref(xr))
+    torch.testing.assert_close(yf, yr)
+    g = torch.randn_like(yr)
+    yf.backward(g)
+    yr.backward(g)
+    torch.testing.assert_close(xf.grad, xr.grad)
+    torch.testing.assert_close(fused.weight.grad, ref.weight.grad)
+    if bias:
+        torch.testing.assert_close(fused.bias.grad, ref.bias.grad)
+
+
+def test_conv2d_relu_under_bf16_autocast_keeps_layout_and_fp32_grads():
+    from cnnlab.models.layers import Conv2dReLU
+    torch.manual_seed(0)
+    fused = Conv2dReLU(1, 16, 3, padding=1).to(memory_format=torch.channels_last)
+    ref = torch.nn.Conv2d(1, 16, 3, padding=1).to(memory_format=torch.channels_last)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(8, 1, 28, 28).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", torch.bfloat16):
+        yf, yr = fused(x), torch.relu(ref(x))
+    assert yf.dtype == torch.bfloat16 and yf.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(yf, yr)
+    yf.float().sum().backward()
+    yr.float().sum().backward()
+    assert fused.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(fused.weight.grad, ref.weight.grad, rtol=1e-2, atol=1e-2)

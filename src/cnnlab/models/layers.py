@@ -66,3 +66,68 @@ class FlattenNHWC(nn.Module):
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     """3x3 convolution with 'same' padding for stride 1 (Keras ``padding='same'``)."""
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
+
+
+def _has_fused_conv_relu() -> bool:
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_FUSED_CONV_RELU = _has_fused_conv_relu()
+
+
+class _ConvReLUFunction(torch.autograd.Function):
+    """``relu(conv2d(x, w, b))`` in one oneDNN call forward (ReLU as a post-op), and the matching
+    backward: ReLU's gradient from the saved output, then PyTorch's own convolution backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation):
+        y = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, padding, stride, dilation, 1,
+                                                     "relu", [None], None)
+        ctx.save_for_backward(x, weight, y)
+        ctx.conf = (stride, padding, dilation)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight, y = ctx.saved_tensors
+        stride, padding, dilation = ctx.conf
+        g = torch.ops.aten.threshold_backward(grad_y, y, 0)
+        has_bias = ctx.needs_input_grad[2]
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            g, x, weight, [weight.shape[0]] if has_bias else None, stride, padding, dilation, False,
+            [0, 0], 1, [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias])
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+class Conv2dReLU(nn.Conv2d):
+    """``nn.Conv2d`` followed by ReLU, fused on CPU: same parameters, state-dict keys and results
+    as ``nn.Sequential(conv, nn.ReLU())`` (tested to match exactly), faster to train.
+
+    Why: a separate ReLU reads and writes the whole activation once more forward; after a wide
+    first layer (128 x 28 x 28 per image in ``mnist-cnn-wide``) that pass is ~8% of a bf16 training
+    step. On CPU builds with oneDNN the forward runs as one convolution with a ReLU post-op; the
+    backward applies ReLU's gradient from the saved output, then the stock convolution backward.
+    Elsewhere (CUDA, ONNX export, groups, non-zero padding modes) it is ``relu(conv(x))``.
+    Under CPU autocast the input and weights are cast to the autocast dtype, as ``nn.Conv2d``'s
+    would be. Input ``(N, C_in, H, W)``, output ``(N, C_out, H', W')``, non-negative; no double
+    backward on the fused path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (not _FUSED_CONV_RELU or x.device.type != "cpu" or self.groups != 1
+                or self.padding_mode != "zeros" or isinstance(self.padding, str)
+                or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
+            return torch.relu(super().forward(x))
+        w, b = self.weight, self.bias
+        if torch.is_autocast_enabled("cpu"):
+            dt = torch.get_autocast_dtype("cpu")
+            x, w, b = x.to(dt), w.to(dt), (b.to(dt) if b is not None else None)
+        return _ConvReLUFunction.apply(x, w, b, list(self.stride), list(self.padding), list(self.dilation))
+
+
+def conv3x3_relu(cin: int, cout: int, stride: int = 1, bias: bool = True) -> Conv2dReLU:
+    """:func:`conv3x3` followed by ReLU, fused (:class:`Conv2dReLU`)."""
+    return Conv2dReLU(cin, cout, 3, stride=stride, padding=1, bias=bias)

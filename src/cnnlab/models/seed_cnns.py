@@ -18,7 +18,7 @@ from collections import OrderedDict
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import FlattenNHWC, Dropout, conv3x3
+from .layers import Dropout, FlattenNHWC, conv3x3, conv3x3_relu
 
 
 class MnistCnnSmall(ImageClassifier):
@@ -34,7 +34,7 @@ class MnistCnnSmall(ImageClassifier):
         super().__init__()
         h, w = input_size
         self.features = nn.Sequential(OrderedDict(
-            conv1=conv3x3(in_chans, 32), relu1=nn.ReLU(inplace=True),
+            conv1=conv3x3_relu(in_chans, 32),
             # ReLU after the pool: max and ReLU commute (same outputs and gradients), and the
             # ReLU then runs on 4x fewer elements
             conv2=conv3x3(32, 64), pool=nn.MaxPool2d(2), relu2=nn.ReLU(inplace=True),
@@ -57,10 +57,10 @@ class MnistCnnWide(ImageClassifier):
         super().__init__()
         h, w = input_size
         self.features = nn.Sequential(OrderedDict(
-            conv1=conv3x3(in_chans, 128), relu1=nn.ReLU(inplace=True),
+            conv1=conv3x3_relu(in_chans, 128),
             # ReLU after each pool: max and ReLU commute, and the ReLU then touches 4x fewer elements
             conv2=conv3x3(128, 128), pool1=nn.MaxPool2d(2), relu2=nn.ReLU(inplace=True),
-            conv3=conv3x3(128, 64), relu3=nn.ReLU(inplace=True),
+            conv3=conv3x3_relu(128, 64),
             conv4=conv3x3(64, 64), pool2=nn.MaxPool2d(2), relu4=nn.ReLU(inplace=True)))
         self.classifier = nn.Sequential(OrderedDict(
             flatten=FlattenNHWC(), fc1=nn.Linear(64 * (h // 4) * (w // 4), 128),
@@ -102,12 +102,12 @@ class FashionCnnBn(ImageClassifier):
         h, w = input_size
         self.features = nn.Sequential(OrderedDict(
             block1=nn.Sequential(OrderedDict(
-                conv1=conv3x3(in_chans, 32), relu1=nn.ReLU(inplace=True), bn1=nn.BatchNorm2d(32),
-                conv2=conv3x3(32, 32), relu2=nn.ReLU(inplace=True), bn2=nn.BatchNorm2d(32),
+                conv1=conv3x3_relu(in_chans, 32), bn1=nn.BatchNorm2d(32),
+                conv2=conv3x3_relu(32, 32), bn2=nn.BatchNorm2d(32),
                 pool=nn.MaxPool2d(2), dropout=Dropout(dropout))),
             block2=nn.Sequential(OrderedDict(
-                conv1=conv3x3(32, 64), relu1=nn.ReLU(inplace=True), bn1=nn.BatchNorm2d(64),
-                conv2=conv3x3(64, 64), relu2=nn.ReLU(inplace=True), bn2=nn.BatchNorm2d(64),
+                conv1=conv3x3_relu(32, 64), bn1=nn.BatchNorm2d(64),
+                conv2=conv3x3_relu(64, 64), bn2=nn.BatchNorm2d(64),
                 pool=nn.MaxPool2d(2), dropout=Dropout(dropout)))))
         self.classifier = nn.Sequential(OrderedDict(
             flatten=FlattenNHWC(), fc1=nn.Linear(64 * (h // 4) * (w // 4), 512),
@@ -129,12 +129,12 @@ class Cifar10CnnBn(ImageClassifier):
         h, w = input_size
         self.features = nn.Sequential(OrderedDict(
             block1=nn.Sequential(OrderedDict(
-                conv1=conv3x3(in_chans, 32), relu1=nn.ReLU(inplace=True),
-                conv2=conv3x3(32, 32), relu2=nn.ReLU(inplace=True), bn=nn.BatchNorm2d(32),
+                conv1=conv3x3_relu(in_chans, 32),
+                conv2=conv3x3_relu(32, 32), bn=nn.BatchNorm2d(32),
                 pool=nn.MaxPool2d(2), dropout=Dropout(dropout_conv))),
             block2=nn.Sequential(OrderedDict(
-                conv1=conv3x3(32, 64), relu1=nn.ReLU(inplace=True),
-                conv2=conv3x3(64, 64), relu2=nn.ReLU(inplace=True), bn=nn.BatchNorm2d(64),
+                conv1=conv3x3_relu(32, 64),
+                conv2=conv3x3_relu(64, 64), bn=nn.BatchNorm2d(64),
                 pool=nn.MaxPool2d(2), dropout=Dropout(dropout_conv)))))
         self.classifier = nn.Sequential(OrderedDict(
             flatten=FlattenNHWC(), fc1=nn.Linear(64 * (h // 4) * (w // 4), 1024),
@@ -162,8 +162,8 @@ class Cifar10Cnn3Block(ImageClassifier):
         blocks, cin = OrderedDict(), in_chans
         for i, (cout, p) in enumerate(zip((32, 64, 128), dropout[:3]), start=1):
             blocks[f"block{i}"] = nn.Sequential(OrderedDict(
-                conv1=conv3x3(cin, cout), relu1=nn.ReLU(inplace=True),
-                conv2=conv3x3(cout, cout), relu2=nn.ReLU(inplace=True), bn=nn.BatchNorm2d(cout),
+                conv1=conv3x3_relu(cin, cout),
+                conv2=conv3x3_relu(cout, cout), bn=nn.BatchNorm2d(cout),
                 pool=nn.MaxPool2d(2), dropout=Dropout(p)))
             cin = cout
         self.features = nn.Sequential(blocks)
