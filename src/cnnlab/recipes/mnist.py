@@ -148,9 +148,10 @@ register_recipe(Recipe(
     expected_accuracy=0.9965, kind="fast",
     dataset="mnist", model="mnist-cnn-2m",
     # the seed's LR x0.9 per epoch leaves 1e-3 * 0.9**25 = 7e-5 after 25 of its 50 epochs: half
-    # the run learns little. One-cycle over 15 epochs (~8 minutes at ~1,750 images/s) anneals
-    # on purpose instead.
-    epochs=15, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    # the run learns little. One-cycle anneals on purpose instead. 15 epochs gave 99.62% (2
+    # seeds, just under the target) with the best validation accuracy at epochs 14 and 15, still
+    # rising: 25 epochs, ~9 minutes here.
+    epochs=25, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1,
     augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
     val_fraction=0.1,
