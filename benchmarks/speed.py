@@ -180,7 +180,7 @@ def render(out) -> str:
         lines.append(f"| {r['model']} ({r['batch']}) | {cell(r, 'cnnlab')} {r['precision']} | {cell(r, 'plain')} "
                      f"| {cell(r, 'keras_fp32')} | {cell(r, 'keras_bf16')} | {a / b:.2f}x "
                      f"| {f'{a / kbest:.2f}x' if kbest else '—'} "
-                     f"| {r['gflops']:.0f} ({100 * r['ceiling_fraction']:.0f}% of {r['precision']}) |")
+                     f"| {r['gflops']:.0f} ({100 * r['ceiling_fraction']:.1f}% of {r['precision']}) |")
     lines.append(f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | "
                  f"**{geomean(vs_keras):.2f}x** |  |" if vs_keras else
                  f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | — | |")
