@@ -426,3 +426,12 @@ def test_conv2d_relu_under_bf16_autocast_keeps_layout_and_fp32_grads():
     yr.float().sum().backward()
     assert fused.weight.grad.dtype == torch.float32
     torch.testing.assert_close(fused.weight.grad, ref.weight.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_seed_cnn_with_fused_conv_relu_compiles():
+    """torch.compile traces the unfused path (the fused op's fake kernel disagrees on strides)."""
+    m = create_model("mnist-cnn-small").eval()  # no dropout: outputs comparable
+    x = torch.randn(4, 1, 28, 28)
+    ref = m(x)
+    out = torch.compile(m)(x)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)

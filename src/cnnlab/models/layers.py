@@ -110,7 +110,8 @@ class Conv2dReLU(nn.Conv2d):
     first layer (128 x 28 x 28 per image in ``mnist-cnn-wide``) that pass is ~8% of a bf16 training
     step. On CPU builds with oneDNN the forward runs as one convolution with a ReLU post-op; the
     backward applies ReLU's gradient from the saved output, then the stock convolution backward.
-    Elsewhere (CUDA, ONNX export, groups, non-zero padding modes) it is ``relu(conv(x))``.
+    Elsewhere (CUDA, torch.compile, ONNX export, groups, non-zero padding modes) it is
+    ``relu(conv(x))``.
     Under CPU autocast the input and weights are cast to the autocast dtype, as ``nn.Conv2d``'s
     would be. Input ``(N, C_in, H, W)``, output ``(N, C_out, H', W')``, non-negative; no double
     backward on the fused path.
@@ -119,7 +120,8 @@ class Conv2dReLU(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (not _FUSED_CONV_RELU or x.device.type != "cpu" or self.groups != 1
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
-                or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()):
+                or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+                or torch.compiler.is_compiling()):  # the compiler fuses conv + ReLU itself
             return torch.relu(super().forward(x))
         w, b = self.weight, self.bias
         if torch.is_autocast_enabled("cpu"):
