@@ -41,3 +41,17 @@ def test_table_time_to_target_column(tmp_path):
     (tmp_path / "mnist-cnn-small-fast.json").write_text(json.dumps(recs))
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small-fast"))
     assert "not reached (1 of 2)" in row
+
+
+def test_run_and_record_on_real_iris(tmp_path, data_root):
+    """A real (tiny) recipe end to end: one record per seed, with the validation fields, and a row."""
+    from cnnlab.reproduce import run_and_record
+    recs = run_and_record("iris-conv1d-fast", [0], tmp_path, data_dir=data_root, keep_runs=tmp_path / "runs",
+                          log=lambda m: None)
+    saved = json.loads((tmp_path / "iris-conv1d-fast.json").read_text())
+    assert saved == recs and saved[0]["seed"] == 0 and 0.0 <= saved[0]["test_accuracy"] <= 1.0
+    assert 0.0 <= saved[0]["best_val_accuracy"] <= 1.0
+    assert saved[0]["val_time_to_target_s"] is None  # the recipe has no target to reach
+    assert (tmp_path / "runs" / "iris-conv1d-fast-seed0" / "test_metrics.json").exists()
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| iris-conv1d-fast"))
+    assert "not reached" not in row  # no target, nothing to reach

@@ -45,11 +45,12 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
         rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
                "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
                "train_time_s": t["train_time_s"], "precision": t["precision"],
-               "best_val_accuracy": max(run.history["val_accuracy"], default=None),
-               "val_time_to_target_s": time_to_accuracy(run.history.epochs, recipe.expected_accuracy),
                "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": describe_machine()}
+        if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
+            rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
+                       val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
         path = results_dir / f"{name}.json"
         old = json.loads(path.read_text()) if path.exists() else []
         write_json(path, old + [rec])
@@ -82,7 +83,7 @@ def build_table(results_dir: Path) -> str:
         mean = statistics.mean(accs)
         spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         times = [r["train_time_s"] for r in recs]
-        if any("val_time_to_target_s" in r for r in recs):  # older records lack the field
+        if recipe.expected_accuracy and any("val_time_to_target_s" in r for r in recs):  # older records lack it
             reached = [r.get("val_time_to_target_s") for r in recs]
             to_target = (f"{statistics.median(t for t in reached if t is not None) / 60:.1f}"
                          if all(t is not None for t in reached) else f"not reached ({reached.count(None)} of {len(reached)})")
