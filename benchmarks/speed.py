@@ -236,7 +236,7 @@ def time_to_accuracy(out) -> list[str]:
             else:
                 to_t = f"{median(reached) / 60:.1f}"
             lines.append(f"| {r['model']} | {name} | {100 * target:.2f} | "
-                         f"{100 * mean(x['test_accuracy'] for x in recs):.2f} | {len(recs)} | "
+                         f"{mean(100 * x['test_accuracy'] for x in recs):.2f} | {len(recs)} | "
                          f"{median(x['train_time_s'] for x in recs) / 60:.1f} | {to_t} | {keras_min} |")
     return lines
 
