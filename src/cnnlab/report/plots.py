@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .._io import atomic_path  # noqa: E402
 
@@ -25,6 +26,8 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
         ax.legend()
         if len(epochs) < 20:
             ax.set_xticks(epochs)
+        else:  # whole epochs only
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
