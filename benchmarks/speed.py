@@ -208,6 +208,7 @@ def time_to_accuracy(out) -> list[str]:
     from statistics import mean, median
 
     from cnnlab.recipes import get_recipe
+    from cnnlab.reproduce import format_time_to_target
     lines = ["", "## Time to accuracy", "",
              "Full runs recorded by `cnnlab reproduce` (benchmarks/results/*.json, plain recipes only): "
              "test top-1 (mean over seeds), median training minutes, and median minutes until the "
@@ -228,13 +229,7 @@ def time_to_accuracy(out) -> list[str]:
                 lines.append(f"| {r['model']} | {name} | — | not run yet | 0 | — | — | {keras_min} |")
                 continue
             target = get_recipe(name).expected_accuracy
-            reached = [x.get("val_time_to_target_s", "absent") for x in recs]
-            if "absent" in reached:
-                to_t = "—"
-            elif None in reached:
-                to_t = f"not reached ({reached.count(None)} of {len(reached)})"
-            else:
-                to_t = f"{median(reached) / 60:.1f}"
+            to_t = format_time_to_target(recs)
             lines.append(f"| {r['model']} | {name} | {100 * target:.2f} | "
                          f"{mean(100 * x['test_accuracy'] for x in recs):.2f} | {len(recs)} | "
                          f"{median(x['train_time_s'] for x in recs) / 60:.1f} | {to_t} | {keras_min} |")

@@ -32,6 +32,18 @@ def time_to_accuracy(epochs: list[dict], target: float | None, key: str = "val_a
     return None
 
 
+def format_time_to_target(records: list[dict]) -> str:
+    """Median minutes until validation reached the target over ``records``, for the tables:
+    "—" where any record lacks the field (recorded before it was kept, no validation split or no
+    target), "not reached (k of n)" where some run never reached it."""
+    if not records or any("val_time_to_target_s" not in r for r in records):
+        return "—"
+    reached = [r["val_time_to_target_s"] for r in records]
+    if None in reached:
+        return f"not reached ({reached.count(None)} of {len(reached)})"
+    return f"{statistics.median(reached) / 60:.1f}"
+
+
 def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None, overrides=None,
                    keep_runs: Path | None = None, log=print) -> list[dict]:
     """Train recipe ``name`` once per seed and append a record per run to its JSON file."""
@@ -83,12 +95,7 @@ def build_table(results_dir: Path) -> str:
         mean = statistics.mean(accs)
         spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         times = [r["train_time_s"] for r in recs]
-        if recipe.expected_accuracy and any("val_time_to_target_s" in r for r in recs):  # older records lack it
-            reached = [r.get("val_time_to_target_s") for r in recs]
-            to_target = (f"{statistics.median(t for t in reached if t is not None) / 60:.1f}"
-                         if all(t is not None for t in reached) else f"not reached ({reached.count(None)} of {len(reached)})")
-        else:
-            to_target = "—"
+        to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
         meets = "—" if not recipe.expected_accuracy else ("yes" if mean >= 100 * recipe.expected_accuracy else "**no**")
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
