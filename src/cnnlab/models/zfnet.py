@@ -14,9 +14,9 @@ the same five convs and widths with small first filters (5x5, stride 1, the pape
 travel taken to 32x32 images), 2x2 pools (32 -> 16 -> 8 -> 4) and 1024-wide dense layers; 8,974,730
 parameters. The seed reports about 80.7% test top-1.
 
-Contrast normalisation is ``nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)``: AlexNet's
-(n=5, alpha=1e-4, beta=0.75, k=2), with alpha multiplied by 5 because PyTorch divides it by the
-window size n while the paper does not.
+Contrast normalisation is ``LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2)`` (PyTorch's,
+computed faster: see models/layers.py): AlexNet's (n=5, alpha=1e-4, beta=0.75, k=2), with alpha
+multiplied by 5 because PyTorch divides it by the window size n while the paper does not.
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from collections import OrderedDict
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import Dropout
+from .layers import Dropout, LocalResponseNorm
 
 
-def _lrn() -> nn.LocalResponseNorm:
-    return nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+def _lrn() -> LocalResponseNorm:
+    return LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
 
 
 class ZFNet(ImageClassifier):
