@@ -106,8 +106,9 @@ def optimizer_text(r: Recipe) -> str:
 def augment_text(r: Recipe) -> str:
     """``crop 4, flip``, ``rot 10°, shift 0.1/0.1, zoom 0.1`` or ``—``."""
     a = r.augment
+    tta = "; test: flip TTA" if r.tta == "flip" else ""
     if a is None:
-        return "—"
+        return "—" + tta
     parts = []
     if a.crop_padding:
         parts.append(f"crop {a.crop_padding}")
@@ -125,7 +126,7 @@ def augment_text(r: Recipe) -> str:
         parts.append(f"cutout {a.cutout}")
     if a.noise_std:
         parts.append(f"noise {_num(a.noise_std)}")
-    return ", ".join(parts)
+    return ", ".join(parts) + tta
 
 
 def _order(r: Recipe):

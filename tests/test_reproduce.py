@@ -18,6 +18,12 @@ def test_table_from_records(tmp_path):
     variant = next(line for line in table.splitlines() if '{"epochs": 1}' in line)
     assert "| 50.00 |" in variant  # runs with overrides are listed apart, never mixed in
     assert "| 5.0 | — |" in row  # records without time-to-target say so
+    assert "TTA" not in row
+    for r, plain in zip(recs, (0.9900, 0.9910)):
+        r.update(tta="flip", test_accuracy_without_tta=plain)
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small"))
+    assert "99.25 ± 0.07 (flip TTA; without: 99.05) | yes |" in row
 
 
 def test_time_to_accuracy_sums_epochs_until_validation_reaches_target():

@@ -105,3 +105,16 @@ def test_load_run_gives_trained_model(tmp_path):
     x = torch.randn(2, 1, 28, 28)
     assert torch.allclose(again.model(x), run.model(x))
     assert len(again.history) == 1
+
+
+def test_flip_tta_recipe_reports_both_accuracies(tmp_path, monkeypatch):
+    ds = toy_dataset()
+    recipe = RECIPE.override({"epochs": 1, "tta": "flip"})
+    run = cnnlab.train(recipe, dataset=ds, run_dir=tmp_path / "r", log=quiet)
+    t = run.test_metrics
+    assert t["tta"] == "flip" and 0.0 <= t["accuracy_without_tta"] <= 1.0
+    from cnnlab import runs
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    again = cnnlab.evaluate(tmp_path / "r")
+    assert again["correct"] == t["correct"] and again["accuracy_without_tta"] == t["accuracy_without_tta"]
+    assert "with flip TTA; without: " in run.test_line()

@@ -123,3 +123,18 @@ def test_flatten_nhwc_is_a_view_for_channels_last():
     assert y.shape == (2, 12) and y.data_ptr() == xc.data_ptr()  # no copy
     assert torch.equal(y, FlattenNHWC()(x))  # same order whatever the memory format
     assert torch.equal(y[0, :3], x[0, :, 0, 0])  # Keras order: channels vary fastest
+
+
+def test_flip_tta_averages_the_logits_of_image_and_mirror():
+    from cnnlab.train.loop import evaluate
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 4, 5))  # not flip-invariant
+    x, y = torch.randn(6, 2, 3, 4), torch.randint(0, 5, (6,))
+    loss_fn = nn.CrossEntropyLoss()
+    out = evaluate(model, [(x, y)], loss_fn, torch.device("cpu"), keep_logits=True, tta="flip")
+    with torch.no_grad():
+        expected = (model(x) + model(x.flip(-1))) / 2
+    torch.testing.assert_close(out["logits"], expected)
+    assert out["loss"] == pytest.approx(loss_fn(expected, y).item(), rel=1e-6)
+    plain = evaluate(model, [(x, y)], loss_fn, torch.device("cpu"), keep_logits=True)
+    assert not torch.allclose(plain["logits"], expected)

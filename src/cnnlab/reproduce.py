@@ -60,6 +60,8 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": describe_machine()}
+        if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
+            rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
         if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
             rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
                        val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
@@ -94,6 +96,9 @@ def build_table(results_dir: Path) -> str:
         accs = [100 * r["test_accuracy"] for r in recs]
         mean = statistics.mean(accs)
         spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        if all("test_accuracy_without_tta" in r for r in recs):
+            plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
+            spread += f" (flip TTA; without: {plain:.2f})"
         times = [r["train_time_s"] for r in recs]
         to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"

@@ -71,8 +71,11 @@ class Run:
 
 
 def format_test_line(m: dict) -> str:
-    return (f"Test set: Average loss: {m['loss']:.4f}, Accuracy: {m['correct']}/{m['total']} "
+    line = (f"Test set: Average loss: {m['loss']:.4f}, Accuracy: {m['correct']}/{m['total']} "
             f"({100.0 * m['accuracy']:.2f}%)")
+    if "accuracy_without_tta" in m:
+        line += f" with {m['tta']} TTA; without: {100.0 * m['accuracy_without_tta']:.2f}%"
+    return line
 
 
 def _binary(recipe: Recipe, model: nn.Module) -> bool:
@@ -301,9 +304,13 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
                    classes: list[str], keep_logits: bool = False) -> dict:
     """Test-split metrics: loss, top-1 (and top-5 with more than 5 classes), per-class accuracy
     and the confusion matrix (rows: true class, columns: predicted class); with ``keep_logits``
-    also ``logits`` (float32 ``(N, K)``, CPU)."""
+    also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
+    (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
-    out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True)
+    out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True, tta=recipe.tta)
+    if recipe.tta != "none":
+        plain = _evaluate(model, loader, loss_fn, device, precision, binary)
+        out.update({"tta": recipe.tta, "accuracy_without_tta": plain["accuracy"]})
     logits, labels = out.pop("logits"), out.pop("labels")
     pred = (logits.squeeze(1) > 0).long() if binary else logits.argmax(1)
     k = len(classes)

@@ -85,6 +85,9 @@ class Recipe(_Strict):
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: Optional[AugmentConfig] = None
+    tta: Literal["none", "flip"] = Field(
+        "none", description="test-time augmentation of the final test evaluation: 'flip' averages "
+                            "the logits of each image and its mirror image (validation: none)")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"

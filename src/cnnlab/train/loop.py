@@ -164,8 +164,12 @@ class Trainer:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, precision: str = "fp32",
-             binary: bool = False, keep_logits: bool = False) -> dict:
+             binary: bool = False, keep_logits: bool = False, tta: str = "none") -> dict:
     """Evaluate ``model`` on every batch of ``loader``.
+
+    ``tta="flip"`` (test-time augmentation): the logits of a batch ``(N, C, H, W)`` are the mean
+    of the model's logits for it and for its horizontal mirror image (as airbench, Jordan 2024);
+    the loss is computed on those mean logits. Twice the compute.
 
     Returns:
         ``loss`` (mean), ``accuracy`` (top-1 fraction), ``correct``, ``total``; with
@@ -180,6 +184,8 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
     for x, y in loader:
         with autocast(device, precision):
             logits = model(x)
+            if tta == "flip":
+                logits = (logits.float() + model(x.flip(-1)).float()) / 2
             loss = loss_fn(logits, y)
         logits = logits.float()
         loss_sum += loss.float() * len(y)
