@@ -47,6 +47,9 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     - ``exponential``: multiply by ``gamma`` every epoch (the seed's "LR x 0.9 each epoch").
     - ``cosine``: cosine decay to 0 over the run, per batch (Loshchilov & Hutter 2017).
     - ``onecycle``: Smith & Topin 2019, peak ``max_lr`` (default: the optimizer's lr), per batch.
+      Like PyTorch's ``OneCycleLR`` and fastai's ``fit_one_cycle``, it also cycles the momentum
+      (SGD, RMSprop) or Adam's beta1 inversely to the LR, between 0.95 and 0.85; this replaces the
+      recipe's ``momentum`` / beta1 for the run.
     ``warmup_epochs`` > 0 prepends a linear warm-up from 0 (per batch) to step/cosine/exponential.
 
     Raises:
