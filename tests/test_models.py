@@ -465,3 +465,28 @@ def test_local_response_norm_under_bf16_autocast_and_other_ranks():
     torch.testing.assert_close(out, ref, rtol=2e-3, atol=2e-3)
     x3 = torch.randn(2, 7, 9)  # (N, C, L): PyTorch's own path
     torch.testing.assert_close(lrn(x3), torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0)(x3))
+
+
+@pytest.mark.parametrize("conv_mode,linear_std", [("fan_out", 0.01), ("fan_in", None)])
+def test_torchvision_init_draws_what_torchvisions_loop_draws(conv_mode, linear_std):
+    from cnnlab.models.layers import torchvision_init
+    make = lambda: torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),  # noqa: E731
+                                       torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    torch.manual_seed(0)
+    ours = make()
+    torchvision_init(ours, conv_mode=conv_mode, linear_std=linear_std)
+    torch.manual_seed(0)
+    ref = make()
+    for m in ref.modules():  # torchvision's models/vgg.py loop
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+        elif isinstance(m, torch.nn.Linear):
+            if linear_std is not None:
+                torch.nn.init.normal_(m.weight, 0, linear_std)
+            torch.nn.init.zeros_(m.bias)
+    for (k, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ImageClassifier, register_model
+from .layers import torchvision_init
 
 
 class DenseLayer(nn.Module):
@@ -93,14 +94,7 @@ class DenseNet(ImageClassifier):
         layers["norm5"] = nn.BatchNorm2d(c)
         self.features = nn.Sequential(layers)
         self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        torchvision_init(self, conv_mode="fan_in", linear_std=None)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(F.relu(features), 1)  # norm5 has no ReLU of its own

@@ -63,6 +63,30 @@ class FlattenNHWC(nn.Module):
         return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
 
 
+def torchvision_init(model: nn.Module, conv_mode: str = "fan_out", linear_std: float | None = 0.01,
+                     zero_linear_bias: bool = True) -> None:
+    """Initialise ``model`` in place as torchvision's reference models do, so that training from
+    scratch matches their recipes: He et al. 2015 normal init for every conv weight (``conv_mode``
+    ``"fan_out"`` or ``"fan_in"``, ReLU gain) and zero conv biases; BatchNorm weight 1, bias 0;
+    dense weights ``N(0, linear_std)`` (left at PyTorch's default where ``linear_std`` is None)
+    and, with ``zero_linear_bias``, zero dense biases. Modules are visited in
+    ``model.modules()`` order, so a seeded run draws the same numbers as torchvision's loop.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode=conv_mode, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            if linear_std is not None:
+                nn.init.normal_(m.weight, 0, linear_std)
+            if zero_linear_bias:
+                nn.init.zeros_(m.bias)
+
+
 class LocalResponseNorm(nn.LocalResponseNorm):
     """Local response normalisation across channels (Krizhevsky et al. 2012, "ImageNet
     classification with deep convolutional neural networks", NeurIPS, §3.3), computed fast.

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import Dropout
+from .layers import Dropout, torchvision_init
 
 # Table 2: expansion t, output channels c, repeats n, stride s of the first repeat
 SETTINGS = [
@@ -88,15 +88,7 @@ class MobileNetV2(ImageClassifier):
         layers.append(ConvBNReLU6(cin, last, kernel_size=1))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(Dropout(dropout), nn.Linear(last, num_classes))
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        torchvision_init(self)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(features, 1), 1))

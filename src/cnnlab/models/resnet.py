@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ImageClassifier, register_model
+from .layers import torchvision_init
 
 
 class TopLevelLayout(ImageClassifier):
@@ -167,12 +168,7 @@ class ResNet(TopLevelLayout):
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        for m in self.modules():  # He et al. 2015 init for convs, as torchvision
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        torchvision_init(self, linear_std=None, zero_linear_bias=False)  # fc: PyTorch's default
         if zero_init_residual:  # each block starts as the identity (Goyal et al. 2017)
             for m in self.modules():
                 last_bn = getattr(m, "bn3", None) if isinstance(m, Bottleneck) else \

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import Dropout
+from .layers import Dropout, torchvision_init
 
 # the paper's Table 1, columns A, B, D, E
 CFGS: dict[int, list[int | str]] = {
@@ -72,16 +72,7 @@ class VGG(ImageClassifier):
             nn.Linear(hidden, num_classes))
         # torchvision's initialisation (He et al. 2015 for convs), so training from scratch
         # matches its recipes; the paper initialised deep nets from a trained config A instead
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        torchvision_init(self)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(features), 1))
