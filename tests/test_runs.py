@@ -118,3 +118,17 @@ def test_flip_tta_recipe_reports_both_accuracies(tmp_path, monkeypatch):
     again = cnnlab.evaluate(tmp_path / "r")
     assert again["correct"] == t["correct"] and again["accuracy_without_tta"] == t["accuracy_without_tta"]
     assert "with flip TTA; without: " in run.test_line()
+
+
+def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):
+    """``compile=true``: the first-step time is logged and checkpoints keep the model's own keys,
+    so the run evaluates and loads without torch.compile."""
+    messages = []
+    recipe = RECIPE.override({"epochs": 1, "compile": True, "model": "lenet5"})
+    run = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "r", log=messages.append)
+    assert any(m.startswith("first step (torch.compile included): ") for m in messages)
+    from cnnlab.checkpoint import load_weights
+    from cnnlab.models import create_model
+    plain = create_model("lenet5", num_classes=4, in_chans=1, input_size=(28, 28))
+    load_weights(plain, tmp_path / "r" / "best.safetensors")  # strict: same keys, no _orig_mod
+    assert 0.0 <= run.test_metrics["accuracy"] <= 1.0
