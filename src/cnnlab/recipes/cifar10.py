@@ -189,8 +189,10 @@ register_recipe(Recipe(
     dataset="cifar10", model="cifar10-cnn-3block",
     # Its dropout (0.2-0.5) and augmentation both regularise, so it converges slowly: 25 annealed
     # epochs gave 84.3% (2 seeds) with validation accuracy still rising at the end (best epochs
-    # 22 and 25 of 25), so 50 annealed epochs instead of 100 flat ones: ~17 minutes here.
-    epochs=50, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    # 22 and 25 of 25); 50 gave 86.1% (target 86.87), and again the best validation epoch was
+    # the last in both runs (validation +0.7 points over the last 10 epochs; training accuracy,
+    # with dropout, still below it). So 75 annealed epochs instead of 100 flat ones: ~23 minutes.
+    epochs=75, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
 ))
 
