@@ -490,3 +490,25 @@ def test_torchvision_init_draws_what_torchvisions_loop_draws(conv_mode, linear_s
             torch.nn.init.zeros_(m.bias)
     for (k, a), b in zip(ours.state_dict().items(), ref.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("model,layer", [("mnist-cnn-wide", "Conv2dReLU"), ("zfnet-cifar", "LocalResponseNorm"),
+                                         ("mnist-cnn-small", "Dropout")])
+def test_layer_ablation_swaps_in_the_stock_layer_with_the_same_function(model, layer):
+    """benchmarks/layers.py times each cnnlab layer against its stock counterpart: the swap must
+    keep the function (and the parameters), or the comparison would be of different models."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "layers.py"
+    spec = importlib.util.spec_from_file_location("layers_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    m = create_model(model).eval()
+    info = MODELS.get(model)
+    x = torch.randn(2, *info.info.input_size)
+    ref = m(x)
+    params = {id(p) for p in m.parameters()}
+    assert bench.swap_back(m, layer) >= 1
+    assert not any(type(c).__module__.startswith("cnnlab") and type(c).__name__ == layer for c in m.modules())
+    assert {id(p) for p in m.parameters()} == params
+    torch.testing.assert_close(m(x), ref, rtol=1e-5, atol=1e-5)
