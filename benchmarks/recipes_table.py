@@ -94,6 +94,8 @@ def optimizer_text(r: Recipe) -> str:
         parts.append("one-cycle" + (f" ({_num(r.warmup_epochs)} ep up)" if r.warmup_epochs else ""))
     if r.label_smoothing:
         parts.append(f"LS {_num(r.label_smoothing)}")
+    if r.ema_decay:
+        parts.append(f"EMA {_num(r.ema_decay)}")
     if r.reduce_lr:
         c = r.reduce_lr
         parts.append(f"ReduceLROnPlateau({c.monitor}, x{_num(c.factor)}, patience {c.patience})")

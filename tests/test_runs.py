@@ -132,3 +132,27 @@ def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):
     plain = create_model("lenet5", num_classes=4, in_chans=1, input_size=(28, 28))
     load_weights(plain, tmp_path / "r" / "best.safetensors")  # strict: same keys, no _orig_mod
     assert 0.0 <= run.test_metrics["accuracy"] <= 1.0
+
+
+def test_ema_run_checkpoints_the_ema_and_resumes_exactly(tmp_path):
+    recipe = RECIPE.override({"ema_decay": 0.9})
+    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet)
+    state = torch.load(tmp_path / "full" / "last_state.pt", weights_only=True)
+    from safetensors.torch import load_file
+    last = load_file(tmp_path / "full" / "last.safetensors")
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in last)
+    assert not all(torch.equal(last[k], state["model"][k]) for k in last)  # not the raw weights
+
+    class Killed(Exception):
+        pass
+
+    def killer(msg):
+        if msg.startswith("epoch 2/3"):
+            raise Killed
+    with pytest.raises(Killed):
+        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=killer)
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
+    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    assert resumed.test_metrics["correct"] == full.test_metrics["correct"]

@@ -138,3 +138,31 @@ def test_flip_tta_averages_the_logits_of_image_and_mirror():
     assert out["loss"] == pytest.approx(loss_fn(expected, y).item(), rel=1e-6)
     plain = evaluate(model, [(x, y)], loss_fn, torch.device("cpu"), keep_logits=True)
     assert not torch.allclose(plain["logits"], expected)
+
+
+def test_ema_of_the_weights_is_validated_and_follows_the_formula():
+    """ema_0 = w_1 (after the first step), then ema = d * ema + (1 - d) * w after every step;
+    validation uses the EMA while the raw weights keep training."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = torch.randn(12, 1, 2, 2), torch.randint(0, 3, (12,))
+    batches = [(x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:], y[8:])]
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), ema_decay=0.5, log=lambda m: None, progress=False)
+    ref = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    ref.load_state_dict(model.state_dict())
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    ema = None
+    for xb, yb in batches:
+        ref_opt.zero_grad()
+        nn.functional.cross_entropy(ref(xb), yb).backward()
+        ref_opt.step()
+        w = ref[1].weight.detach().clone()
+        ema = w if ema is None else 0.5 * ema + 0.5 * w
+    trainer.fit(batches, val=[(x, y)], epochs=1)
+    torch.testing.assert_close(model[1].weight, ref[1].weight)
+    torch.testing.assert_close(trainer.eval_model[1].weight, ema)
+    assert not torch.allclose(trainer.eval_model[1].weight, model[1].weight)
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(trainer.eval_model(x), y).item()
+    assert trainer.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)

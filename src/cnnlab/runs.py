@@ -6,6 +6,7 @@ A run folder holds::
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
     last.safetensors     weights after the last finished epoch
+                         (both: the EMA of the weights where the recipe sets ``ema_decay``)
     last_state.pt        optimizer, schedule, callbacks, RNG and history: what resuming needs
     test_metrics.json    final evaluation of the best weights on the official test split
     curves.png           accuracy and loss curves, training vs validation
@@ -172,7 +173,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
     trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
-                      step_per_batch=per_batch, binary=binary, log=log, progress=progress)
+                      step_per_batch=per_batch, binary=binary, log=log, progress=progress,
+                      ema_decay=recipe.ema_decay)
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
                  precision, channels_last, binary, monitor)
 
@@ -242,6 +244,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     initial_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
+        if trainer.ema is not None:
+            trainer.ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
@@ -256,9 +260,11 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
 
     def save_epoch(epoch: int) -> None:
         # last_state.pt carries its own copy of the weights, so it is self-consistent whatever
-        # moment a kill strikes; last.safetensors is the same weights for users and tools
-        save_weights(model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
+        # moment a kill strikes; last.safetensors is the weights that are evaluated (the EMA of
+        # the weights when the recipe keeps one), for users and tools
+        save_weights(trainer.eval_model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
         save_state({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "ema": trainer.ema.state_dict() if trainer.ema is not None else {},
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "callbacks": [cb.state_dict() for cb in callbacks],
                     "history": trainer.history.epochs, "torch_rng": torch.get_rng_state()},

@@ -85,6 +85,9 @@ class Recipe(_Strict):
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: Optional[AugmentConfig] = None
+    ema_decay: Optional[float] = Field(
+        None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
+                                      "(e.g. 0.999); validation, checkpoints and the test use it")
     tta: Literal["none", "flip"] = Field(
         "none", description="test-time augmentation of the final test evaluation: 'flip' averages "
                             "the logits of each image and its mirror image (validation: none)")

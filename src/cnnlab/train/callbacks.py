@@ -92,13 +92,13 @@ class EarlyStopping(Callback):
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
-            self.best_weights = _copy_weights(trainer.model)  # the first epoch is the best so far
+            self.best_weights = _copy_weights(_evaluated(trainer))  # the first epoch is the best so far
             self.best_epoch = epoch
         self.wait += 1
         if self._improved(current, self.best):
             self.best, self.best_epoch = current, epoch
             if self.restore_best_weights:
-                self.best_weights = _copy_weights(trainer.model)
+                self.best_weights = _copy_weights(_evaluated(trainer))
             if self.baseline is None or self._improved(current, self.baseline):
                 self.wait = 0
             return
@@ -111,7 +111,7 @@ class EarlyStopping(Callback):
             trainer.log(f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1}: {self.monitor} "
                         f"did not improve for {self.patience} epoch(s)")
         if self.restore_best_weights and self.best_weights is not None:
-            trainer.model.load_state_dict(self.best_weights)
+            _evaluated(trainer).load_state_dict(self.best_weights)
             trainer.log(f"EarlyStopping: restored the weights of epoch {self.best_epoch + 1} "
                         f"({self.monitor} {self.best:.4f})")
 
@@ -175,6 +175,8 @@ class ReduceLROnPlateau(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the model's weights (safetensors) after an epoch (``keras.callbacks.ModelCheckpoint``).
+    With an EMA of the weights (``Trainer(ema_decay=...)``) it saves the EMA, the weights that
+    were evaluated.
 
     Args:
         filepath: target file; may contain Keras-style fields, e.g.
@@ -206,11 +208,17 @@ class ModelCheckpoint(Callback):
                 return
             self.best, self.best_epoch = current, epoch
         from ..checkpoint import save_weights
-        save_weights(trainer.model, path, metadata={"epoch": str(epoch + 1),
-                                                    **{k: f"{v:.6g}" for k, v in logs.items()}})
+        save_weights(_evaluated(trainer), path, metadata={"epoch": str(epoch + 1),
+                                                        **{k: f"{v:.6g}" for k, v in logs.items()}})
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch}
+
+
+def _evaluated(trainer) -> torch.nn.Module:
+    """The weights a trainer validates: its EMA where it keeps one (``Trainer.eval_model``), else
+    its model (also for any loop of a user's own that only has ``.model``)."""
+    return getattr(trainer, "eval_model", trainer.model)
 
 
 def _copy_weights(model: torch.nn.Module) -> dict:

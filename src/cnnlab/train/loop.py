@@ -63,6 +63,11 @@ class Trainer:
         binary: logits are one sigmoid output; accuracy uses the threshold 0.5.
         log: where one-line messages go (default: print).
         progress: show a progress bar when stdout is a terminal; one line per epoch otherwise.
+        ema_decay: keep an exponential moving average of the weights (and BatchNorm statistics),
+            updated after every optimizer step: ``ema = decay * ema + (1 - decay) * weights``
+            (Polyak & Juditsky 1992; PyTorch's ``AveragedModel``, as timm's ``ModelEma`` and
+            Keras' ``use_ema``). Validation, callbacks and checkpoints then use the EMA
+            (``eval_model``); the training metrics are those of the raw weights.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -70,7 +75,7 @@ class Trainer:
                  device: torch.device | str = "cpu", precision: str = "fp32",
                  callbacks: Sequence[Callback] = (), scheduler=None, step_per_batch: bool = False,
                  binary: bool = False, log: Callable[[str], None] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, ema_decay: float | None = None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.device, self.precision = torch.device(device), precision
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
@@ -79,6 +84,17 @@ class Trainer:
         self.should_stop = False
         self.history = History()
         self.on_epoch_saved: Callable[[int], None] | None = None  # the run folder's hook
+        self.ema = None
+        if ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            if getattr(self.ema.module, "_compiled_call_impl", None) is not None:
+                self.ema.module._compiled_call_impl = None  # the copy would call the original's
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and checkpointed: the EMA if there is one, else ``model``."""
+        return self.ema.module if self.ema is not None else self.model
 
     def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.binary:
@@ -113,6 +129,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 if self.scheduler is not None and self.step_per_batch:
                     self.scheduler.step()
                 if step == 0 and epoch == initial_epoch and getattr(self.model, "_compiled_call_impl", None):
@@ -153,12 +171,12 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict:
-        """Mean loss and top-1 accuracy over ``loader`` in eval mode.
+        """Mean loss and top-1 accuracy of :attr:`eval_model` over ``loader`` in eval mode.
 
         Returns:
             ``{"loss", "accuracy", "correct", "total"}`` (accuracy as a fraction).
         """
-        out = evaluate(self.model, loader, self.loss_fn, self.device, self.precision, self.binary)
+        out = evaluate(self.eval_model, loader, self.loss_fn, self.device, self.precision, self.binary)
         return {k: out[k] for k in ("loss", "accuracy", "correct", "total")}
 
 
