@@ -81,7 +81,9 @@ def optimizer_text(r: Recipe) -> str:
     if r.optimizer == "sgd":
         opt += f" m{_num(r.momentum)}" + (" nesterov" if r.nesterov else "")
     if r.weight_decay:
-        opt += f" wd {_num(r.weight_decay)}"
+        opt += f" wd {_num(r.weight_decay)}" + (" (not on bias/BN)" if r.filter_bias_and_bn else "")
+    if r.eps:
+        opt += f" eps {_num(r.eps)}"
     parts = [opt]
     warm = f", warm-up {_num(r.warmup_epochs)} ep" if r.warmup_epochs else ""
     if r.schedule == "step":

@@ -166,3 +166,24 @@ def test_ema_of_the_weights_is_validated_and_follows_the_formula():
     with torch.no_grad():
         expected = nn.functional.cross_entropy(trainer.eval_model(x), y).item()
     assert trainer.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_weight_decay_groups_exempt_biases_and_norm_weights():
+    from cnnlab.train import weight_decay_groups
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    decay, no_decay = weight_decay_groups(model)
+    assert [p.shape for p in decay["params"]] == [(4, 1, 3, 3), (2, 4)]
+    assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0  # conv/fc bias, BN w/b
+    opt = build_optimizer(weight_decay_groups(model), "adamw", 1e-3, weight_decay=0.05, eps=1e-7)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    assert all(g["eps"] == 1e-7 for g in opt.param_groups)
+
+
+def test_recipe_filter_bias_and_bn_and_eps_reach_the_optimizer():
+    from cnnlab.recipes import Recipe
+    from cnnlab.runs import prepare
+    r = Recipe(name="t", source="t", dataset="toy", model="lenet5", epochs=1, batch_size=32,
+               optimizer="adamw", weight_decay=0.05, filter_bias_and_bn=True, eps=1e-7, precision="fp32")
+    opt = prepare(r, toy_dataset(), "cpu", checkpoint=None, log=lambda m: None, progress=False).optimizer
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
+    assert opt.param_groups[0]["eps"] == 1e-7

@@ -40,7 +40,8 @@ from .device import describe_machine, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau, Trainer,
-                    build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate)
+                    build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
+                    weight_decay_groups)
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
 
@@ -157,8 +158,9 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         model.compile()  # in place: state_dict keys stay those of the model
     binary = _binary(recipe, model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
-    optimizer = build_optimizer(model.parameters(), recipe.optimizer, recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    params = weight_decay_groups(model) if recipe.filter_bias_and_bn else model.parameters()
+    optimizer = build_optimizer(params, recipe.optimizer, recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps)
     scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
                                            steps_per_epoch=len(train_loader), step_size=recipe.step_size,
                                            gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,

@@ -77,6 +77,10 @@ class Recipe(_Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0)
+    filter_bias_and_bn: bool = Field(False, description="no weight decay on biases and normalisation "
+                                                        "weights (1-D parameters), as timm's option")
+    eps: Optional[float] = Field(None, gt=0, description="Adam/AdamW/RMSprop epsilon; None: PyTorch's "
+                                                         "1e-8 (Adam, AdamW), Keras' 1e-7 (RMSprop)")
     schedule: Literal["none", "step", "multistep", "exponential", "cosine", "onecycle"] = "none"
     step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
     milestones: list[float] = Field(default_factory=list,

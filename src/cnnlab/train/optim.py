@@ -17,7 +17,9 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
     """Make an optimizer. ``weight_decay`` is L2 added to the gradient (Adam, SGD, RMSprop) or
     decoupled (AdamW, Loshchilov & Hutter 2019). RMSprop uses Keras' defaults (rho 0.9, eps 1e-7)
     since the seeds that use it are Keras notebooks. The multi-tensor (``foreach``) kernels are
-    used: on small CPU models they cut the per-step overhead of the update.
+    used: on small CPU models they cut the per-step overhead of the update. ``eps`` (Adam, AdamW,
+    RMSprop): None for the defaults above (PyTorch's 1e-8 for Adam and AdamW; Keras uses 1e-7).
+    ``params`` may be parameter groups (:func:`weight_decay_groups`).
 
     Raises:
         ValueError: unknown optimizer name.
@@ -34,6 +36,19 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
         return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=eps or 1e-7, momentum=0.0,
                                    weight_decay=weight_decay, **kw)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def weight_decay_groups(model: nn.Module) -> list[dict]:
+    """Parameter groups that exempt biases and normalisation weights from weight decay: every
+    parameter with fewer than 2 dimensions goes into a group with ``weight_decay=0`` (timm's
+    ``filter_bias_and_bn``; decaying a BatchNorm scale only fights the normalisation). Pass the
+    result to :func:`build_optimizer` in place of ``model.parameters()``.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, step_size: int = 30,
