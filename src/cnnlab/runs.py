@@ -246,8 +246,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     initial_epoch = 0
     if state is not None:
         model.load_state_dict(state["model"])
-        if trainer.ema is not None:
+        if trainer.ema is not None and state.get("ema"):
             trainer.ema.load_state_dict(state["ema"])
+        elif trainer.ema is not None:  # EMA switched on at resume: it starts from these weights
+            log("the saved state has no EMA of the weights; the EMA starts from the resumed weights")
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
