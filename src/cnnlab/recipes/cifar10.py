@@ -97,9 +97,10 @@ register_recipe(Recipe(
     expected_accuracy=0.807, kind="fast",
     dataset="cifar10", model="zfnet-cifar",
     # The heaviest of the small nets (96 5x5 filters on the full 32x32 map): ~470 images/s, so
-    # every epoch costs 1.6 minutes. 8 augmented, annealed epochs should clear 80.7% (~14 minutes);
-    # no BatchNorm, so AdamW at Adam's usual 1e-3 peak.
-    epochs=8, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
+    # every epoch costs 1.6 minutes. No BatchNorm, so AdamW at Adam's usual 1e-3 peak. 8 epochs
+    # gave 79.7% (one run): validation still rose 2.6 points over the last two epochs and stayed
+    # level with training accuracy, so 12 epochs, as AlexNet's (~20 minutes).
+    epochs=12, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
     schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
 ))
 
