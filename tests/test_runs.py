@@ -23,6 +23,19 @@ def quiet(msg):
     pass
 
 
+class Killed(Exception):
+    pass
+
+
+def train_killed_in_epoch_2(recipe, run_dir):
+    """Start a 3-epoch run that dies after epoch 2's forward passes, before its checkpoint."""
+    def killer(msg):
+        if msg.startswith("epoch 2/3"):
+            raise Killed
+    with pytest.raises(Killed):
+        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=run_dir, log=killer)
+
+
 def test_run_folder_has_everything(tmp_path):
     run = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     files = {p.name for p in (tmp_path / "r").iterdir()}
@@ -54,14 +67,7 @@ def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet)
 
-    class Killed(Exception):
-        pass
-
-    def killer(msg):
-        if msg.startswith("epoch 2/3"):
-            raise Killed  # dies after epoch 2's forward passes, before its checkpoint
-    with pytest.raises(Killed):
-        cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=killer)
+    train_killed_in_epoch_2(RECIPE, tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
     assert state["epoch"] == 0  # only epoch 1 was saved
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
@@ -144,14 +150,7 @@ def test_ema_run_checkpoints_the_ema_and_resumes_exactly(tmp_path):
     assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in last)
     assert not all(torch.equal(last[k], state["model"][k]) for k in last)  # not the raw weights
 
-    class Killed(Exception):
-        pass
-
-    def killer(msg):
-        if msg.startswith("epoch 2/3"):
-            raise Killed
-    with pytest.raises(Killed):
-        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=killer)
+    train_killed_in_epoch_2(recipe, tmp_path / "cut")
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
     strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)

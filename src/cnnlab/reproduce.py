@@ -98,7 +98,7 @@ def build_table(results_dir: Path) -> str:
         spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         if all("test_accuracy_without_tta" in r for r in recs):
             plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
-            spread += f" (flip TTA; without: {plain:.2f})"
+            spread += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
         times = [r["train_time_s"] for r in recs]
         to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"

@@ -209,8 +209,8 @@ register_recipe(Recipe(
 # and RESULTS.md reports the accuracy without it too.
 # What our trainer does not do, and airbench does: Lookahead (an EMA of the weights every 5
 # steps), the shifted TTA views, a 64x learning rate for the BatchNorm biases, training the
-# whitening bias only for 3 epochs, and alternating instead of random flips. The patch-whitening initialisation *is* done (by the
-# model, from its first training batch). To make up for the rest, and for the JPEG copy of the
+# whitening bias only for 3 epochs, and alternating instead of random flips. The patch-whitening
+# initialisation *is* done (by the model, from its first training batch). To make up for the rest, and for the JPEG copy of the
 # data, the recipe trains 20 epochs instead of 9.9: ~19 minutes at ~880 images/s on the CPU.
 
 register_recipe(Recipe(
