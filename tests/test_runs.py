@@ -126,6 +126,40 @@ def test_flip_tta_recipe_reports_both_accuracies(tmp_path, monkeypatch):
     assert "with flip TTA; without: " in run.test_line()
 
 
+def test_retest_applies_the_recipes_new_tta_to_kept_runs(tmp_path, monkeypatch, capsys):
+    """``cnnlab reproduce NAME --retest DIR``: a recipe that adopts flip TTA after its runs were
+    recorded gets its records re-evaluated from the kept checkpoints, marked in the table."""
+    from cnnlab import runs
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import build_table, retest, run_and_record
+    ds = toy_dataset()
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 1}))
+    results, kept = tmp_path / "results", tmp_path / "kept"
+    results.mkdir()
+    [before] = run_and_record("toy", [0], results, keep_runs=kept, log=quiet)
+    assert "tta" not in before
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 1, "tta": "flip"}))
+    [after] = retest("toy", kept, results, log=quiet)
+    flip = cnnlab.evaluate(kept / "toy-seed0", tta="flip")
+    assert after["tta"] == "flip" and after["test_accuracy"] == flip["accuracy"]
+    assert after["test_accuracy_without_tta"] == before["test_accuracy"]
+    assert after["retested"]["tta"] == "flip" and after["train_time_s"] == before["train_time_s"]
+    assert json.loads((results / "toy.json").read_text()) == [after]  # updated, not appended
+    table = build_table(results)
+    assert "| toy † |" in table and "† Test top-1 re-evaluated" in table
+    assert "accuracy_without_tta" not in cnnlab.evaluate(kept / "toy-seed0", tta="none")
+    from cnnlab.cli import main
+    assert main(["evaluate", str(kept / "toy-seed0"), "--tta", "flip"]) == 0
+    assert f"({100 * flip['accuracy']:.2f}%) with flip TTA" in capsys.readouterr().out
+    # a run trained otherwise than the recipe now says is not retested
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 2, "tta": "flip"}))
+    with pytest.raises(ValueError, match="epochs"):
+        retest("toy", kept, results, log=quiet)
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        retest("toy", tmp_path / "nothing", results, log=quiet)
+
+
 def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):
     """``compile=true``: the first-step time is logged and checkpoints keep the model's own keys,
     so the run evaluates and loads without torch.compile."""

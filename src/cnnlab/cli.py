@@ -1,11 +1,11 @@
 """The ``cnnlab`` command line.
 
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
-    cnnlab evaluate RUN_DIR [--weights best|last]
+    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
-    cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1]
+    cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1] [--retest KEPT_RUNS]
     cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
 
 Errors a user can fix (unknown names, bad overrides, missing or corrupt data) are printed as one
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--weights", choices=("best", "last"), default="best")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    p.add_argument("--tta", choices=("none", "flip"), default=None,
+                   help="test-time augmentation (default: the run's recipe's)")
     _add_common(p)
 
     p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
+    p.add_argument("--retest", default=None, metavar="KEPT_RUNS",
+                   help="train nothing: re-evaluate the runs kept in this folder under the recipes' "
+                        "current test-time augmentation and update their records")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override recipe fields; such runs are listed apart from the plain recipes")
     _add_common(p)
@@ -103,7 +108,8 @@ def cmd_train(a) -> int:
 
 def cmd_evaluate(a) -> int:
     from .runs import evaluate_run, format_test_line
-    m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device, precision=a.precision)
+    m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device, precision=a.precision,
+                     tta=a.tta)
     print(format_test_line(m))
     if "top5_accuracy" in m:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
@@ -150,7 +156,8 @@ def cmd_reproduce(a) -> int:
     from .recipes import parse_overrides
     print(reproduce(a.pattern, a.kind, a.seeds, a.data_dir, a.out_dir,
                     Path(a.keep_runs) if a.keep_runs else None,
-                    overrides=parse_overrides(a.overrides) if a.overrides else None))
+                    overrides=parse_overrides(a.overrides) if a.overrides else None,
+                    retest_from=Path(a.retest) if a.retest else None))
     return 0
 
 

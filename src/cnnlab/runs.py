@@ -383,13 +383,18 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
 
 
 def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=None,
-                 device: str | None = None, precision: str | None = None) -> dict:
+                 device: str | None = None, precision: str | None = None, tta: str | None = None) -> dict:
     """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
+
+    ``tta`` (``"none"`` or ``"flip"``) replaces the run's test-time augmentation; ``None`` keeps
+    the run's own (its recipe's ``tta``).
 
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
     """
     run = load_run(run_dir, weights, device, data_dir, load_data=True)
+    if tta is not None:
+        run.recipe = run.recipe.override({"tta": tta})
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
     ds = run.dataset
