@@ -143,6 +143,8 @@ register_recipe(Recipe(
 # little to cut: cosine annealing (after one warm-up epoch), Nesterov momentum, a 5x stronger
 # weight decay (which suits short schedules) and label smoothing reach them in about a quarter of
 # He et al.'s 164 epochs, where the faithful 50-epoch step schedule may fall a little short.
+# Flip test-time augmentation (tta="flip"): on the validation split of both ResNet-20 runs, the
+# best checkpoints score 88.00 -> 89.08% and 89.24 -> 90.18% with it.
 
 register_recipe(Recipe(
     name="cifar10-resnet20-fast",
@@ -154,7 +156,7 @@ register_recipe(Recipe(
     # 40 epochs: ~28 minutes at ~1,100 images/s (30 would save 7 minutes but land at ~90.5-91%)
     epochs=40, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
-    augment=CROP_FLIP, val_fraction=0.1,
+    augment=CROP_FLIP, val_fraction=0.1, tta="flip",
 ))
 
 register_recipe(Recipe(
@@ -167,7 +169,7 @@ register_recipe(Recipe(
     # 45 epochs: ~1.5 hours at ~370 images/s; ResNet-56 is three times ResNet-20's work per image
     epochs=45, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
-    augment=CROP_FLIP, val_fraction=0.1,
+    augment=CROP_FLIP, val_fraction=0.1, tta="flip",
 ))
 
 # --- seed 003 CIFAR-10 CNN -----------------------------------------------------------------------
@@ -192,9 +194,12 @@ register_recipe(Recipe(
     # epochs gave 84.3% (2 seeds) with validation accuracy still rising at the end (best epochs
     # 22 and 25 of 25); 50 gave 86.1% (target 86.87), and again the best validation epoch was
     # the last in both runs (validation +0.7 points over the last 10 epochs; training accuracy,
-    # with dropout, still below it). So 75 annealed epochs instead of 100 flat ones: ~23 minutes.
+    # with dropout, still below it). So 75 annealed epochs instead of 100 flat ones: ~25 minutes.
+    # They gave 86.69% (2 seeds), still short; averaging the logits of each image and its mirror
+    # image (tta="flip") lifts the validation top-1 of all four 50- and 75-epoch runs' best
+    # checkpoints, by 0.56-0.86 points (75 epochs: 86.92 -> 87.66%, 88.34 -> 88.90%).
     epochs=75, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
-    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1, tta="flip",
 ))
 
 # --- best ----------------------------------------------------------------------------------------
