@@ -113,7 +113,8 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
         rec = match[0]
         rec.update(test_accuracy=t["accuracy"], test_loss=t["loss"],
                    retested={"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tta": recipe.tta})
-        rec.pop("tta", None), rec.pop("test_accuracy_without_tta", None)
+        for key in ("tta", "test_accuracy_without_tta"):  # the old evaluation's, if any
+            rec.pop(key, None)
         if "accuracy_without_tta" in t:
             rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
         log(f"{d.name}: test top-1 {100 * t['accuracy']:.2f}% with tta={recipe.tta}"
