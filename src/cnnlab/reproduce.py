@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ._io import write_json, write_text
 from .device import describe_machine
-from .recipes import RECIPES, get_recipe
+from .recipes import RECIPES, Recipe, get_recipe
 
 
 def time_to_accuracy(epochs: list[dict], target: float | None, key: str = "val_accuracy") -> float | None:
@@ -99,7 +99,7 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     updated = []
     for d in dirs:
         meta = json.loads((d / "recipe.json").read_text())
-        had = {k: v for k, v in type(recipe).model_validate(meta["recipe"]).model_dump().items() if k not in ignore}
+        had = {k: v for k, v in Recipe.model_validate(meta["recipe"]).model_dump().items() if k not in ignore}
         if had != want:
             diff = sorted(k for k in want if had.get(k) != want[k])
             raise ValueError(f"{d}: trained with other settings than recipe {name} now has: {', '.join(diff)}")
@@ -207,11 +207,9 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
         if retest_from is not None:
             log(f"== {name}: retesting the runs kept in {retest_from}")
             retest(name, Path(retest_from), results, data_dir, log=log)
-            table = build_table(results)
-            write_text(out_dir / "RESULTS.md", table)
-            continue
-        log(f"== {name}: seeds {list(seeds)}")
-        run_and_record(name, list(seeds), results, data_dir, overrides=overrides, keep_runs=keep_runs, log=log)
+        else:
+            log(f"== {name}: seeds {list(seeds)}")
+            run_and_record(name, list(seeds), results, data_dir, overrides=overrides, keep_runs=keep_runs, log=log)
         table = build_table(results)
         write_text(out_dir / "RESULTS.md", table)
     return table
