@@ -27,6 +27,20 @@ def _isolate(tmp_path_factory, monkeypatch):
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a whole test module (use with ``pytestmark``).
+
+    The test machine's 2 cores are shared: with 2 intra-op threads every parallel op waits at an
+    OpenMP barrier for a thread the OS has descheduled, and the ~1,000 small ops of a ResNet-110
+    step went from 1 s to 13 s. One thread costs at most 2x on the few big convs instead.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def real_data(sub: str) -> Path:
     """Path of ``sub`` inside the real data folder; skips the test loudly where it is missing."""
     p = DATA_ROOT / sub

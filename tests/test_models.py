@@ -22,15 +22,7 @@ TORCHVISION = json.loads(FIXTURE.read_text())
 ALL = list(MODELS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine's 2 cores are shared: with 2 intra-op threads every parallel op waits at an
-    # OpenMP barrier for a thread the OS has descheduled, and the ~1,000 small ops of a ResNet-110
-    # step went from 1 s to 13 s. One thread costs at most 2x on the few big convs instead.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def meta_model(name: str, **kw):

@@ -40,13 +40,7 @@ SEED_ROWS = ["notmnist-mlp", "mnist-cnn-wide", "fashion-cnn-bn", "cifar10-cnn-bn
              "iris-conv1d"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the 2 cores are shared (see test_models.py): one intra-op thread avoids OpenMP barrier stalls
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _empty_dataset(name: str) -> ImageDataset:
