@@ -143,8 +143,9 @@ register_recipe(Recipe(
 # little to cut: cosine annealing (after one warm-up epoch), Nesterov momentum, a 5x stronger
 # weight decay (which suits short schedules) and label smoothing reach them in about a quarter of
 # He et al.'s 164 epochs, where the faithful 50-epoch step schedule may fall a little short.
-# Flip test-time augmentation (tta="flip"): on the validation split of both ResNet-20 runs, the
-# best checkpoints score 88.00 -> 89.08% and 89.24 -> 90.18% with it; ResNet-56's 88.86 -> 90.30%.
+# Flip test-time augmentation (tta="flip"), checked with benchmarks/val_tta.py: on the validation
+# split of both ResNet-20 runs, the best checkpoints score 88.00 -> 89.08% and 89.24 -> 90.18%
+# with it; ResNet-56's 88.86 -> 90.30%.
 
 register_recipe(Recipe(
     name="cifar10-resnet20-fast",
@@ -199,8 +200,9 @@ register_recipe(Recipe(
     # the last in both runs (validation +0.7 points over the last 10 epochs; training accuracy,
     # with dropout, still below it). So 75 annealed epochs instead of 100 flat ones: ~25 minutes.
     # They gave 86.69% (2 seeds), still short; averaging the logits of each image and its mirror
-    # image (tta="flip") lifts the validation top-1 of all four 50- and 75-epoch runs' best
-    # checkpoints, by 0.56-0.86 points (75 epochs: 86.92 -> 87.66%, 88.34 -> 88.90%).
+    # image (tta="flip") lifts the validation top-1 (benchmarks/val_tta.py) of all four 50- and
+    # 75-epoch runs' best checkpoints, by 0.56-0.86 points (75 epochs: 86.92 -> 87.66%, 88.34 ->
+    # 88.90%).
     epochs=75, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1, tta="flip",
 ))
