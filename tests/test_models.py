@@ -504,3 +504,19 @@ def test_layer_ablation_swaps_in_the_stock_layer_with_the_same_function(model, l
     assert not any(type(c).__module__.startswith("cnnlab") and type(c).__name__ == layer for c in m.modules())
     assert {id(p) for p in m.parameters()} == params
     torch.testing.assert_close(m(x), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_conv_relu_on_cuda_matches_and_mixed_devices_get_torchs_error():
+    """On CUDA the layer is ``relu(conv(x))``; a CPU input to CUDA weights must get PyTorch's own
+    device-mismatch error, not the CPU-only fused op's NotImplementedError."""
+    from cnnlab.models.layers import Conv2dReLU
+    torch.manual_seed(0)
+    layer = Conv2dReLU(3, 8, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    ref = layer(x)
+    layer.cuda()
+    assert torch.allclose(layer(x.cuda()).cpu(), ref, atol=1e-4)  # TF32 convolutions on CUDA
+    # PyTorch says 'Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor) ...'
+    with pytest.raises(RuntimeError, match="weight type|device"):
+        layer(x)

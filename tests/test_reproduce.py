@@ -1,6 +1,7 @@
 import json
 
 from cnnlab.reproduce import build_table, time_to_accuracy
+from conftest import real_data
 
 
 def test_table_from_records(tmp_path):
@@ -49,10 +50,10 @@ def test_table_time_to_target_column(tmp_path):
     assert "not reached (1 of 2)" in row
 
 
-def test_run_and_record_on_real_iris(tmp_path, data_root):
+def test_run_and_record_on_real_iris(tmp_path):
     """A real (tiny) recipe end to end: one record per seed, with the validation fields, and a row."""
     from cnnlab.reproduce import run_and_record
-    recs = run_and_record("iris-conv1d-fast", [0], tmp_path, data_dir=data_root, keep_runs=tmp_path / "runs",
+    recs = run_and_record("iris-conv1d-fast", [0], tmp_path, data_dir=real_data("iris").parent, keep_runs=tmp_path / "runs",
                           log=lambda m: None)
     saved = json.loads((tmp_path / "iris-conv1d-fast.json").read_text())
     assert saved == recs and saved[0]["seed"] == 0 and 0.0 <= saved[0]["test_accuracy"] <= 1.0

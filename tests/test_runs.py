@@ -27,13 +27,13 @@ class Killed(Exception):
     pass
 
 
-def train_killed_in_epoch_2(recipe, run_dir):
+def train_killed_in_epoch_2(recipe, run_dir, device="cpu"):
     """Start a 3-epoch run that dies after epoch 2's forward passes, before its checkpoint."""
     def killer(msg):
         if msg.startswith("epoch 2/3"):
             raise Killed
     with pytest.raises(Killed):
-        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=run_dir, log=killer)
+        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=run_dir, log=killer, device=device)
 
 
 def test_run_folder_has_everything(tmp_path):
@@ -64,16 +64,34 @@ def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
     assert again["loss"] == pytest.approx(run.test_metrics["loss"], rel=1e-5)
 
 
+def strip(history):
+    """Per-epoch metrics without the wall times."""
+    return [{k: v for k, v in e.items() if k != "time_s"} for e in history.epochs]
+
+
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
-    full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet)
+    # exactly equal needs deterministic kernels: on the CPU (the CUDA variant is below)
+    full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
 
     train_killed_in_epoch_2(RECIPE, tmp_path / "cut")
     state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
     assert state["epoch"] == 0  # only epoch 1 was saved
-    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
-    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
     assert strip(resumed.history) == strip(full.history)
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_resume_on_cuda_restores_its_random_state(tmp_path):
+    """The model's dropout draws from the CUDA generator: a resumed run must continue its stream
+    (equal up to float non-determinism, where a fresh stream would change every loss)."""
+    full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cuda")
+    train_killed_in_epoch_2(RECIPE, tmp_path / "cut", device="cuda")
+    assert torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)["cuda_rng"] is not None
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cuda")
+    for a, b in zip(strip(resumed.history), strip(full.history), strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
 
 
 def test_disk_full_keeps_previous_file(tmp_path, monkeypatch):
@@ -108,7 +126,7 @@ def test_corrupt_weights_file_named(tmp_path):
 def test_load_run_gives_trained_model(tmp_path):
     run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     again = cnnlab.load_run(tmp_path / "r")
-    x = torch.randn(2, 1, 28, 28)
+    x = torch.randn(2, 1, 28, 28, device=next(run.model.parameters()).device)
     assert torch.allclose(again.model(x), run.model(x))
     assert len(again.history) == 1
 
@@ -176,17 +194,16 @@ def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):
 
 def test_ema_run_checkpoints_the_ema_and_resumes_exactly(tmp_path):
     recipe = RECIPE.override({"ema_decay": 0.9})
-    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet)
+    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
     state = torch.load(tmp_path / "full" / "last_state.pt", weights_only=True)
     from safetensors.torch import load_file
     last = load_file(tmp_path / "full" / "last.safetensors")
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in last)
-    assert not all(torch.equal(last[k], state["model"][k]) for k in last)  # not the raw weights
+    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k].cpu()) for k in last)
+    assert not all(torch.equal(last[k], state["model"][k].cpu()) for k in last)  # not the raw weights
 
     train_killed_in_epoch_2(recipe, tmp_path / "cut")
-    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
-    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
     assert strip(resumed.history) == strip(full.history)
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 

@@ -257,6 +257,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
             cb.load_state_dict(cb_state)
         trainer.history.epochs = list(state["history"])
         torch.set_rng_state(state["torch_rng"])
+        if dev.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
         initial_epoch = int(state["epoch"]) + 1
         meta["resumed_from_epoch"] = initial_epoch
         log(f"resuming {run_dir} after epoch {initial_epoch}")
@@ -271,7 +273,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
                     "ema": trainer.ema.state_dict() if trainer.ema is not None else {},
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "callbacks": [cb.state_dict() for cb in callbacks],
-                    "history": trainer.history.epochs, "torch_rng": torch.get_rng_state()},
+                    "history": trainer.history.epochs, "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None},
                    run_dir / "last_state.pt")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 

@@ -174,7 +174,8 @@ class Conv2dReLU(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not _FUSED_CONV_RELU or x.device.type != "cpu" or self.groups != 1
+        if (not _FUSED_CONV_RELU or x.device.type != "cpu" or self.weight.device.type != "cpu"
+                or self.groups != 1
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)
                 or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
                 or torch.compiler.is_compiling()):  # the compiler fuses conv + ReLU itself
