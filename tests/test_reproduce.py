@@ -27,6 +27,26 @@ def test_table_from_records(tmp_path):
     assert "99.25 ± 0.07 (flip TTA; without: 99.05) | yes |" in row
 
 
+def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):
+    """Records keep the device; a GPU run's row says so and the machine line names the GPU,
+    so GPU minutes are never read as CPU minutes. Records without a device are CPU runs."""
+    machine = {"cpu": "Test CPU", "cores": 16, "torch": "2.11.0+cu130", "python": "3.12",
+               "gpu": "NVIDIA H200", "cuda": "13.0"}
+    rec = {"recipe": "mnist-cnn-small", "seed": 0, "test_accuracy": 0.99, "test_loss": 0.03,
+           "epochs_run": 10, "best_epoch": 9, "train_time_s": 20.0, "precision": "bf16",
+           "dataset_lossy": False, "overrides": {}, "date": "2026-11-27T05:00:00+00:00",
+           "machine": machine, "device": "cuda"}
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps([rec]))
+    table = build_table(tmp_path)
+    row = next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small"))
+    assert "| bf16 on cuda |" in row
+    assert "NVIDIA H200 (CUDA 13.0) with Test CPU, 16 cores" in table
+    del rec["device"]
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps([rec]))
+    table = build_table(tmp_path)
+    assert "| bf16 |" in table and "H200" not in table
+
+
 def test_time_to_accuracy_sums_epochs_until_validation_reaches_target():
     epochs = [{"val_accuracy": 0.97, "time_s": 10.0}, {"val_accuracy": 0.991, "time_s": 12.0},
               {"val_accuracy": 0.995, "time_s": 11.0}]
@@ -57,7 +77,7 @@ def test_run_and_record_on_real_iris(tmp_path):
                           log=lambda m: None)
     saved = json.loads((tmp_path / "iris-conv1d-fast.json").read_text())
     assert saved == recs and saved[0]["seed"] == 0 and 0.0 <= saved[0]["test_accuracy"] <= 1.0
-    assert 0.0 <= saved[0]["best_val_accuracy"] <= 1.0
+    assert 0.0 <= saved[0]["best_val_accuracy"] <= 1.0 and saved[0]["device"] in ("cpu", "cuda", "mps")
     assert saved[0]["val_time_to_target_s"] is None  # the recipe has no target to reach
     assert (tmp_path / "runs" / "iris-conv1d-fast-seed0" / "test_metrics.json").exists()
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| iris-conv1d-fast"))

@@ -59,7 +59,7 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                "train_time_s": t["train_time_s"], "precision": t["precision"],
                "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": describe_machine()}
+               "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
         if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
             rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
         if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
@@ -124,6 +124,14 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     return updated
 
 
+def _machine_line(m: dict, device: str) -> str:
+    """How a record's machine is named under the table: the GPU first where the run used one."""
+    line = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}"
+    if device != "cpu":
+        line = f"{m.get('gpu', device)} (CUDA {m.get('cuda', '?')}) with {line}"
+    return line
+
+
 def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
     rows, machines, variants = [], set(), []
@@ -156,13 +164,15 @@ def build_table(results_dir: Path) -> str:
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
         meets = "—" if not recipe.expected_accuracy else ("yes" if mean >= 100 * recipe.expected_accuracy else "**no**")
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
-        m = r0["machine"]
-        machines.add(f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}")
+        # records from before "device" was kept all ran on the CPU
+        devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
+        machines.add(_machine_line(r0["machine"], r0.get("device", "cpu")))
         mark = " †" if any("retested" in r for r in recs) else ""
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
                     f"| {mean:.2f}{spread} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
-                    f"| {statistics.median(times) / 60:.1f} | {to_target} | {r0['precision']} | {data} "
+                    f"| {statistics.median(times) / 60:.1f} | {to_target} "
+                    f"| {r0['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {data} "
                     f"| {min(r['date'] for r in recs)[:10]} |")
     head = ["# Results: every recipe run in full", "",
             "Test top-1 on the official test split (mean ± sample std over the seeds run); the best "
