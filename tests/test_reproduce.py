@@ -37,10 +37,17 @@ def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):
            "dataset_lossy": False, "overrides": {}, "date": "2026-11-27T05:00:00+00:00",
            "machine": machine, "device": "cuda"}
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps([rec]))
+    cpu = {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "python": "3.11"}
+    for name in ("mnist-lenet5", "mnist-cnn-wide"):  # the most common machine: the table's own
+        (tmp_path / f"{name}.json").write_text(json.dumps([{**rec, "recipe": name, "machine": cpu,
+                                                             "device": "cpu"}]))
     table = build_table(tmp_path)
     row = next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small"))
-    assert "| bf16 on cuda |" in row
-    assert "NVIDIA H200 (CUDA 13.0) with Test CPU, 16 cores" in table
+    assert row.startswith("| mnist-cnn-small ‡1 |") and "| bf16 on cuda |" in row
+    assert "Machine: Test CPU, 2 cores, torch 2.13.0, Python 3.11; ‡1: NVIDIA H200 (CUDA 13.0) with Test CPU, 16 cores" in table
+    assert "| mnist-lenet5 | faithful |" in table and "| bf16 | official files |" in table
+    for name in ("mnist-lenet5", "mnist-cnn-wide"):
+        (tmp_path / f"{name}.json").unlink()
     del rec["device"]
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps([rec]))
     table = build_table(tmp_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import tempfile
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def _machine_line(m: dict, device: str) -> str:
 
 def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
-    rows, machines, variants = [], set(), []
+    rows, machines, variants = [], [], []  # machines: one per row of the main table
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
         if not isinstance(data, list):  # another benchmark's file (speed.json)
@@ -166,7 +167,7 @@ def build_table(results_dir: Path) -> str:
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
         # records from before "device" was kept all ran on the CPU
         devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
-        machines.add(_machine_line(r0["machine"], r0.get("device", "cpu")))
+        machines.append(_machine_line(r0["machine"], r0.get("device", "cpu")))
         mark = " †" if any("retested" in r for r in recs) else ""
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
                     f"| {mean:.2f}{spread} | {meets} "
@@ -187,7 +188,15 @@ def build_table(results_dir: Path) -> str:
         rows += ["", "## The same recipes with overrides (e.g. the fp32 check of the bf16 default)", "",
                  "| recipe | overrides | ours (%) | seeds | minutes | precision |", "|---|---|---|---|---|---|",
                  *variants]
-    foot = ["", "Machines: " + "; ".join(sorted(machines)) if machines else ""]
+    foot = ["", ""]
+    if machines:  # the most common machine is "the machine below"; rows from others are marked
+        main = Counter(machines).most_common(1)[0][0]
+        others = sorted(set(machines) - {main})
+        for i, m in enumerate(machines):
+            if m != main:
+                name, rest = rows[i].split(" |", 1)
+                rows[i] = f"{name} ‡{others.index(m) + 1} |{rest}"
+        foot[1] = f"Machine: {main}" + "".join(f"; ‡{j + 1}: {m}" for j, m in enumerate(others))
     if any(" †" in r for r in rows):
         foot += ["", "† Test top-1 re-evaluated from the kept best checkpoints after the recipe adopted "
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
