@@ -50,3 +50,8 @@ def toy_dataset(n_train: int = 600, n_test: int = 200, classes: int = 4, size: i
     xte, yte = make(n_test)
     return ImageDataset("toy", xtr, ytr, xte, yte, [f"c{k}" for k in range(classes)],
                         provenance={"source": "synthetic (tests/helpers.py)"})
+
+
+def without_times(history) -> list[dict]:
+    """A History's per-epoch metrics without the wall times, for comparing two runs."""
+    return [{k: v for k, v in e.items() if k != "time_s"} for e in history.epochs]

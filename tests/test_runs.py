@@ -9,7 +9,7 @@ import torch
 import cnnlab
 from cnnlab._io import DiskFullError, write_json
 from cnnlab.recipes import Recipe
-from helpers import toy_dataset
+from helpers import toy_dataset, without_times
 
 class NotATensor:
     pass
@@ -64,11 +64,6 @@ def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
     assert again["loss"] == pytest.approx(run.test_metrics["loss"], rel=1e-5)
 
 
-def strip(history):
-    """Per-epoch metrics without the wall times."""
-    return [{k: v for k, v in e.items() if k != "time_s"} for e in history.epochs]
-
-
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     # exactly equal needs deterministic kernels: on the CPU (the CUDA variant is below)
     full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
@@ -77,7 +72,7 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     state = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)
     assert state["epoch"] == 0  # only epoch 1 was saved
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
-    assert strip(resumed.history) == strip(full.history)
+    assert without_times(resumed.history) == without_times(full.history)
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 
 
@@ -89,7 +84,7 @@ def test_resume_on_cuda_restores_its_random_state(tmp_path):
     train_killed_in_epoch_2(RECIPE, tmp_path / "cut", device="cuda")
     assert torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)["cuda_rng"] is not None
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cuda")
-    for a, b in zip(strip(resumed.history), strip(full.history), strict=True):
+    for a, b in zip(without_times(resumed.history), without_times(full.history), strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-3)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
 
@@ -199,12 +194,12 @@ def test_ema_run_checkpoints_the_ema_and_resumes_exactly(tmp_path):
     from safetensors.torch import load_file
     last = load_file(tmp_path / "full" / "last.safetensors")
     ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k].cpu()) for k in last)
-    assert not all(torch.equal(last[k], state["model"][k].cpu()) for k in last)  # not the raw weights
+    assert last.keys() == ema.keys() and all(torch.equal(last[k], ema[k]) for k in last)
+    assert not all(torch.equal(last[k], state["model"][k]) for k in last)  # not the raw weights
 
     train_killed_in_epoch_2(recipe, tmp_path / "cut")
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
-    assert strip(resumed.history) == strip(full.history)
+    assert without_times(resumed.history) == without_times(full.history)
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 
 

@@ -5,7 +5,7 @@ from torch import nn
 from cnnlab.data.loader import BatchLoader
 from cnnlab.models import create_model
 from cnnlab.train import NonFiniteLossError, Trainer, build_optimizer, build_scheduler, classification_loss
-from helpers import toy_dataset
+from helpers import toy_dataset, without_times
 
 
 def make_loaders(ds, bs=64, seed=0):
@@ -43,8 +43,7 @@ def test_sgd_momentum_learns():
 def test_same_seed_same_numbers():
     h1, _ = fit_toy(epochs=2, seed=3)
     h2, _ = fit_toy(epochs=2, seed=3)
-    strip = lambda h: [{k: v for k, v in e.items() if k != "time_s"} for e in h.epochs]  # noqa: E731
-    assert strip(h1) == strip(h2)
+    assert without_times(h1) == without_times(h2)
 
 
 def test_nan_loss_raises_clear_error():
