@@ -14,7 +14,8 @@ Contenders, each at the seeds' batch sizes on the same random in-memory data:
 Round-robin: every round runs every contender once, so all see the same machine state; the table
 gives medians with min-max, ratios of medians, achieved GFLOP/s (PyTorch's FlopCounterMode count
 of forward + backward) as a fraction of the matmul ceiling measured in the same run. Results go to
-benchmarks/SPEED.md and benchmarks/results/speed.json.
+benchmarks/SPEED.md and benchmarks/results/speed.json; ``--out`` and ``--json`` name others (a second
+machine's table, e.g. SPEED-amd-epyc.md).
 """
 from __future__ import annotations
 
@@ -92,11 +93,16 @@ def main():
     ap.add_argument("--compile", nargs="*", default=["resnet20"],
                     help="models for which cnnlab with torch.compile is timed too")
     ap.add_argument("--out", default=str(HERE / "SPEED.md"))
+    ap.add_argument("--json", default=str(HERE / "results" / "speed.json"),
+                    help="where the raw timings go (read back by --render-only)")
+    ap.add_argument("--no-time-to-accuracy", action="store_true",
+                    help="leave out the time-to-accuracy section (its full runs come from "
+                         "results/<recipe>.json, i.e. from whatever machine ran them)")
     ap.add_argument("--render-only", action="store_true",
-                    help="rewrite the table from results/speed.json and results/<recipe>.json without timing")
+                    help="rewrite the table from --json and results/<recipe>.json without timing")
     a = ap.parse_args()
     if a.render_only:
-        Path(a.out).write_text(render(json.loads((HERE / "results" / "speed.json").read_text())))
+        Path(a.out).write_text(render(json.loads(Path(a.json).read_text()), not a.no_time_to_accuracy))
         return
     ensure_launch_settings()
 
@@ -144,13 +150,13 @@ def main():
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = {"date": date, "machine": machine, "versions": versions, "ceiling_gflops": ceil, "rows": rows,
            "rounds": a.rounds, "steps": a.steps}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "speed.json").write_text(json.dumps(out, indent=1))
-    Path(a.out).write_text(render(out))
-    print(render(out))
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(out, indent=1))
+    Path(a.out).write_text(render(out, not a.no_time_to_accuracy))
+    print(render(out, not a.no_time_to_accuracy))
 
 
-def render(out) -> str:
+def render(out, with_time_to_accuracy: bool = True) -> str:
     def cell(r, k):
         s = r.get(k)
         return f"{s['median']:,.0f} ({min(s['samples']):,.0f}-{max(s['samples']):,.0f})" if s else "—"
@@ -191,7 +197,8 @@ def render(out) -> str:
         notes.append(f"- torch.compile (`--set compile=true`) on {r['model']}: {cell(r, 'cnnlab_compile')} "
                      f"images/s, {c / r['cnnlab']['median']:.2f}x the default path; the first "
                      f"{out['steps']} steps took {r['compile_first_run_s']:.0f} s including compilation.")
-    return "\n".join(head + lines + notes + time_to_accuracy(out)) + "\n"
+    tta = time_to_accuracy(out) if with_time_to_accuracy else []
+    return "\n".join(head + lines + notes + tta) + "\n"
 
 
 # the seed recipes of each timed model, and training-split sizes, for time-to-accuracy
