@@ -146,10 +146,14 @@ register_recipe(Recipe(
     # An EMA of the weights (--set ema_decay=0.999, override table, 2 seeds): best validation
     # 99.57 / 99.43% against 99.60 / 99.45% without it, so not adopted (its test top-1, 99.67 ±
     # 0.01%, is recorded but was not used to decide; still a miss).
+    # Since 2026-11-27 it trains on all 60,000 training images, as mnist-best does, and keeps the
+    # last, annealed epoch: none of the above changes the net's validated accuracy, so the 6,000
+    # held-out images serve better as training data. Decided before its runs, on that argument
+    # alone; the runs with the 10% hold-out are kept with the override val_fraction=0.1.
     epochs=30, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1,
     augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
-    val_fraction=0.1,
+    val_fraction=0.0,
 ))
 
 register_recipe(Recipe(
