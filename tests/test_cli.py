@@ -40,3 +40,18 @@ def test_summary_wrong_input_size(capsys):
 def test_summary_other_input_size_resizes_dense_layer(capsys):
     assert main(["summary", "mnist-cnn-small", "--input-size", "1", "32", "32"]) == 0
     assert "(None, 16384)" in capsys.readouterr().out  # Flatten 64*16*16
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["train", "mnist-cnn-small"], "cnnlab train --resume RUN_DIR"),
+    (["reproduce", "mnist-cnn-small", "--keep-runs", "kept"], "the same command with --resume"),
+    (["reproduce", "mnist-cnn-small"], "with --keep-runs DIR"),
+])
+def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, argv, hint):
+    from cnnlab import cli
+
+    def interrupted(a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, f"cmd_{argv[0]}", interrupted)
+    assert main(argv) == 130
+    assert hint in capsys.readouterr().err

@@ -76,6 +76,23 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 
 
+def test_resumed_run_sums_training_time_and_keeps_where_it_began(tmp_path):
+    """A run in two pieces reports the training time of both, and its recipe.json still names
+    the machine and time it began, with the resumption listed."""
+    train_killed_in_epoch_2(RECIPE, tmp_path / "cut")
+    first = json.loads((tmp_path / "cut" / "recipe.json").read_text())
+    before = torch.load(tmp_path / "cut" / "last_state.pt", weights_only=True)["train_time_s"]
+    assert before > 0
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
+    epoch_times = sum(e["time_s"] for e in resumed.history.epochs)
+    assert resumed.test_metrics["train_time_s"] >= round(epoch_times, 1) - 0.1  # all 3 epochs, not 2
+    assert resumed.test_metrics["train_time_s"] >= before
+    meta = json.loads((tmp_path / "cut" / "recipe.json").read_text())
+    assert meta["started"] == first["started"] and meta["machine"] == first["machine"]
+    [piece] = meta["resumed"]
+    assert piece["after_epoch"] == 1 and "cpu" in piece["machine"]
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_resume_on_cuda_restores_its_random_state(tmp_path):
     """The model's dropout draws from the CUDA generator: a resumed run must continue its stream
@@ -171,6 +188,43 @@ def test_retest_applies_the_recipes_new_tta_to_kept_runs(tmp_path, monkeypatch, 
         retest("toy", kept, results, log=quiet)
     with pytest.raises(FileNotFoundError, match="no run folder"):
         retest("toy", tmp_path / "nothing", results, log=quiet)
+
+
+def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
+    """``cnnlab reproduce NAME --keep-runs DIR --resume``: a long recipe stopped mid-way
+    continues from its last finished epoch, ends as an uninterrupted run would, and its record
+    and table row say it was resumed."""
+    from cnnlab import runs
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import build_table, run_and_record
+    ds = toy_dataset()
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE)
+    results, kept = tmp_path / "results", tmp_path / "kept"
+    results.mkdir()
+    [whole] = run_and_record("toy", [0], results, keep_runs=tmp_path / "whole", log=quiet, device="cpu")
+    (results / "toy.json").unlink()
+
+    train_killed_in_epoch_2(RECIPE.override({"seed": 0}), kept / "toy-seed0")
+    assert not (results / "toy.json").exists()  # nothing recorded for the stopped run
+    [rec] = run_and_record("toy", [0], results, keep_runs=kept, log=quiet, device="cpu", resume=True)
+    assert rec["test_accuracy"] == whole["test_accuracy"] and rec["epochs_run"] == 3
+    assert [r["after_epoch"] for r in rec["resumed"]] == [1]
+    assert "resumed" not in whole
+    table = build_table(results)
+    assert "| toy § |" in table and "§ Stopped and resumed" in table
+
+    # a finished kept run is not trained or recorded again
+    messages = []
+    assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
+    assert "finished already" in messages[0] and len(json.loads((results / "toy.json").read_text())) == 1
+    # a kept run of other settings is not continued under this recipe
+    train_killed_in_epoch_2(RECIPE.override({"seed": 1}), kept / "toy-seed1")
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"lr": 0.5}))
+    with pytest.raises(ValueError, match="other settings than recipe toy now has: lr"):
+        run_and_record("toy", [1], results, keep_runs=kept, log=quiet, resume=True)
+    with pytest.raises(ValueError, match="--keep-runs"):
+        run_and_record("toy", [1], results, log=quiet, resume=True)
 
 
 def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):

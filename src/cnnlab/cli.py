@@ -6,6 +6,7 @@
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
     cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1] [--retest KEPT_RUNS]
+                     [--keep-runs DIR [--resume]]
     cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
 
 Errors a user can fix (unknown names, bad overrides, missing or corrupt data) are printed as one
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the unfinished runs kept in --keep-runs from their last finished "
+                        "epoch (a long recipe in pieces); seeds without one start afresh")
     p.add_argument("--retest", default=None, metavar="KEPT_RUNS",
                    help="train nothing: re-evaluate the runs kept in this folder under the recipes' "
                         "current test-time augmentation and update their records")
@@ -157,7 +161,8 @@ def cmd_reproduce(a) -> int:
     print(reproduce(a.pattern, a.kind, a.seeds, a.data_dir, a.out_dir,
                     Path(a.keep_runs) if a.keep_runs else None,
                     overrides=parse_overrides(a.overrides) if a.overrides else None,
-                    retest_from=Path(a.retest) if a.retest else None))
+                    retest_from=Path(a.retest) if a.retest else None, device=a.device,
+                    resume=a.resume))
     return 0
 
 
@@ -229,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; resume with `cnnlab train --resume RUN_DIR` (the last finished "
-              "epoch is saved)", file=sys.stderr)
+        if a.command == "reproduce":
+            how = ("the same command with --resume continues it" if a.keep_runs else
+                   "with --keep-runs DIR, a stopped run can be continued by --resume")
+        else:
+            how = "resume with `cnnlab train --resume RUN_DIR`"
+        print(f"\ninterrupted; {how} (the last finished epoch is saved)", file=sys.stderr)
         return 130
 
 

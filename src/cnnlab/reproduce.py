@@ -45,15 +45,55 @@ def format_time_to_target(records: list[dict]) -> str:
     return f"{statistics.median(reached) / 60:.1f}"
 
 
+# recipe fields that describe a run rather than set its training
+_DESCRIPTIVE = {"source", "literature", "expected_accuracy"}
+
+
+def _training_settings(recipe: Recipe, ignore=()) -> dict:
+    return {k: v for k, v in recipe.model_dump().items() if k not in _DESCRIPTIVE | set(ignore)}
+
+
+def _check_same_training(run_dir: Path, recipe: Recipe, ignore=()) -> None:
+    """Raise ValueError naming the fields where the run in ``run_dir`` was trained otherwise."""
+    meta = json.loads((run_dir / "recipe.json").read_text())
+    had = _training_settings(Recipe.model_validate(meta["recipe"]), ignore)
+    want = _training_settings(recipe, ignore)
+    if had != want:
+        diff = sorted(k for k in want if had.get(k) != want[k])
+        raise ValueError(f"{run_dir}: trained with other settings than recipe {recipe.name} "
+                         f"now has: {', '.join(diff)}")
+
+
 def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None, overrides=None,
-                   keep_runs: Path | None = None, log=print) -> list[dict]:
-    """Train recipe ``name`` once per seed and append a record per run to its JSON file."""
+                   keep_runs: Path | None = None, log=print, device: str | None = None,
+                   resume: bool = False) -> list[dict]:
+    """Train recipe ``name`` once per seed and append a record per run to its JSON file.
+
+    With ``resume`` (and ``keep_runs``), a seed whose kept run folder holds an unfinished run (one
+    killed mid-way: ``last_state.pt`` but no ``test_metrics.json``) continues from its last
+    finished epoch instead of starting again, so a recipe that takes hours can run in pieces;
+    its record lists the resumptions and sums the pieces' training time. A kept run that finished
+    is left alone (it was recorded when it finished).
+
+    Raises:
+        ValueError: ``resume`` without ``keep_runs``, or a kept run trained with other settings.
+    """
     from .runs import train
+    if resume and keep_runs is None:
+        raise ValueError("resuming needs the folder the runs were kept in (--keep-runs DIR)")
     records = []
     for seed in seeds:
         recipe = get_recipe(name, overrides).override({"seed": seed})
         run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False)
+        resume_dir = None
+        if resume and (run_dir / "last_state.pt").exists():
+            _check_same_training(run_dir, recipe)
+            if (run_dir / "test_metrics.json").exists():
+                log(f"{run_dir}: finished already (recorded when it finished); not run again")
+                continue
+            resume_dir = run_dir
+        run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False, device=device,
+                    resume=resume_dir)
         t = run.test_metrics
         rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
                "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
@@ -63,6 +103,9 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
         if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
             rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
+        resumed = json.loads((run_dir / "recipe.json").read_text()).get("resumed")
+        if resumed:  # where each piece after the first ran
+            rec["resumed"] = resumed
         if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
             rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
                        val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
@@ -95,15 +138,10 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     dirs = sorted(Path(kept_runs).glob(f"{name}-seed*"))
     if not dirs:
         raise FileNotFoundError(f"{kept_runs}: no run folder {name}-seed<N> to retest")
-    ignore = {"tta", "seed", "source", "literature", "expected_accuracy"}  # not training settings
-    want = {k: v for k, v in recipe.model_dump().items() if k not in ignore}
     updated = []
     for d in dirs:
+        _check_same_training(d, recipe, ignore=("tta", "seed"))
         meta = json.loads((d / "recipe.json").read_text())
-        had = {k: v for k, v in Recipe.model_validate(meta["recipe"]).model_dump().items() if k not in ignore}
-        if had != want:
-            diff = sorted(k for k in want if had.get(k) != want[k])
-            raise ValueError(f"{d}: trained with other settings than recipe {name} now has: {', '.join(diff)}")
         seed = meta["recipe"]["seed"]
         train_time = json.loads((d / "test_metrics.json").read_text())["train_time_s"]
         match = [r for r in records if r["seed"] == seed and not r.get("overrides")
@@ -168,7 +206,7 @@ def build_table(results_dir: Path) -> str:
         # records from before "device" was kept all ran on the CPU
         devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
         machines.append(_machine_line(r0["machine"], r0.get("device", "cpu")))
-        mark = " †" if any("retested" in r for r in recs) else ""
+        mark = (" †" if any("retested" in r for r in recs) else "") + (" §" if any("resumed" in r for r in recs) else "")
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
                     f"| {mean:.2f}{spread} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
@@ -202,16 +240,22 @@ def build_table(results_dir: Path) -> str:
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
                      "NAME --retest DIR`): TTA changes only the final evaluation, so training, epochs and "
                      "minutes are those of the recorded runs."]
+    if any(" §" in r for r in rows):
+        foot += ["", "§ Stopped and resumed from its last finished epoch (`cnnlab reproduce NAME "
+                     "--keep-runs DIR --resume`): minutes are the training time of the pieces "
+                     "together; the record in results/ names each piece's machine."]
     return "\n".join(head + rows + foot) + "\n"
 
 
 def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_dir=None,
               out_dir: str | Path = "benchmarks", keep_runs: Path | None = None, log=print,
-              overrides: dict | None = None, retest_from: Path | None = None) -> str:
+              overrides: dict | None = None, retest_from: Path | None = None,
+              device: str | None = None, resume: bool = False) -> str:
     """Run every recipe matching ``pattern`` (and ``kind``), then rewrite ``RESULTS.md``.
 
     With ``retest_from`` (a ``keep_runs`` folder of earlier runs) nothing is trained: the kept
     runs are re-evaluated under each recipe's current test-time augmentation (:func:`retest`).
+    With ``resume``, unfinished runs kept in ``keep_runs`` continue (:func:`run_and_record`).
 
     Returns:
         The table's markdown.
@@ -228,7 +272,8 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
             retest(name, Path(retest_from), results, data_dir, log=log)
         else:
             log(f"== {name}: seeds {list(seeds)}")
-            run_and_record(name, list(seeds), results, data_dir, overrides=overrides, keep_runs=keep_runs, log=log)
+            run_and_record(name, list(seeds), results, data_dir, overrides=overrides, keep_runs=keep_runs,
+                           log=log, device=device, resume=resume)
         table = build_table(results)
         write_text(out_dir / "RESULTS.md", table)
     return table

@@ -3,6 +3,7 @@
 A run folder holds::
 
     recipe.json          the resolved recipe, the dataset's provenance, machine and versions
+                         (where the run began; ``resumed`` lists each resumption's epoch and machine)
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
     last.safetensors     weights after the last finished epoch
@@ -14,7 +15,8 @@ A run folder holds::
                          the most confident correct and wrong test predictions (seed 003's grids)
 
 Every file is written atomically, after every epoch, so a run killed mid-epoch resumes from the
-last finished epoch (``cnnlab train --resume RUN_DIR``) and loses at most that epoch.
+last finished epoch (``cnnlab train --resume RUN_DIR``) and loses at most that epoch; its
+``train_time_s`` is then the training time of all the pieces together.
 """
 from __future__ import annotations
 
@@ -243,7 +245,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
             "resolved": {"device": str(dev), "precision": precision, "channels_last": channels_last},
             "machine": describe_machine(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    initial_epoch = 0
+    initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         if trainer.ema is not None and state.get("ema"):
@@ -260,7 +262,12 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         if dev.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
         initial_epoch = int(state["epoch"]) + 1
-        meta["resumed_from_epoch"] = initial_epoch
+        # training time before the stop (states written before it was kept: the epochs' own times)
+        prior_train_s = float(state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"])))
+        first = json.loads((run_dir / "recipe.json").read_text())  # where and when the run began
+        meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),
+                    resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
+                                                         "date": meta["started"], "machine": meta["machine"]}])
         log(f"resuming {run_dir} after epoch {initial_epoch}")
     write_json(run_dir / "recipe.json", meta)
 
@@ -274,7 +281,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
                     "scheduler": scheduler.state_dict() if scheduler is not None else {},
                     "callbacks": [cb.state_dict() for cb in callbacks],
                     "history": trainer.history.epochs, "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None},
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                    "train_time_s": prior_train_s + time.perf_counter() - t0},
                    run_dir / "last_state.pt")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
@@ -304,7 +312,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
                              run_dir / f"predictions_{kind}.png", kind=kind, title=recipe.name)
     best_epoch = callbacks[0].best_epoch + 1
     test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": monitor,
-                 "epochs_run": len(trainer.history), "train_time_s": round(train_s, 1),
+                 "epochs_run": len(trainer.history), "train_time_s": round(prior_train_s + train_s, 1),
                  "precision": precision, "dataset_lossy": bool(ds.provenance.get("lossy"))})
     write_json(run_dir / "test_metrics.json", test)
     log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
