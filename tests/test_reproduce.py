@@ -89,3 +89,12 @@ def test_run_and_record_on_real_iris(tmp_path):
     assert (tmp_path / "runs" / "iris-conv1d-fast-seed0" / "test_metrics.json").exists()
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| iris-conv1d-fast"))
     assert "not reached" not in row  # no target, nothing to reach
+
+
+def test_committed_results_table_is_what_its_records_make():
+    """benchmarks/RESULTS.md is generated, never edited: it must equal the table its committed
+    records build (this also catches marks and footnotes that appear without their rows, e.g.
+    from the '§' of the sources' section numbers)."""
+    from pathlib import Path
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    assert build_table(bench / "results") == (bench / "RESULTS.md").read_text()

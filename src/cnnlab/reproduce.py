@@ -174,6 +174,7 @@ def _machine_line(m: dict, device: str) -> str:
 def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
     rows, machines, variants = [], [], []  # machines: one per row of the main table
+    retested, resumed = [], []  # whether the row's records were re-tested / resumed, per row
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
         if not isinstance(data, list):  # another benchmark's file (speed.json)
@@ -206,7 +207,9 @@ def build_table(results_dir: Path) -> str:
         # records from before "device" was kept all ran on the CPU
         devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
         machines.append(_machine_line(r0["machine"], r0.get("device", "cpu")))
-        mark = (" †" if any("retested" in r for r in recs) else "") + (" §" if any("resumed" in r for r in recs) else "")
+        retested.append(any("retested" in r for r in recs))
+        resumed.append(any("resumed" in r for r in recs))
+        mark = (" †" if retested[-1] else "") + (" §" if resumed[-1] else "")
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
                     f"| {mean:.2f}{spread} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
@@ -235,12 +238,12 @@ def build_table(results_dir: Path) -> str:
                 name, rest = rows[i].split(" |", 1)
                 rows[i] = f"{name} ‡{others.index(m) + 1} |{rest}"
         foot[1] = f"Machine: {main}" + "".join(f"; ‡{j + 1}: {m}" for j, m in enumerate(others))
-    if any(" †" in r for r in rows):
+    if any(retested):
         foot += ["", "† Test top-1 re-evaluated from the kept best checkpoints after the recipe adopted "
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
                      "NAME --retest DIR`): TTA changes only the final evaluation, so training, epochs and "
                      "minutes are those of the recorded runs."]
-    if any(" §" in r for r in rows):
+    if any(resumed):
         foot += ["", "§ Stopped and resumed from its last finished epoch (`cnnlab reproduce NAME "
                      "--keep-runs DIR --resume`): minutes are the training time of the pieces "
                      "together; the record in results/ names each piece's machine."]
