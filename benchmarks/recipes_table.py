@@ -142,6 +142,7 @@ def _order(r: Recipe):
 def recipes_table(recipes=None) -> str:
     """The markdown of benchmarks/RECIPES.md for ``recipes`` (default: every registered one)."""
     recipes = sorted(recipes if recipes is not None else (RECIPES.get(n) for n in RECIPES), key=_order)
+    all_train = ", ".join(f"`{r.name}`" for r in recipes if r.val_fraction == 0 and r.kind != "best")
     head = [
         "# Recipes",
         "",
@@ -152,7 +153,8 @@ def recipes_table(recipes=None) -> str:
         "dataset, as accurate as we can make it. Expected: the test top-1 the source reports, or "
         "the issue's target where it reports none (AlexNet: the seed's figure is a validation "
         "accuracy; its fast recipe aims at 75%). Validation is a seeded, stratified hold-out of "
-        "the training split; best recipes train on all of it.",
+        "the training split; best recipes" + (f" and {all_train}" if all_train else "")
+        + " train on all of it.",
         "",
         "Estimated minutes: 2-core CPU, bf16, nothing else running, from measured training "
         "throughputs (see `benchmarks/recipes_table.py`; roughly +-30%; early stopping ignored). "
