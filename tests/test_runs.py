@@ -209,7 +209,7 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     assert not (results / "toy.json").exists()  # nothing recorded for the stopped run
     [rec] = run_and_record("toy", [0], results, keep_runs=kept, log=quiet, device="cpu", resume=True)
     assert rec["test_accuracy"] == whole["test_accuracy"] and rec["epochs_run"] == 3
-    assert [r["after_epoch"] for r in rec["resumed"]] == [1]
+    assert [r["after_epoch"] for r in rec["resumed"]] == [1] and "cpu" in rec["started_on"]
     assert "resumed" not in whole
     table = build_table(results)
     assert "| toy § |" in table and "§ Stopped and resumed" in table

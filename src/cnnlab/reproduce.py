@@ -103,9 +103,9 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
         if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
             rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
-        resumed = json.loads((run_dir / "recipe.json").read_text()).get("resumed")
-        if resumed:  # where each piece after the first ran
-            rec["resumed"] = resumed
+        meta = json.loads((run_dir / "recipe.json").read_text())
+        if meta.get("resumed"):  # where the first piece ran, and each piece after it
+            rec.update(started_on=meta["machine"], resumed=meta["resumed"])
         if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
             rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
                        val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
