@@ -54,6 +54,31 @@ def test_run_folder_has_everything(tmp_path):
     assert (tmp_path / "r" / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_training_flushes_denormals_to_zero(tmp_path):
+    """Adam's moments of weights with zero gradients decay into the denormal range, where the
+    CPU computes slowly (benchmarks/DENORMALS.md): a run treats them as zero."""
+    torch.set_flush_denormal(False)
+    denormal = torch.tensor([1e-39])
+    assert (denormal * 1.0).item() != 0.0  # PyTorch's default keeps them
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    assert (denormal * 1.0).item() == 0.0
+
+
+def test_flush_denormals_first_thing_reaches_every_thread():
+    """The mode is per thread: set before PyTorch starts its OpenMP workers, they inherit it; set
+    after, only the calling thread has it, and the function says so."""
+    import subprocess
+    import sys
+    code = ("import torch; from cnnlab.device import flush_denormals; torch.set_num_threads(2); "
+            "print(flush_denormals()); torch.set_flush_denormal(False); ")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["all", "threads"]
+    late = subprocess.run([sys.executable, "-c", "import torch; torch.set_num_threads(2); "
+                           "torch.ones(1 << 20).sum(); from cnnlab.device import flush_denormals; "
+                           "print(flush_denormals())"], capture_output=True, text=True, check=True)
+    assert late.stdout.split() == ["calling", "thread"]
+
+
 def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
     ds = toy_dataset()
     run = cnnlab.train(RECIPE, dataset=ds, run_dir=tmp_path / "r", log=quiet)
@@ -91,6 +116,26 @@ def test_resumed_run_sums_training_time_and_keeps_where_it_began(tmp_path):
     assert meta["started"] == first["started"] and meta["machine"] == first["machine"]
     [piece] = meta["resumed"]
     assert piece["after_epoch"] == 1 and "cpu" in piece["machine"]
+
+
+def test_resume_after_early_stopping_goes_straight_to_the_test(tmp_path, monkeypatch):
+    """Killed after early stopping ended the training but before the test evaluation: resuming
+    evaluates, and does not train on past the stop."""
+    from cnnlab import runs
+    recipe = RECIPE.override({"epochs": 8, "early_stopping.monitor": "val_loss",
+                              "early_stopping.patience": 0, "early_stopping.min_delta": 10.0})
+
+    def killed(*args, **kwargs):
+        raise Killed
+    with monkeypatch.context() as m:
+        m.setattr(runs, "evaluate_model", killed)
+        with pytest.raises(Killed):
+            cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet, device="cpu")
+    state = torch.load(tmp_path / "r" / "last_state.pt", weights_only=True)
+    assert state["stopped_early"] and state["epoch"] < 7
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet, device="cpu")
+    assert len(resumed.history) == state["epoch"] + 1
+    assert resumed.test_metrics["epochs_run"] == state["epoch"] + 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
@@ -218,6 +263,10 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     messages = []
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
     assert "finished already" in messages[0] and len(json.loads((results / "toy.json").read_text())) == 1
+    # without --resume, a kept folder that holds a run is not trained into, for any seed
+    with pytest.raises(FileExistsError, match="toy-seed0: holds an earlier run of toy; continue it with --resume"):
+        run_and_record("toy", [1, 0], results, keep_runs=kept, log=quiet)
+    assert not (kept / "toy-seed1").exists()  # checked before seed 1 started
     # a kept run of other settings is not continued under this recipe
     train_killed_in_epoch_2(RECIPE.override({"seed": 1}), kept / "toy-seed1")
     monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"lr": 0.5}))

@@ -15,7 +15,6 @@ clear message and exit code 2, not as a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -220,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         from .launch import maybe_relaunch
         maybe_relaunch(argv)
     argv = [x for x in argv if x != "--no-launcher"]
+    from .device import flush_denormals
+    flush_denormals()  # first, so that every thread torch starts inherits it
     from .data.idx import DataFileError
     from .recipes import RecipeError
     from .registry import UnknownNameError

@@ -73,27 +73,35 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
     killed mid-way: ``last_state.pt`` but no ``test_metrics.json``) continues from its last
     finished epoch instead of starting again, so a recipe that takes hours can run in pieces;
     its record lists the resumptions and sums the pieces' training time. A kept run that finished
-    is left alone (it was recorded when it finished).
+    is left alone (it was recorded when it finished). Every seed's folder is checked before any
+    training starts.
 
     Raises:
         ValueError: ``resume`` without ``keep_runs``, or a kept run trained with other settings.
+        FileExistsError: without ``resume``, a seed's kept folder already holds a run (training
+            into it would mix two runs' files).
     """
     from .runs import train
     if resume and keep_runs is None:
         raise ValueError("resuming needs the folder the runs were kept in (--keep-runs DIR)")
-    records = []
+    plan = []  # (seed, recipe, run folder, resume it?)
     for seed in seeds:
         recipe = get_recipe(name, overrides).override({"seed": seed})
         run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        resume_dir = None
-        if resume and (run_dir / "last_state.pt").exists():
+        started = (run_dir / "last_state.pt").exists()
+        if started and not resume:
+            raise FileExistsError(f"{run_dir}: holds an earlier run of {name}; continue it with "
+                                  "--resume, or move the folder away to train afresh")
+        if started:
             _check_same_training(run_dir, recipe)
             if (run_dir / "test_metrics.json").exists():
                 log(f"{run_dir}: finished already (recorded when it finished); not run again")
                 continue
-            resume_dir = run_dir
+        plan.append((seed, recipe, run_dir, started))
+    records = []
+    for seed, recipe, run_dir, started in plan:
         run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False, device=device,
-                    resume=resume_dir)
+                    resume=run_dir if started else None)
         t = run.test_metrics
         rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
                "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],

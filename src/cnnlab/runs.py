@@ -38,7 +38,7 @@ from ._io import write_json, write_text
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
-from .device import describe_machine, resolve_device, resolve_precision
+from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau, Trainer,
@@ -149,6 +149,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
     for no checkpointing.
     """
+    flush_denormals()  # idempotent; see train() for why it comes first there
     dev = resolve_device(device)
     precision = resolve_precision(recipe.precision, dev)
     channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
@@ -183,6 +184,48 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                  precision, channels_last, binary, monitor)
 
 
+def _training_state(s: Setup, epoch: int, train_time_s: float) -> dict:
+    """What ``last_state.pt`` holds after ``epoch`` (0-based): weights, EMA, optimizer, schedule,
+    callbacks, history, RNG states and the training seconds so far. It carries its own copy of
+    the weights, so it is self-consistent whatever moment a kill strikes."""
+    t = s.trainer
+    return {"epoch": epoch, "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+            "ema": t.ema.state_dict() if t.ema is not None else {},
+            "scheduler": s.scheduler.state_dict() if s.scheduler is not None else {},
+            "callbacks": [cb.state_dict() for cb in t.callbacks],
+            "history": t.history.epochs, "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None,
+            "train_time_s": train_time_s, "stopped_early": t.should_stop}
+
+
+def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
+    """Load a :func:`_training_state` into the prepared run ``s`` (``s.trainer.should_stop`` is
+    set where early stopping had ended the training).
+
+    Returns:
+        The first epoch still to train (0-based), and the training seconds before the stop
+        (for states written before those were kept: the sum of the epochs' own times).
+    """
+    t = s.trainer
+    s.model.load_state_dict(state["model"])
+    if t.ema is not None and state.get("ema"):
+        t.ema.load_state_dict(state["ema"])
+    elif t.ema is not None:  # EMA switched on at resume: it starts from these weights
+        log("the saved state has no EMA of the weights; the EMA starts from the resumed weights")
+    s.optimizer.load_state_dict(state["optimizer"])
+    if s.scheduler is not None and state.get("scheduler"):
+        s.scheduler.load_state_dict(state["scheduler"])
+    for cb, cb_state in zip(t.callbacks, state["callbacks"]):
+        cb.load_state_dict(cb_state)
+    t.history.epochs = list(state["history"])
+    t.should_stop = bool(state.get("stopped_early", False))
+    torch.set_rng_state(state["torch_rng"])
+    if s.device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
+        torch.cuda.set_rng_state(state["cuda_rng"], s.device)
+    seconds = state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"]))
+    return int(state["epoch"]) + 1, float(seconds)
+
+
 def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
           device: str | None = None, dataset: ImageDataset | None = None,
@@ -202,6 +245,9 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         log: message sink (default: print).
         limit: use only the first ``limit`` training and test examples (smoke tests).
 
+    Denormal floats are flushed to zero on the CPU from here on, in this process
+    (:func:`cnnlab.device.flush_denormals`; it says where PyTorch's threads had started first).
+
     Returns:
         The :class:`Run`, with the best weights loaded and the test metrics filled in.
 
@@ -211,6 +257,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
     log = log or (lambda m: print(m, flush=True))
+    if flush_denormals() == "calling thread":  # before any parallel work, to reach the workers
+        log("note: denormal floats are flushed to zero on this thread only, as PyTorch's threads "
+            "had started before; call cnnlab.device.flush_denormals() before any other torch work "
+            "to have them all do it (the cnnlab command does)")
     state = None
     if resume is not None:
         run_dir = Path(resume)
@@ -234,7 +284,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     s = prepare(recipe, ds, device, checkpoint=run_dir / "best.safetensors", log=log, progress=progress)
-    model, optimizer, scheduler, trainer = s.model, s.optimizer, s.scheduler, s.trainer
+    model, trainer = s.model, s.trainer
     callbacks, dev, precision, binary, monitor = trainer.callbacks, s.device, s.precision, s.binary, s.monitor
     channels_last, train_loader, val_loader, test_loader = s.channels_last, s.train, s.val, s.test
 
@@ -247,23 +297,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        if trainer.ema is not None and state.get("ema"):
-            trainer.ema.load_state_dict(state["ema"])
-        elif trainer.ema is not None:  # EMA switched on at resume: it starts from these weights
-            log("the saved state has no EMA of the weights; the EMA starts from the resumed weights")
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        for cb, cb_state in zip(callbacks, state["callbacks"]):
-            cb.load_state_dict(cb_state)
-        trainer.history.epochs = list(state["history"])
-        torch.set_rng_state(state["torch_rng"])
-        if dev.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
-            torch.cuda.set_rng_state(state["cuda_rng"], dev)
-        initial_epoch = int(state["epoch"]) + 1
-        # training time before the stop (states written before it was kept: the epochs' own times)
-        prior_train_s = float(state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"])))
+        initial_epoch, prior_train_s = _restore_state(s, state, log)
         first = json.loads((run_dir / "recipe.json").read_text())  # where and when the run began
         meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),
                     resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
@@ -272,18 +306,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     write_json(run_dir / "recipe.json", meta)
 
     def save_epoch(epoch: int) -> None:
-        # last_state.pt carries its own copy of the weights, so it is self-consistent whatever
-        # moment a kill strikes; last.safetensors is the weights that are evaluated (the EMA of
-        # the weights when the recipe keeps one), for users and tools
+        # last.safetensors is the weights that are evaluated (the EMA of the weights when the
+        # recipe keeps one), for users and tools; last_state.pt is what resuming needs
         save_weights(trainer.eval_model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
-        save_state({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "ema": trainer.ema.state_dict() if trainer.ema is not None else {},
-                    "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                    "callbacks": [cb.state_dict() for cb in callbacks],
-                    "history": trainer.history.epochs, "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                    "train_time_s": prior_train_s + time.perf_counter() - t0},
-                   run_dir / "last_state.pt")
+        save_state(_training_state(s, epoch, prior_train_s + time.perf_counter() - t0), run_dir / "last_state.pt")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
     trainer.on_epoch_saved = save_epoch
@@ -291,7 +317,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         f"{len(val_loader.labels) if val_loader else 0} validation), {recipe.epochs} epochs, "
         f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}")
     t0 = time.perf_counter()
-    if initial_epoch < recipe.epochs:
+    if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping
         trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
     train_s = time.perf_counter() - t0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath

@@ -10,7 +10,6 @@ state is saved in the run checkpoint, so a resumed run continues counting patien
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 from typing import TYPE_CHECKING
