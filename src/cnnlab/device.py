@@ -85,10 +85,9 @@ def flush_denormals() -> str:
 
     Why: Adam's moment estimates of weights whose gradient stays zero (dead units) decay through
     the denormal range, where every operation takes a slow microcode path. In the faithful
-    cifar10-alexnet run 82% of the first moments were denormal after 51 epochs, its epochs had
-    slowed from 83 s to 170 s, and training steps from that state ran 1.5x faster with the flush
-    (benchmarks/DENORMALS.md). Nothing a network computes is lost: such values are 1e30 times
-    smaller than any weight.
+    cifar10-alexnet run 82% of the first moments were denormal after 51 epochs, and training
+    steps from that state ran 1.5x faster with the flush (benchmarks/DENORMALS.md). Nothing a
+    network computes is lost: such values are 1e30 times smaller than any weight.
 
     The mode is per thread, and threads inherit it when they are created: called before the
     first parallel operation, it covers PyTorch's OpenMP workers too (the ``cnnlab`` command
