@@ -63,8 +63,6 @@ def child(flush: bool) -> None:
             meta = json.loads((run_dir / "recipe.json").read_text())["dataset"]
             ds = random_dataset(tuple(meta["image_shape"]), batch * req["steps"], classes=len(meta["classes"]))
             s = prepare(recipe, ds, "cpu", checkpoint=None, log=lambda m: None, progress=False)
-            if not flush:  # prepare() switched it on for this thread: back to PyTorch's default
-                torch.set_flush_denormal(False)
             state = torch.load(req["state"], weights_only=True)
             s.model.load_state_dict(state["model"])
             s.optimizer.load_state_dict(state["optimizer"])

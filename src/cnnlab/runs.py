@@ -149,7 +149,6 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
     for no checkpointing.
     """
-    flush_denormals()  # idempotent; see train() for why it comes first there
     dev = resolve_device(device)
     precision = resolve_precision(recipe.precision, dev)
     channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
