@@ -9,14 +9,15 @@ instruction (``cnnlab.device.flush_denormals``, what ``cnnlab train`` does), one
 PyTorch default). Each process builds the run's recipe with ``cnnlab.runs.prepare`` (the
 ``cnnlab train`` path) and loads the state into it. Reports images/s (median, min-max), the
 share of Adam's first and second moments that are denormal before and after the timed steps,
-and the run's own epoch times from its metrics.csv. Writes benchmarks/DENORMALS.md.
+and the run's own epoch times from its metrics.csv. With ``--fresh`` a third process, flush on,
+starts from the recipe's initial weights instead of the state, to show whether a trained state
+is slower for other reasons. Writes benchmarks/DENORMALS.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -64,8 +65,9 @@ def child(flush: bool) -> None:
             ds = random_dataset(tuple(meta["image_shape"]), batch * req["steps"], classes=len(meta["classes"]))
             s = prepare(recipe, ds, "cpu", checkpoint=None, log=lambda m: None, progress=False)
             state = torch.load(req["state"], weights_only=True)
-            s.model.load_state_dict(state["model"])
-            s.optimizer.load_state_dict(state["optimizer"])
+            if not req.get("fresh"):  # else: the recipe's initial weights, Adam without moments
+                s.model.load_state_dict(state["model"])
+                s.optimizer.load_state_dict(state["optimizer"])
             reply = {"recipe": recipe.name, "model": recipe.model, "batch": batch, "epoch": state["epoch"] + 1,
                      "precision": s.precision, "denormal_before": denormal_share(s.optimizer)}
         elif req["cmd"] == "run":
@@ -82,6 +84,8 @@ def main() -> None:
     ap.add_argument("--state", help="a run's last_state.pt (required)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=40, help="training steps per timed sample")
+    ap.add_argument("--fresh", action="store_true",
+                    help="also time flush on from the recipe's initial weights instead of the state")
     ap.add_argument("--out", default=str(HERE / "DENORMALS.md"))
     ap.add_argument("--child", choices=("on", "off"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -98,6 +102,9 @@ def main() -> None:
     build = {"cmd": "build", "state": str(Path(a.state).resolve()), "steps": a.steps}
     peers = {mode: Peer(f"flush denormals {mode}", [sys.executable, __file__, "--child", mode], None, build)
              for mode in ("on", "off")}
+    if a.fresh:  # flush on from the recipe's initial weights: is a trained state slower otherwise?
+        peers["fresh"] = Peer("flush on, initial weights", [sys.executable, __file__, "--child", "on"], None,
+                              {**build, "fresh": True})
     for p in peers.values():
         p.steps = a.steps
     res = interleave(peers, a.rounds, log=lambda m: print(m, flush=True))
@@ -132,11 +139,17 @@ def main() -> None:
         "|---|---|---|---|---|",
         f"| on (cnnlab's default) | {cell(res['on'])} | {1000 * info['batch'] / on:.0f} | {share(info['denormal_before'])} | {share(after['on'])} |",
         f"| off (PyTorch's default) | {cell(res['off'])} | {1000 * info['batch'] / off:.0f} | {share(peers['off'].info['denormal_before'])} | {share(after['off'])} |",
-        "", f"On / off: **{on / off:.2f}x**.",
     ]
+    summary = f"On / off: **{on / off:.2f}x**."
+    if a.fresh:
+        fresh = res["fresh"].median
+        lines.append(f"| on, from the recipe's initial weights instead of the state | {cell(res['fresh'])} | "
+                     f"{1000 * info['batch'] / fresh:.0f} | (no moments yet) | {share(after['fresh'])} |")
+        summary += f" On, trained state / initial weights: **{on / fresh:.2f}x**."
+    lines += ["", summary]
     if len(epochs) >= 20:
-        lines += ["", f"The run itself (flush off; its metrics.csv, as recorded, with any epoch that "
-                      f"shared the machine with other work): median epoch {statistics.median(epochs[:10]):.0f} s "
+        lines += ["", f"The run itself (its metrics.csv, as recorded, in whatever flush mode it ran "
+                      f"and with any epoch that shared the machine with other work): median epoch {statistics.median(epochs[:10]):.0f} s "
                       f"over epochs 1-10, {statistics.median(epochs[-10:]):.0f} s over epochs "
                       f"{len(epochs) - 9}-{len(epochs)}."]
     Path(a.out).write_text("\n".join(lines) + "\n")

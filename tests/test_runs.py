@@ -340,3 +340,31 @@ def test_val_tta_bench_reads_the_validation_split_only(tmp_path, monkeypatch):
 
     cnnlab.train(RECIPE.override({"epochs": 1, "val_fraction": 0.0}), dataset=ds, run_dir=tmp_path / "n", log=quiet)
     assert bench.check(tmp_path / "n") is None
+
+
+def test_denormals_bench_counts_denormal_bits_and_times_all_modes(tmp_path):
+    """benchmarks/denormals.py, behind DENORMALS.md: its denormal share reads the bits (so it
+    sees denormals even where denormals-are-zero makes them compare equal to 0), and a short run
+    from a kept state writes one row per mode, ``--fresh`` adding the initial-weights row."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    bench = _bench("denormals")
+    def floats(*bits):  # from bit patterns: under flush-to-zero, arithmetic would zero denormals
+        return torch.tensor(bits, dtype=torch.int32).view(torch.float32)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(4))])
+    # 0x00000001 and 0x00400000 are denormal; 0x00800000 is the smallest normal float, 0x3F800000 is 1
+    opt.state[0] = {"exp_avg": floats(0x00400000, 0x00800000, 0, 0x3F800000),
+                    "exp_avg_sq": floats(0x00400000, 0x00000001, 0x00000001, 0)}
+    assert bench.denormal_share(opt) == {"exp_avg": 0.25, "exp_avg_sq": 0.75}
+
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "denormals.py"
+    out = tmp_path / "D.md"
+    subprocess.run([sys.executable, str(script), "--state", str(tmp_path / "r" / "last_state.pt"), "--fresh",
+                    "--rounds", "1", "--steps", "2", "--out", str(out)],
+                   check=True, capture_output=True, text=True, env={**os.environ, "CNNLAB_LAUNCHER": "0"})
+    text = out.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| on") or line.startswith("| off")]
+    assert len(rows) == 3 and "initial weights" in rows[2]
+    assert "starting from the state of `toy` after epoch 1" in text and "trained state / initial weights" in text
