@@ -101,6 +101,23 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 
 
+def test_resume_keeps_this_runs_optimizer_kernels():
+    """A saved optimizer state names the kernels of the run that saved it (states from before the
+    fused default say foreach): resuming keeps the resuming run's choice, which for AlexNet is
+    1.5x the training speed (benchmarks/FUSED_OPTIMIZER.md), and still restores the moments."""
+    from cnnlab.runs import _restore_state, _training_state, prepare
+    ds = toy_dataset()
+    old = prepare(RECIPE.override({"fused_optimizer": False}), ds, "cpu", checkpoint=None, log=quiet, progress=False)
+    old.trainer.fit(old.train, None, epochs=1)
+    state = _training_state(old, 0, 1.0)
+    assert state["optimizer"]["param_groups"][0]["foreach"]
+    new = prepare(RECIPE, ds, "cpu", checkpoint=None, log=quiet, progress=False)
+    assert _restore_state(new, state, quiet)[0] == 1
+    assert all(g["fused"] and not g["foreach"] for g in new.optimizer.param_groups)
+    p_old, p_new = next(old.model.parameters()), next(new.model.parameters())
+    assert torch.equal(new.optimizer.state[p_new]["exp_avg"], old.optimizer.state[p_old]["exp_avg"])
+
+
 def test_resumed_run_sums_training_time_and_keeps_where_it_began(tmp_path):
     """A run in two pieces reports the training time of both, and its recipe.json still names
     the machine and time it began, with the resumption listed."""

@@ -186,3 +186,39 @@ def test_recipe_filter_bias_and_bn_and_eps_reach_the_optimizer():
     opt = prepare(r, toy_dataset(), "cpu", checkpoint=None, log=lambda m: None, progress=False).optimizer
     assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
     assert opt.param_groups[0]["eps"] == 1e-7
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
+def test_fused_optimizer_steps_as_the_foreach_one(name):
+    """Adam, AdamW and SGD take PyTorch's fused kernels on CPU parameters (RMSprop has none), and
+    a fused step gives the foreach step's weights up to float rounding."""
+    torch.manual_seed(0)
+    w0, b0 = torch.randn(6, 5), torch.randn(5)
+    groups = [[{"params": [nn.Parameter(w0.clone())]}, {"params": [nn.Parameter(b0.clone())], "weight_decay": 0.0}]
+              for _ in range(2)]
+    kw = dict(momentum=0.9, nesterov=True, weight_decay=0.01)
+    fused = build_optimizer(groups[0], name, 0.01, fused=True, **kw)
+    foreach = build_optimizer(groups[1], name, 0.01, fused=False, **kw)
+    assert bool(fused.defaults.get("fused")) == (name != "rmsprop") and foreach.defaults["foreach"]
+    for step in range(5):
+        g = torch.randn(6, 5), torch.randn(5)
+        for opt, params in ((fused, groups[0]), (foreach, groups[1])):
+            for grad, group in zip(g, params):
+                group["params"][0].grad = grad.clone()
+            opt.step()
+    for a, b in zip(groups[0], groups[1]):
+        torch.testing.assert_close(a["params"][0], b["params"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_optimizer_falls_back_where_pytorch_has_no_fused_kernel():
+    p = [nn.Parameter(torch.zeros(3, device="meta"))]
+    assert build_optimizer(p, "adam", 1e-3).defaults["foreach"]
+    from cnnlab.recipes import Recipe
+    from cnnlab.runs import prepare
+    r = Recipe(name="t", source="t", dataset="toy", model="lenet5", epochs=1, batch_size=32, precision="fp32")
+    for on in (True, False):
+        opt = prepare(r.override({"fused_optimizer": on}), toy_dataset(), "cpu", checkpoint=None,
+                      log=lambda m: None, progress=False).optimizer
+        assert bool(opt.defaults.get("fused")) == on
+    with pytest.raises(ValueError, match="unknown optimizer 'adma'"):
+        build_optimizer(p, "adma", 1e-3)

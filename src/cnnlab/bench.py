@@ -64,14 +64,16 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> f
 
 
 class CnnlabRunner:
-    """Times ``Trainer.fit`` over ``steps`` batches: exactly what ``cnnlab train`` runs."""
+    """Times ``Trainer.fit`` over ``steps`` batches: exactly what ``cnnlab train`` runs, for a
+    recipe of ``model_name`` with the given recipe fields (e.g. ``optimizer="sgd"``)."""
 
     def __init__(self, model_name: str, batch: int, shape, steps: int, precision: str = "auto",
-                 compile: bool = False):
+                 compile: bool = False, **recipe_fields):
         from .runs import prepare
         ds = random_dataset(shape, batch * steps)
         recipe = Recipe(name="bench", source="bench", dataset="random", model=model_name, epochs=1,
-                        batch_size=batch, val_fraction=0.0, precision=precision, compile=compile)
+                        batch_size=batch, val_fraction=0.0, precision=precision, compile=compile,
+                        **recipe_fields)
         self.setup = prepare(recipe, ds, "cpu", checkpoint=None, log=lambda m: None, progress=False)
         self.batch, self.steps = batch, steps
         self.label = (f"cnnlab {self.setup.precision}" + (" channels_last" if self.setup.channels_last else "")

@@ -162,7 +162,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
     params = weight_decay_groups(model) if recipe.filter_bias_and_bn else model.parameters()
     optimizer = build_optimizer(params, recipe.optimizer, recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps)
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps,
+                                fused=recipe.fused_optimizer)
     scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
                                            steps_per_epoch=len(train_loader), step_size=recipe.step_size,
                                            gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,
@@ -211,7 +212,12 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
         t.ema.load_state_dict(state["ema"])
     elif t.ema is not None:  # EMA switched on at resume: it starts from these weights
         log("the saved state has no EMA of the weights; the EMA starts from the resumed weights")
+    # the saved groups carry the kernel choice of the run that saved them (fused or foreach): an
+    # implementation setting, not training state, so this run's choice is kept
+    kernels = [{k: g.get(k) for k in ("fused", "foreach")} for g in s.optimizer.param_groups]
     s.optimizer.load_state_dict(state["optimizer"])
+    for g, kept in zip(s.optimizer.param_groups, kernels):
+        g.update(kept)
     if s.scheduler is not None and state.get("scheduler"):
         s.scheduler.load_state_dict(state["scheduler"])
     for cb, cb_state in zip(t.callbacks, state["callbacks"]):

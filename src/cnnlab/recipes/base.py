@@ -101,6 +101,9 @@ class Recipe(_Strict):
     channels_last: Optional[bool] = Field(None, description="None: on with bf16, off with fp32")
     compile: bool = Field(False, description="torch.compile the model; the first steps pay the "
                                              "compile time (reported in the log)")
+    fused_optimizer: bool = Field(True, description="Adam, AdamW and SGD in PyTorch's fused kernels "
+                                                    "(one pass per parameter) on CPU and CUDA; false: "
+                                                    "the multi-tensor foreach kernels")
     monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
     early_stopping: Optional[EarlyStoppingConfig] = None
     reduce_lr: Optional[ReduceLROnPlateauConfig] = None
