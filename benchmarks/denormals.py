@@ -53,6 +53,7 @@ def child(flush: bool) -> None:
     from cnnlab.bench import random_dataset
     from cnnlab.recipes import Recipe
     from cnnlab.runs import prepare
+    from cnnlab.train import load_optimizer_state
     s = batch = None
     for line in sys.stdin:
         req = json.loads(line)
@@ -67,7 +68,7 @@ def child(flush: bool) -> None:
             state = torch.load(req["state"], weights_only=True)
             if not req.get("fresh"):  # else: the recipe's initial weights, Adam without moments
                 s.model.load_state_dict(state["model"])
-                s.optimizer.load_state_dict(state["optimizer"])
+                load_optimizer_state(s.optimizer, state["optimizer"])  # as a resumed run does
             reply = {"recipe": recipe.name, "model": recipe.model, "batch": batch, "epoch": state["epoch"] + 1,
                      "precision": s.precision, "denormal_before": denormal_share(s.optimizer)}
         elif req["cmd"] == "run":

@@ -43,7 +43,7 @@ from .models import create_model
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau, Trainer,
                     build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
-                    weight_decay_groups)
+                    load_optimizer_state, weight_decay_groups)
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
 
@@ -212,12 +212,7 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
         t.ema.load_state_dict(state["ema"])
     elif t.ema is not None:  # EMA switched on at resume: it starts from these weights
         log("the saved state has no EMA of the weights; the EMA starts from the resumed weights")
-    # the saved groups carry the kernel choice of the run that saved them (fused or foreach): an
-    # implementation setting, not training state, so this run's choice is kept
-    kernels = [{k: g.get(k) for k in ("fused", "foreach")} for g in s.optimizer.param_groups]
-    s.optimizer.load_state_dict(state["optimizer"])
-    for g, kept in zip(s.optimizer.param_groups, kernels):
-        g.update(kept)
+    load_optimizer_state(s.optimizer, state["optimizer"])
     if s.scheduler is not None and state.get("scheduler"):
         s.scheduler.load_state_dict(state["scheduler"])
     for cb, cb_state in zip(t.callbacks, state["callbacks"]):

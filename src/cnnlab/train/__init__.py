@@ -1,8 +1,9 @@
 """Training: the fit loop, Keras-style callbacks, optimizers and schedules."""
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 from .loop import History, NonFiniteLossError, Trainer, evaluate
-from .optim import build_optimizer, build_scheduler, classification_loss, weight_decay_groups
+from .optim import (build_optimizer, build_scheduler, classification_loss, load_optimizer_state,
+                    weight_decay_groups)
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau", "History",
            "NonFiniteLossError", "Trainer", "evaluate", "build_optimizer", "build_scheduler",
-           "classification_loss", "weight_decay_groups"]
+           "classification_loss", "load_optimizer_state", "weight_decay_groups"]

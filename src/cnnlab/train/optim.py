@@ -51,6 +51,17 @@ def _fusable(params: list) -> bool:
     return all(t.is_floating_point() and t.device.type in ("cpu", "cuda") for t in tensors)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> None:
+    """``optimizer.load_state_dict`` that keeps ``optimizer``'s own kernel choice (``fused`` /
+    ``foreach``): a saved state carries the kernels of the run that saved it (foreach in states
+    written before cnnlab used the fused ones), an implementation setting rather than training
+    state. Raises what ``load_state_dict`` raises (ValueError: groups or sizes do not match)."""
+    kernels = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state_dict)
+    for group, kept in zip(optimizer.param_groups, kernels):
+        group.update(kept)
+
+
 def weight_decay_groups(model: nn.Module) -> list[dict]:
     """Parameter groups that exempt biases and normalisation weights from weight decay: every
     parameter with fewer than 2 dimensions goes into a group with ``weight_decay=0`` (timm's
