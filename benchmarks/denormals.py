@@ -96,7 +96,7 @@ def main() -> None:
         ap.error(f"--state: no such file: {a.state}")
     from cnnlab import launch
     launch.relaunch_script()  # the cnnlab command's launch settings, as speed.py
-    from cnnlab.bench import interleave
+    from cnnlab.bench import interleave, machine_line, median_span
     from cnnlab.device import describe_machine
     from speed import Peer
 
@@ -124,7 +124,7 @@ def main() -> None:
     on, off = res["on"].median, res["off"].median
 
     def cell(series):
-        return f"{series.median:,.0f} ({min(series.samples):,.0f}-{max(series.samples):,.0f})"
+        return median_span(series.samples)
 
     def share(d):
         return f"{100 * d['exp_avg']:.0f}% / {100 * d['exp_avg_sq']:.0f}%"
@@ -135,7 +135,7 @@ def main() -> None:
         f"starting from the state of `{info['recipe']}` after epoch {info['epoch']} "
         f"({info['model']}, batch {info['batch']}, {info['precision']}). Training images/s, median "
         "(min-max). Written by `python benchmarks/denormals.py`.", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}.", "",
+        machine_line(m), "",
         "| flush denormals to zero | images/s | ms per step | Adam moments denormal before (exp_avg / exp_avg_sq) | after the timed steps |",
         "|---|---|---|---|---|",
         f"| on (cnnlab's default) | {cell(res['on'])} | {1000 * info['batch'] / on:.0f} | {share(info['denormal_before'])} | {share(after['on'])} |",

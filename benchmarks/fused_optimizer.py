@@ -71,21 +71,20 @@ def main() -> None:
 
 
 def render(out: dict) -> str:
-    m = out["machine"]
+    from cnnlab.bench import machine_line, median_span
     lines = ["# The optimizer update: fused vs foreach kernels", "",
              f"One interleaved run, {out['date'][:10]}, {out['rounds']} rounds per variant of training "
              "steps (forward, cross-entropy, backward, optimizer step; the `cnnlab train` path on random "
              "in-memory data) with PyTorch's fused optimizer kernels (`fused_optimizer=true`, cnnlab's "
              "default) and with the multi-tensor foreach kernels (`false`). Training images/s, median "
              "(min-max). Written by `python benchmarks/fused_optimizer.py`.", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}.", "",
+             machine_line(out["machine"]), "",
              "| model (batch) | recipe | parameters | optimizer | precision | fused | foreach | fused / foreach |",
              "|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
         f, e = statistics.median(r["fused"]), statistics.median(r["foreach"])
         lines.append(f"| {r['model']} ({r['batch']}) | `{r['recipe']}` | {r['params'] / 1e6:.2f}M | {r['optimizer']} "
-                     f"| {r['precision']} | {f:,.0f} ({min(r['fused']):,.0f}-{max(r['fused']):,.0f}) "
-                     f"| {e:,.0f} ({min(r['foreach']):,.0f}-{max(r['foreach']):,.0f}) | {f / e:.2f}x |")
+                     f"| {r['precision']} | {median_span(r['fused'])} | {median_span(r['foreach'])} | {f / e:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -90,19 +90,18 @@ def main() -> None:
 
 def render(out: dict) -> str:
     import statistics
-    m = out["machine"]
+    from cnnlab.bench import machine_line, median_span
     lines = ["# Layer ablation: cnnlab's layers vs the stock PyTorch layers they replace", "",
              f"One interleaved run, {out['date'][:10]}, {out['rounds']} rounds of {out['steps']} training steps "
              "per variant (forward, cross-entropy, backward, Adam; the `cnnlab train` path on random "
              "in-memory data). Training images/s, median (min-max). Written by `python benchmarks/layers.py`.", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}.", "",
+             machine_line(out["machine"]), "",
              "| model (batch) | cnnlab layer | replaced by | modules | precision | cnnlab | stock | ratio |",
              "|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
         ours, stock = statistics.median(r["ours"]), statistics.median(r["stock_samples"])
         lines.append(f"| {r['model']} ({r['batch']}) | `{r['layer']}` | `{r['stock']}` | {r['modules']} "
-                     f"| {r['precision']} | {ours:,.0f} ({min(r['ours']):,.0f}-{max(r['ours']):,.0f}) "
-                     f"| {stock:,.0f} ({min(r['stock_samples']):,.0f}-{max(r['stock_samples']):,.0f}) "
+                     f"| {r['precision']} | {median_span(r['ours'])} | {median_span(r['stock_samples'])} "
                      f"| {ours / stock:.2f}x |")
     return "\n".join(lines) + "\n"
 

@@ -385,3 +385,28 @@ def test_denormals_bench_counts_denormal_bits_and_times_all_modes(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| on") or line.startswith("| off")]
     assert len(rows) == 3 and "initial weights" in rows[2]
     assert "starting from the state of `toy` after epoch 1" in text and "trained state / initial weights" in text
+
+
+def test_fused_optimizer_bench_times_both_kernels_and_renders_their_ratio(tmp_path, monkeypatch):
+    """benchmarks/fused_optimizer.py, behind FUSED_OPTIMIZER.md: each row times the same recipe
+    with fused and with foreach kernels (checked on the optimizers it builds) and the table gives
+    medians, ranges and fused / foreach."""
+    import cnnlab.bench as cb
+    assert cb.median_span([3.0, 1200.4, 1000.0]) == "1,000 (3-1,200)"
+    bench = _bench("fused_optimizer")
+    import speed  # on the path once a benchmark module is loaded
+    built = []
+
+    class Runner(cb.CnnlabRunner):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            built.append((kw.get("fused_optimizer"), bool(self.setup.optimizer.defaults.get("fused"))))
+    monkeypatch.setattr(cb, "CnnlabRunner", Runner)
+    monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
+    monkeypatch.setattr(bench, "ROWS", (("lenet5", 16, (1, 28, 28), {"optimizer": "adam"}, "mnist-lenet5"),))
+    monkeypatch.setattr("sys.argv", ["fused_optimizer.py", "--rounds", "1", "--seconds", "0.05",
+                                     "--out", str(tmp_path / "F.md"), "--json", str(tmp_path / "f.json")])
+    bench.main()
+    assert (True, True) in built and (False, False) in built
+    [row] = [line for line in (tmp_path / "F.md").read_text().splitlines() if line.startswith("| lenet5 (16)")]
+    assert "`mnist-lenet5`" in row and "| adam |" in row and row.endswith("x |")

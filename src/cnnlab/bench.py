@@ -141,6 +141,16 @@ class PlainTorchRunner:
         return self.batch * self.steps / (time.perf_counter() - t0)
 
 
+def median_span(samples) -> str:
+    """``"1,234 (1,200-1,260)"``: the median of throughput samples, then their range."""
+    return f"{statistics.median(samples):,.0f} ({min(samples):,.0f}-{max(samples):,.0f})"
+
+
+def machine_line(m: dict) -> str:
+    """The machine line of a benchmark table, from :func:`cnnlab.device.describe_machine`."""
+    return f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}."
+
+
 @dataclass
 class Series:
     """Throughput samples of one contender (images/s)."""
