@@ -55,3 +55,11 @@ def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, argv, hint):
     monkeypatch.setattr(cli, f"cmd_{argv[0]}", interrupted)
     assert main(argv) == 130
     assert hint in capsys.readouterr().err
+
+
+def test_bench_prints_the_machine_and_a_row_per_model(capsys):
+    assert main(["bench", "lenet5", "--rounds", "1", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "\nMachine: " in out and " cores; torch " in out and "{'cpu'" not in out
+    [row] = [line for line in out.splitlines() if line.startswith("| lenet5 (64) |")]
+    assert row.endswith("|") and "x |" in row

@@ -166,7 +166,7 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import SEED_MODELS, bench, format_rows
+    from .bench import SEED_MODELS, bench, format_rows, machine_line
     from .device import describe_machine
     models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
     from .models import MODELS
@@ -175,7 +175,7 @@ def cmd_bench(a) -> int:
             info = MODELS.get(name).info
             models.append((name, 64, info.input_size))
     rows = bench(models, rounds=a.rounds, steps=a.steps)
-    print(describe_machine())
+    print(f"\n{machine_line(describe_machine())}\n")
     print(format_rows(rows))
     return 0
 
