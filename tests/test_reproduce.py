@@ -18,6 +18,13 @@ def test_table_from_records(tmp_path):
     assert "Test CPU, 2 cores, torch 2.13.0" in table
     variant = next(line for line in table.splitlines() if '{"epochs": 1}' in line)
     assert "| 50.00 |" in variant  # runs with overrides are listed apart, never mixed in
+    assert variant.startswith("| mnist-cnn-small | `")  # on the table's machine: unmarked
+    recs[2]["machine"] = {**machine, "cpu": "Other CPU"}
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    lines = build_table(tmp_path).splitlines()
+    variant = next(line for line in lines if '{"epochs": 1}' in line)
+    assert variant.startswith("| mnist-cnn-small ‡1 | `") and "‡1: Other CPU, 2 cores" in lines[-1]
+    recs[2]["machine"] = machine
     assert "| 5.0 | — |" in row  # records without time-to-target say so
     assert "TTA" not in row
     for r, plain in zip(recs, (0.9900, 0.9910)):

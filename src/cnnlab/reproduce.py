@@ -181,7 +181,7 @@ def _machine_line(m: dict, device: str) -> str:
 
 def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
-    rows, machines, variants = [], [], []  # machines: one per row of the main table
+    rows, machines, variants, variant_machines = [], [], [], []  # a machine per row of each table
     retested, resumed = [], []  # whether the row's records were re-tested / resumed, per row
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
@@ -196,6 +196,7 @@ def build_table(results_dir: Path) -> str:
             spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
             variants.append(f"| {rs[0]['recipe']} | `{key}` | {statistics.mean(accs):.2f}{spread} | {len(rs)} "
                             f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
+            variant_machines.append(_machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")))
         recs = [r for r in data if not r.get("overrides")]
         if not recs or recs[0]["recipe"] not in RECIPES:
             continue
@@ -233,19 +234,20 @@ def build_table(results_dir: Path) -> str:
             "before it was kept). Regenerate with `cnnlab reproduce PATTERN`.", "",
             "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | to target (val, min) | precision | data | date |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    foot = ["", ""]
+    if machines:  # the most common machine is "the machine below"; rows from others are marked
+        main = Counter(machines).most_common(1)[0][0]
+        others = sorted(set(machines + variant_machines) - {main})
+        for table, table_machines in ((rows, machines), (variants, variant_machines)):
+            for i, m in enumerate(table_machines):
+                if m != main:
+                    name, rest = table[i].split(" |", 1)
+                    table[i] = f"{name} ‡{others.index(m) + 1} |{rest}"
+        foot[1] = f"Machine: {main}" + "".join(f"; ‡{j + 1}: {m}" for j, m in enumerate(others))
     if variants:
         rows += ["", "## The same recipes with overrides (e.g. the fp32 check of the bf16 default)", "",
                  "| recipe | overrides | ours (%) | seeds | minutes | precision |", "|---|---|---|---|---|---|",
                  *variants]
-    foot = ["", ""]
-    if machines:  # the most common machine is "the machine below"; rows from others are marked
-        main = Counter(machines).most_common(1)[0][0]
-        others = sorted(set(machines) - {main})
-        for i, m in enumerate(machines):
-            if m != main:
-                name, rest = rows[i].split(" |", 1)
-                rows[i] = f"{name} ‡{others.index(m) + 1} |{rest}"
-        foot[1] = f"Machine: {main}" + "".join(f"; ‡{j + 1}: {m}" for j, m in enumerate(others))
     if any(retested):
         foot += ["", "† Test top-1 re-evaluated from the kept best checkpoints after the recipe adopted "
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
