@@ -222,3 +222,9 @@ def test_fused_optimizer_falls_back_where_pytorch_has_no_fused_kernel():
         assert bool(opt.defaults.get("fused")) == on
     with pytest.raises(ValueError, match="unknown optimizer 'adma'"):
         build_optimizer(p, "adma", 1e-3)
+
+
+def test_build_optimizer_takes_generators_in_parameter_groups():
+    model = nn.Linear(3, 2)
+    opt = build_optimizer([{"params": (p for p in model.parameters())}], "adam", 1e-3)
+    assert len(opt.param_groups[0]["params"]) == 2 and opt.defaults["fused"]

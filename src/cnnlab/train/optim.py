@@ -32,7 +32,8 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    params = list(params)
+    # lists, so that checking them for the fused kernels does not use up a generator
+    params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
     kw = {"fused": True} if fused and name != "rmsprop" and _fusable(params) else {"foreach": True}
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps or 1e-8, weight_decay=weight_decay, **kw)
