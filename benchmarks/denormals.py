@@ -123,9 +123,6 @@ def main() -> None:
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     on, off = res["on"].median, res["off"].median
 
-    def cell(series):
-        return median_span(series.samples)
-
     def share(d):
         return f"{100 * d['exp_avg']:.0f}% / {100 * d['exp_avg_sq']:.0f}%"
     lines = [
@@ -138,13 +135,13 @@ def main() -> None:
         machine_line(m), "",
         "| flush denormals to zero | images/s | ms per step | Adam moments denormal before (exp_avg / exp_avg_sq) | after the timed steps |",
         "|---|---|---|---|---|",
-        f"| on (cnnlab's default) | {cell(res['on'])} | {1000 * info['batch'] / on:.0f} | {share(info['denormal_before'])} | {share(after['on'])} |",
-        f"| off (PyTorch's default) | {cell(res['off'])} | {1000 * info['batch'] / off:.0f} | {share(peers['off'].info['denormal_before'])} | {share(after['off'])} |",
+        f"| on (cnnlab's default) | {median_span(res['on'].samples)} | {1000 * info['batch'] / on:.0f} | {share(info['denormal_before'])} | {share(after['on'])} |",
+        f"| off (PyTorch's default) | {median_span(res['off'].samples)} | {1000 * info['batch'] / off:.0f} | {share(peers['off'].info['denormal_before'])} | {share(after['off'])} |",
     ]
     summary = f"On / off: **{on / off:.2f}x**."
     if a.fresh:
         fresh = res["fresh"].median
-        lines.append(f"| on, from the recipe's initial weights instead of the state | {cell(res['fresh'])} | "
+        lines.append(f"| on, from the recipe's initial weights instead of the state | {median_span(res['fresh'].samples)} | "
                      f"{1000 * info['batch'] / fresh:.0f} | (no moments yet) | {share(after['fresh'])} |")
         summary += f" On, trained state / initial weights: **{on / fresh:.2f}x**."
     lines += ["", summary]
