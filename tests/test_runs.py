@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import statistics
 
 import pytest
 import torch
@@ -410,3 +411,46 @@ def test_fused_optimizer_bench_times_both_kernels_and_renders_their_ratio(tmp_pa
     assert (True, True) in built and (False, False) in built
     [row] = [line for line in (tmp_path / "F.md").read_text().splitlines() if line.startswith("| lenet5 (16)")]
     assert "`mnist-lenet5`" in row and "| adam |" in row and row.endswith("x |")
+
+
+def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, monkeypatch):
+    """benchmarks/jpeg_cost.py, behind JPEG_COST.md: its copy is a real JPEG round trip of both
+    splits (same shape, lossy, own statistics), the offset copy stays registered with the input
+    (no pixel shift), and the table pairs the two copies' runs seed by seed."""
+    bench = _bench("jpeg_cost")
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(8, 3, 8, 8, generator=g), size=32, mode="bilinear")
+    x = (smooth * 255).round().to(torch.uint8).float()
+
+    def error(y, dy, dx):  # mean |y - x| with y moved by (dy, dx) pixels, over the overlap
+        h, w = x.shape[-2:]
+        return (y[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
+                - x[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]).abs().mean()
+    for offset in (0, 3):
+        y = bench.jpeg_copy(x.to(torch.uint8), 75, offset)
+        assert y.shape == x.shape and y.dtype == torch.uint8 and not torch.equal(y.float(), x)
+        moved = [error(y.float(), dy, dx) for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        assert error(y.float(), 0, 0) < min(moved) / 1.5, (offset, moved)  # registered, not shifted
+    gray = bench.jpeg_copy(x[:, :1].to(torch.uint8), 75)
+    assert gray.shape == (8, 1, 32, 32)
+
+    ds = toy_dataset()
+    copy = bench.reencoded(ds, 75, 0)
+    assert copy.provenance["lossy"] and "JPEG quality 75" in copy.provenance["reencoded"]
+    assert len(copy.test_images) == len(ds.test_images) and copy.mean != ds.mean
+
+    import speed  # on the path once a benchmark module is loaded
+    monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
+    monkeypatch.setattr(bench, "PAIRS", {"fashion": ("toy", RECIPE)})
+    import cnnlab.data
+    monkeypatch.setattr(cnnlab.data, "load_dataset", lambda name, data_dir=None: ds)
+    monkeypatch.setattr("sys.argv", ["jpeg_cost.py", "--pairs", "fashion", "--seeds", "0", "1", "--epochs", "1",
+                                     "--out", str(tmp_path / "J.md"), "--json", str(tmp_path / "j.json")])
+    bench.main()
+    runs = json.loads((tmp_path / "j.json").read_text())["runs"]
+    assert [(r["seed"], r["copy"]) for r in runs] == [(0, "as loaded"), (0, "re-encoded"),
+                                                      (1, "as loaded"), (1, "re-encoded")]
+    [row] = [line for line in (tmp_path / "J.md").read_text().splitlines() if line.startswith("| fashion")]
+    a, b = ([r["test_accuracy"] for r in runs if r["copy"] == c] for c in ("as loaded", "re-encoded"))
+    assert "`toy`" in row and "official files (lossless)" in row and row.endswith("| 2 |")
+    assert f"| {statistics.mean(100 * (y - x) for x, y in zip(a, b)):+.2f} |" in row
