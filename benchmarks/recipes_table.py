@@ -111,7 +111,7 @@ def optimizer_text(r: Recipe) -> str:
 def augment_text(r: Recipe) -> str:
     """``crop 4, flip``, ``rot 10°, shift 0.1/0.1, zoom 0.1`` or ``—``."""
     a = r.augment
-    tta = "; test: flip TTA" if r.tta == "flip" else ""
+    tta = f"; test: {r.tta} TTA" if r.tta != "none" else ""
     if a is None:
         return "—" + tta
     parts = []

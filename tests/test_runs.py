@@ -337,21 +337,20 @@ def _bench(name: str):
 def test_val_tta_bench_reads_the_validation_split_only(tmp_path, monkeypatch):
     """benchmarks/val_tta.py, behind the recipes' ``tta`` choices: its no-TTA figure is the best
     epoch's validation top-1 recorded by the run (so it evaluates that split, not the test
-    split), and its views are the mirror image and the four one-pixel shifts."""
+    split), and it checks the recipes' TTA kinds and the four one-pixel shifts for digits."""
     bench = _bench("val_tta")
     ds = toy_dataset()
     cnnlab.train(RECIPE.override({"epochs": 1}), dataset=ds, run_dir=tmp_path / "r", log=quiet)
     from cnnlab import runs
     monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
-    acc = bench.check(tmp_path / "r", ("flip", "shift"))
+    acc = bench.check(tmp_path / "r")
     recorded = cnnlab.load_run(tmp_path / "r").history["val_accuracy"][0]
     assert acc["none"] == pytest.approx(100 * recorded)
-    assert set(acc) == {"none", "flip", "shift"} and all(0 <= v <= 100 for v in acc.values())
+    assert set(acc) == {"none", "flip", "flip-shift", "shift"} and all(0 <= v <= 100 for v in acc.values())
 
     x = torch.zeros(1, 1, 5, 5)
     x[0, 0, 2, 2] = 1.0
-    flip, shift = bench.views(x, "flip"), bench.views(x, "shift")
-    assert len(flip) == 2 and torch.equal(flip[1], x.flip(-1))
+    shift = bench.shift_views(x)
     assert len(shift) == 5 and torch.equal(shift[0], x)
     moved = {tuple(int(i) for i in v[0, 0].nonzero()[0]) for v in shift[1:]}
     assert moved == {(1, 2), (3, 2), (2, 1), (2, 3)}  # one pixel up, down, left, right

@@ -228,3 +228,40 @@ def test_build_optimizer_takes_generators_in_parameter_groups():
     model = nn.Linear(3, 2)
     opt = build_optimizer([{"params": (p for p in model.parameters())}], "adam", 1e-3)
     assert len(opt.param_groups[0]["params"]) == 2 and opt.defaults["fused"]
+
+
+def test_flip_shift_tta_is_airbenchs_mirror_and_translate():
+    """``tta="flip-shift"`` (airbench94's evaluation): half the flip mean of the batch, a quarter
+    each of the flip means of the batch moved one pixel down-right and up-left with reflect
+    padding; channels_last input stays channels_last; an unknown mode is named in the error."""
+    from cnnlab.train import tta_logits
+    from cnnlab.train.loop import evaluate
+    torch.manual_seed(0)
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2 * 4 * 5, 3)
+
+        def forward(self, x):
+            seen.append(x.is_contiguous(memory_format=torch.channels_last))
+            return self.fc(x.flatten(1))
+    model = Probe()
+    x, y = torch.randn(6, 2, 4, 5), torch.randint(0, 3, (6,))
+
+    def flip_mean(v):
+        return (model(v) + model(v.flip(-1))) / 2
+    p = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    down_right, up_left = p[..., 0:4, 0:5], p[..., 2:6, 2:7]
+    assert torch.equal(down_right[..., 1:, 1:], x[..., :-1, :-1]) and torch.equal(up_left[..., :-1, :-1], x[..., 1:, 1:])
+    with torch.no_grad():
+        expected = flip_mean(x) / 2 + (flip_mean(down_right) + flip_mean(up_left)) / 4
+        torch.testing.assert_close(tta_logits(model, x, "flip-shift"), expected)
+        seen.clear()
+        tta_logits(model, x.contiguous(memory_format=torch.channels_last), "flip-shift")
+    assert len(seen) == 6 and all(seen[2:])  # the four shifted views keep channels_last
+    out = evaluate(model, [(x, y)], nn.CrossEntropyLoss(), torch.device("cpu"), keep_logits=True, tta="flip-shift")
+    torch.testing.assert_close(out["logits"], expected)
+    with pytest.raises(ValueError, match="'flipshift'.*flip-shift"):
+        tta_logits(model, x, "flipshift")

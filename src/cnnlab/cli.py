@@ -1,7 +1,7 @@
 """The ``cnnlab`` command line.
 
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
-    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip]
+    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--weights", choices=("best", "last"), default="best")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
-    p.add_argument("--tta", choices=("none", "flip"), default=None,
+    p.add_argument("--tta", choices=("none", "flip", "flip-shift"), default=None,
                    help="test-time augmentation (default: the run's recipe's)")
     _add_common(p)
 

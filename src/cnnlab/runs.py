@@ -423,8 +423,8 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
                  device: str | None = None, precision: str | None = None, tta: str | None = None) -> dict:
     """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
 
-    ``tta`` (``"none"`` or ``"flip"``) replaces the run's test-time augmentation; ``None`` keeps
-    the run's own (its recipe's ``tta``).
+    ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.train.tta_logits`) replaces
+    the run's test-time augmentation; ``None`` keeps the run's own (its recipe's ``tta``).
 
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.

@@ -92,9 +92,10 @@ class Recipe(_Strict):
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
                                       "(e.g. 0.999); validation, checkpoints and the test use it")
-    tta: Literal["none", "flip"] = Field(
+    tta: Literal["none", "flip", "flip-shift"] = Field(
         "none", description="test-time augmentation of the final test evaluation: 'flip' averages "
-                            "the logits of each image and its mirror image (validation: none)")
+                            "the logits of each image and its mirror image, 'flip-shift' adds "
+                            "one-pixel shifts as airbench (cnnlab.train.tta_logits); validation: none")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..device import autocast
@@ -180,14 +181,45 @@ class Trainer:
         return {k: out[k] for k in ("loss", "accuracy", "correct", "total")}
 
 
+TTA_MODES = ("none", "flip", "flip-shift")
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """The model's logits ``(N, K)`` for a batch ``x`` float ``(N, C, H, W)``, averaged over
+    test-time views (the views of airbench94's evaluation, Jordan 2024, arXiv:2404.00498):
+
+    * ``"none"``: ``model(x)`` as it is (dtype of the forward pass, e.g. bf16 under autocast).
+    * ``"flip"``: the mean of the logits of ``x`` and of its horizontal mirror image (2 passes).
+    * ``"flip-shift"``: airbench's "mirror + translate": half the ``"flip"`` logits of ``x``, plus
+      a quarter of those of ``x`` moved one pixel down-right and a quarter of ``x`` moved one
+      pixel up-left (reflect padding, so no black border appears); 6 passes.
+
+    The averaged logits are float32. Raises ValueError for another ``tta``.
+    """
+    if tta == "none":
+        return model(x)
+
+    def mirrored(v: torch.Tensor) -> torch.Tensor:
+        return (model(v).float() + model(v.flip(-1)).float()) / 2
+    if tta == "flip":
+        return mirrored(x)
+    if tta == "flip-shift":
+        h, w = x.shape[-2:]
+        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        down_right, up_left = (padded[..., i:i + h, i:i + w].contiguous(memory_format=fmt) for i in (0, 2))
+        return mirrored(x) / 2 + (mirrored(down_right) + mirrored(up_left)) / 4
+    raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_MODES)}")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, precision: str = "fp32",
              binary: bool = False, keep_logits: bool = False, tta: str = "none") -> dict:
     """Evaluate ``model`` on every batch of ``loader``.
 
-    ``tta="flip"`` (test-time augmentation): the logits of a batch ``(N, C, H, W)`` are the mean
-    of the model's logits for it and for its horizontal mirror image (as airbench, Jordan 2024);
-    the loss is computed on those mean logits. Twice the compute.
+    ``tta`` (test-time augmentation, see :func:`tta_logits`): ``"flip"`` or ``"flip-shift"``
+    average the logits over views of each batch; the loss is computed on those mean logits.
 
     Returns:
         ``loss`` (mean), ``accuracy`` (top-1 fraction), ``correct``, ``total``; with
@@ -201,9 +233,7 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
     all_logits, all_labels = [], []
     for x, y in loader:
         with autocast(device, precision):
-            logits = model(x)
-            if tta == "flip":
-                logits = (logits.float() + model(x.flip(-1)).float()) / 2
+            logits = tta_logits(model, x, tta)
             loss = loss_fn(logits, y)
         logits = logits.float()
         loss_sum += loss.float() * len(y)
