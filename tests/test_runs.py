@@ -440,7 +440,7 @@ def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, mo
 
     import speed  # on the path once a benchmark module is loaded
     monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
-    monkeypatch.setattr(bench, "PAIRS", {"fashion": ("toy", RECIPE)})
+    monkeypatch.setattr(bench, "PAIRS", {"fashion": ("toy", RECIPE, 0), "fashion-2nd": ("toy", RECIPE, 1)})
     import cnnlab.data
     monkeypatch.setattr(cnnlab.data, "load_dataset", lambda name, data_dir=None: ds)
     monkeypatch.setattr("sys.argv", ["jpeg_cost.py", "--pairs", "fashion", "--seeds", "0", "1", "--epochs", "1",
@@ -453,3 +453,18 @@ def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, mo
     a, b = ([r["test_accuracy"] for r in runs if r["copy"] == c] for c in ("as loaded", "re-encoded"))
     assert "`toy`" in row and "official files (lossless)" in row and row.endswith("| 2 |")
     assert f"| {statistics.mean(100 * (y - x) for x, y in zip(a, b)):+.2f} |" in row
+
+    # a second encoding of a copy made here, added to the same table
+    argv = ["jpeg_cost.py", "--pairs", "fashion-2nd", "--seeds", "0", "--epochs", "1", "--append",
+            "--out", str(tmp_path / "J.md"), "--json", str(tmp_path / "j.json")]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    runs = json.loads((tmp_path / "j.json").read_text())["runs"]
+    assert [r["pair"] for r in runs] == ["fashion"] * 4 + ["fashion-2nd"] * 2
+    text = (tmp_path / "J.md").read_text()
+    assert "| fashion |" in text
+    [row] = [line for line in text.splitlines() if line.startswith("| fashion-2nd")]
+    assert "JPEG q75 of the official files (made here)" in row and "offset 3 px (a second encoding)" in row
+    monkeypatch.setattr("sys.argv", argv[:6] + ["2"] + argv[7:])  # other epochs: not one table
+    with pytest.raises(SystemExit, match="same epochs"):
+        bench.main()
