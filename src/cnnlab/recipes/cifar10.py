@@ -218,12 +218,16 @@ register_recipe(Recipe(
 # linear warm-up over 23% of the steps then linear decay, 2-pixel reflect crops and flips.
 # In PyTorch's mean-loss units at batch 512: lr = 11.5 / (1 + 1 / (1 - 0.85)) * 512 / 1024 =
 # 0.75, and SGD's L2 coefficient = 0.0153 / 11.5 = 1.33e-3 (the same decay per step).
-# Test-time augmentation: airbench averages the logits of each test image, its mirror image and
-# 1-pixel shifts; the recipe uses the mirror image only (``tta="flip"``, the part worth most),
-# and RESULTS.md reports the accuracy without it too.
+# Test-time augmentation: airbench's own, the logits of each test image and its mirror image
+# averaged with those of the image moved by one pixel (``tta="flip-shift"``); RESULTS.md reports
+# the accuracy without it too. Until 2026-11-27 the recipe used the mirror image only
+# (``tta="flip"``; those runs are kept in RESULTS.md as the override tta=flip). The change was
+# decided on a validation split: a run with 10% held out (--set val_fraction=0.1, seed 0) scored
+# 89.68% on it without TTA, 90.28% with "flip" and 90.52% with "flip-shift" (best checkpoint,
+# benchmarks/val_tta.py).
 # What our trainer does not do, and airbench does: Lookahead (an EMA of the weights every 5
-# steps), the shifted TTA views, a 64x learning rate for the BatchNorm biases, training the
-# whitening bias only for 3 epochs, and alternating instead of random flips. The patch-whitening
+# steps), a 64x learning rate for the BatchNorm biases, training the whitening bias only for
+# 3 epochs, and alternating instead of random flips. The patch-whitening
 # initialisation *is* done (by the model, from its first training batch). To make up for the
 # rest, and for the JPEG copy of the data, the recipe trains 20 epochs instead of 9.9: ~19
 # minutes at ~880 images/s on the CPU.
@@ -240,7 +244,7 @@ register_recipe(Recipe(
     weight_decay=1.33e-3,
     schedule="cosine", warmup_epochs=4,  # airbench: 23% linear warm-up, then decay
     label_smoothing=0.2,
-    augment=AugmentConfig(crop_padding=2, horizontal_flip=True), tta="flip",
+    augment=AugmentConfig(crop_padding=2, horizontal_flip=True), tta="flip-shift",
     # all 50,000 training images, as airbench: the checkpoint is then chosen by training accuracy
     # (in practice the last, annealed epoch); the test split is still only seen at the end
     val_fraction=0.0,
