@@ -6,9 +6,9 @@ For each run folder (``cnnlab train --out`` or ``cnnlab reproduce --keep-runs``)
 checkpoint, rebuilds the run's own seeded validation split and prints validation top-1 without
 TTA and with each kind of views: ``flip`` and ``flip-shift`` (cnnlab's ``tta`` of those names:
 the mirror image, and airbench's mirror image plus one-pixel shifts) and ``shift`` (each image and
-its four one-pixel shifts, edges replicated: a candidate for digits, which must not be mirrored). The test split is never read: this is how a recipe's ``tta`` is chosen
-(the decisions and their figures are in the recipes' comments). One thread, so it can run beside
-a training job.
+its four one-pixel shifts, edges replicated: a candidate for digits, which must not be mirrored).
+The test split is never read: this is how a recipe's ``tta`` is chosen (the decisions and their
+figures are in the recipes' comments). One thread, so it can run beside a training job.
 """
 import argparse
 import os
