@@ -142,9 +142,9 @@ def _dates(out: dict) -> str:
 
 
 def _cell(xs: list[float]) -> str:
+    from cnnlab.reproduce import mean_std
     xs = [100 * x for x in xs]
-    return f"{statistics.mean(xs):.2f}" + (f" ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else "") + \
-        f" ({', '.join(f'{x:.2f}' for x in xs)})"
+    return f"{mean_std(xs)} ({', '.join(f'{x:.2f}' for x in xs)})"
 
 
 def render(out: dict) -> str:

@@ -171,6 +171,14 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     return updated
 
 
+def mean_std(values) -> str:
+    """``"91.08 ± 0.10"``: mean and sample standard deviation to 2 decimals; the mean alone for
+    one value."""
+    values = list(values)
+    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{spread}"
+
+
 def _machine_line(m: dict, device: str) -> str:
     """How a record's machine is named under the table: the GPU first where the run used one."""
     line = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}"
@@ -192,9 +200,8 @@ def build_table(results_dir: Path) -> str:
             if r.get("overrides") and r["recipe"] in RECIPES:
                 by_override.setdefault(json.dumps(r["overrides"], sort_keys=True), []).append(r)
         for key, rs in by_override.items():
-            accs = [100 * r["test_accuracy"] for r in rs]
-            spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-            variants.append(f"| {rs[0]['recipe']} | `{key}` | {statistics.mean(accs):.2f}{spread} | {len(rs)} "
+            variants.append(f"| {rs[0]['recipe']} | `{key}` | {mean_std([100 * r['test_accuracy'] for r in rs])} "
+                            f"| {len(rs)} "
                             f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
             variant_machines.append(_machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")))
         recs = [r for r in data if not r.get("overrides")]
@@ -204,10 +211,10 @@ def build_table(results_dir: Path) -> str:
         recipe = get_recipe(r0["recipe"])
         accs = [100 * r["test_accuracy"] for r in recs]
         mean = statistics.mean(accs)
-        spread = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        cell = mean_std(accs)
         if all("test_accuracy_without_tta" in r for r in recs):
             plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
-            spread += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
+            cell += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
         times = [r["train_time_s"] for r in recs]
         to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
         expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
@@ -220,7 +227,7 @@ def build_table(results_dir: Path) -> str:
         resumed.append(any("resumed" in r for r in recs))
         mark = (" †" if retested[-1] else "") + (" §" if resumed[-1] else "")
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
-                    f"| {mean:.2f}{spread} | {meets} "
+                    f"| {cell} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
                     f"| {statistics.median(times) / 60:.1f} | {to_target} "
                     f"| {r0['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {data} "
