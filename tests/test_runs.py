@@ -468,3 +468,21 @@ def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, mo
     monkeypatch.setattr("sys.argv", argv[:6] + ["2"] + argv[7:])  # other epochs: not one table
     with pytest.raises(SystemExit, match="same epochs"):
         bench.main()
+
+
+def test_lookahead_and_norm_bias_lr_run_resumes_exactly(tmp_path):
+    """airbench's two training tricks (recipe fields ``lookahead`` and ``norm_bias_lr_scale``)
+    through a whole run: the slow weights travel in last_state.pt, so a run killed mid-epoch and
+    resumed matches an uninterrupted one."""
+    recipe = RECIPE.override({"model": "mnist-cnn-bn-403k", "lookahead": {"start_epoch": 1, "every": 5},
+                              "norm_bias_lr_scale": 8.0, "optimizer": "sgd", "lr": 0.05})
+    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
+    state = torch.load(tmp_path / "full" / "last_state.pt", weights_only=True)
+    slow = state["callbacks"][-1]["slow"]
+    assert slow and all(torch.equal(slow[k], state["model"][k]) for k in slow)  # epoch ends on them
+    assert [g["lr"] for g in state["optimizer"]["param_groups"]] == [0.05, 0.4]
+
+    train_killed_in_epoch_2(recipe, tmp_path / "cut")
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
+    assert without_times(resumed.history) == without_times(full.history)
+    assert resumed.test_metrics["correct"] == full.test_metrics["correct"]

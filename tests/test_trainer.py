@@ -265,3 +265,75 @@ def test_flip_shift_tta_is_airbenchs_mirror_and_translate():
     torch.testing.assert_close(out["logits"], expected)
     with pytest.raises(ValueError, match="'flipshift'.*flip-shift"):
         tta_logits(model, x, "flipshift")
+
+
+def _conv_bn_fc():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(4, 2))
+
+
+def test_norm_bias_lr_scale_moves_only_the_normalisation_biases_faster():
+    from cnnlab.train import parameter_groups
+    x, y = torch.randn(8, 1, 6, 6), torch.arange(8) % 2
+    deltas = {}
+    for scale in (1.0, 64.0):
+        model = _conv_bn_fc()
+        before = {k: v.clone() for k, v in model.named_parameters()}
+        groups = parameter_groups(model, lr=0.1, weight_decay=0.0, norm_bias_lr_scale=scale)
+        opt = build_optimizer(groups, "sgd", 0.1, momentum=0.0)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        deltas[scale] = {k: v.detach() - before[k] for k, v in model.named_parameters()}
+    for k in deltas[1.0]:
+        ratio = 64.0 if k == "1.bias" else 1.0  # the BatchNorm shift only
+        torch.testing.assert_close(deltas[64.0][k], ratio * deltas[1.0][k])
+    g = parameter_groups(_conv_bn_fc(), lr=0.1, weight_decay=6.4e-3, norm_bias_lr_scale=64)
+    assert [len(p["params"]) for p in g] == [5, 1]  # conv w/b, BN weight, fc w/b | BN bias
+    assert g[1]["lr"] == pytest.approx(6.4) and g[1]["weight_decay"] == pytest.approx(1e-4)  # lr x wd kept
+    g = parameter_groups(_conv_bn_fc(), filter_bias_and_bn=True, lr=0.1, norm_bias_lr_scale=64)
+    assert [len(p["params"]) for p in g] == [2, 3, 1] and g[2]["weight_decay"] == 0.0
+    with pytest.raises(ValueError, match="needs the optimizer's lr"):
+        parameter_groups(_conv_bn_fc(), norm_bias_lr_scale=64)
+
+
+def test_onecycle_peaks_each_parameter_group_at_its_own_lr():
+    from cnnlab.train import parameter_groups
+    groups = parameter_groups(_conv_bn_fc(), lr=0.1, norm_bias_lr_scale=10)
+    opt = build_optimizer(groups, "sgd", 0.1)
+    sched, _ = build_scheduler(opt, "onecycle", epochs=1, steps_per_epoch=100)
+    peaks = [0.0, 0.0]
+    for _ in range(100):
+        opt.step()
+        sched.step()
+        peaks = [max(p, g["lr"]) for p, g in zip(peaks, opt.param_groups)]
+    assert peaks == pytest.approx([0.1, 1.0], rel=1e-3)
+
+
+def test_lookahead_averages_every_k_steps_and_sets_the_model_to_the_slow_weights():
+    from types import SimpleNamespace
+    from cnnlab.train import Lookahead
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    trainer = SimpleNamespace(model=model, epochs=2, steps_per_epoch=4)
+    la = Lookahead(start_epoch=1, every=2, decay=0.5, decay_power=1.0)
+    la.on_train_begin(trainer)
+    slow = None
+    for epoch in range(2):
+        for step in range(4):
+            with torch.no_grad():
+                model.weight += 1.0  # a "training step"
+            w = model.weight.item()
+            la.on_train_batch_end(trainer, epoch, step)
+            t = epoch * 4 + step + 1
+            if epoch >= 1 and t % 2 == 0:
+                if slow is None:
+                    slow = w  # first update: the snapshot, the model unchanged
+                else:
+                    rho = 0.5 ** 2 * t / 8
+                    slow = rho * slow + (1 - rho) * w
+                    assert model.weight.item() == pytest.approx(slow)
+            elif epoch == 0:
+                assert model.weight.item() == t and la.slow is None  # before start_epoch: nothing
+    assert model.weight.item() == pytest.approx(slow)  # the epoch ends on the slow weights
+    assert la.state_dict()["slow"]["weight"].item() == pytest.approx(slow)

@@ -41,9 +41,9 @@ from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, get_recipe
-from .train import (EarlyStopping, History, ModelCheckpoint, ReduceLROnPlateau, Trainer,
+from .train import (EarlyStopping, History, Lookahead, ModelCheckpoint, ReduceLROnPlateau, Trainer,
                     build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
-                    load_optimizer_state, weight_decay_groups)
+                    load_optimizer_state, parameter_groups)
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
 
@@ -160,7 +160,11 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         model.compile()  # in place: state_dict keys stay those of the model
     binary = _binary(recipe, model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
-    params = weight_decay_groups(model) if recipe.filter_bias_and_bn else model.parameters()
+    params = model.parameters()
+    if recipe.filter_bias_and_bn or recipe.norm_bias_lr_scale != 1:
+        params = parameter_groups(model, filter_bias_and_bn=recipe.filter_bias_and_bn, lr=recipe.lr,
+                                  weight_decay=recipe.weight_decay,
+                                  norm_bias_lr_scale=recipe.norm_bias_lr_scale)
     optimizer = build_optimizer(params, recipe.optimizer, recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps,
                                 fused=recipe.fused_optimizer)
@@ -176,6 +180,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         callbacks.append(EarlyStopping(**recipe.early_stopping.model_dump()))
     if recipe.reduce_lr is not None:
         callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
+    if recipe.lookahead is not None:
+        callbacks.append(Lookahead(**recipe.lookahead.model_dump()))
     trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,

@@ -40,6 +40,14 @@ class ReduceLROnPlateauConfig(_Strict):
     mode: Literal["auto", "min", "max"] = "auto"
 
 
+class LookaheadConfig(_Strict):
+    """:class:`cnnlab.train.Lookahead` arguments (airbench94's defaults)."""
+    start_epoch: int = Field(3, ge=0, description="first epoch (0-based) that averages")
+    every: int = Field(5, ge=1, description="optimizer steps between updates")
+    decay: float = Field(0.95, ge=0, le=1, description="per-step base of the averaging weight")
+    decay_power: float = Field(3.0, ge=0, description="the weight grows as (step / steps) ** this")
+
+
 class AugmentConfig(_Strict):
     """Batch augmentation, with the meaning of Keras' ``ImageDataGenerator`` options."""
     rotation: float = Field(0.0, ge=0, description="max rotation, degrees")
@@ -89,6 +97,11 @@ class Recipe(_Strict):
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     augment: Optional[AugmentConfig] = None
+    norm_bias_lr_scale: float = Field(
+        1.0, gt=0, description="learning-rate multiplier for normalisation-layer biases (airbench: 64); "
+                               "their weight decay is divided by it (cnnlab.train.parameter_groups)")
+    lookahead: Optional[LookaheadConfig] = Field(
+        None, description="airbench's Lookahead averaging of the weights (cnnlab.train.Lookahead)")
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
                                       "(e.g. 0.999); validation, checkpoints and the test use it")

@@ -1,8 +1,8 @@
 """The training loop: one readable ``fit`` with forward, loss, backward and step in plain view.
 
 Per-batch metrics are accumulated on the device (no ``.item()`` synchronisation per step); they
-are read once per epoch. Callbacks observe through ``on_train_begin``/``on_epoch_end``/
-``on_train_end`` and stop training by setting ``should_stop``.
+are read once per epoch. Callbacks observe through ``on_train_begin``/``on_train_batch_end``/
+``on_epoch_end``/``on_train_end`` and stop training by setting ``should_stop``.
 """
 from __future__ import annotations
 
@@ -111,6 +111,7 @@ class Trainer:
                 checkpoints written so far are kept.
         """
         self.should_stop = False
+        self.epochs, self.steps_per_epoch = epochs, len(train)  # read by per-step callbacks
         if initial_epoch == 0:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
@@ -134,6 +135,8 @@ class Trainer:
                     self.ema.update_parameters(self.model)
                 if self.scheduler is not None and self.step_per_batch:
                     self.scheduler.step()
+                for cb in self.callbacks:
+                    cb.on_train_batch_end(self, epoch, step)
                 if step == 0 and epoch == initial_epoch and getattr(self.model, "_compiled_call_impl", None):
                     self.log(f"first step (torch.compile included): {time.perf_counter() - t0:.1f}s")
                 loss_sum += loss.detach() * len(y)

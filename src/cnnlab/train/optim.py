@@ -69,11 +69,55 @@ def weight_decay_groups(model: nn.Module) -> list[dict]:
     ``filter_bias_and_bn``; decaying a BatchNorm scale only fights the normalisation). Pass the
     result to :func:`build_optimizer` in place of ``model.parameters()``.
     """
-    decay, no_decay = [], []
+    return parameter_groups(model, filter_bias_and_bn=True)
+
+
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def parameter_groups(model: nn.Module, *, filter_bias_and_bn: bool = False, lr: float | None = None,
+                     weight_decay: float = 0.0, norm_bias_lr_scale: float = 1.0) -> list[dict]:
+    """The trainable parameters of ``model`` as optimizer parameter groups, the first holding the
+    weights (its ``lr`` and ``weight_decay`` are the optimizer's own, so logs read group 0).
+
+    Args:
+        filter_bias_and_bn: biases and normalisation weights (every parameter with fewer than 2
+            dimensions) get ``weight_decay=0`` (see :func:`weight_decay_groups`).
+        norm_bias_lr_scale: learning-rate multiplier for the biases (shifts) of normalisation
+            layers (BatchNorm, GroupNorm, LayerNorm); airbench94 trains them at 64x (its
+            ``bias_scaler``, Jordan 2024, arXiv:2404.00498). Their weight-decay coefficient is
+            divided by the same factor, so the decay each step applies (lr x coefficient) is
+            unchanged, as in airbench. 1: no such group. Needs ``lr`` and ``weight_decay`` (the
+            optimizer's), which the group's own values are computed from.
+
+    Returns:
+        ``[{"params": weights}, {"params": ..., "weight_decay": 0.0}?, {"params": norm biases,
+        "lr": ..., "weight_decay": ...}?]``; groups that would be empty are left out.
+
+    Raises:
+        ValueError: ``norm_bias_lr_scale`` <= 0, or != 1 without ``lr``.
+    """
+    if norm_bias_lr_scale <= 0:
+        raise ValueError(f"norm_bias_lr_scale must be > 0, got {norm_bias_lr_scale}")
+    if norm_bias_lr_scale != 1 and lr is None:
+        raise ValueError("parameter_groups: norm_bias_lr_scale != 1 needs the optimizer's lr")
+    scaled: dict[int, nn.Parameter] = {}
+    if norm_bias_lr_scale != 1:
+        for m in model.modules():
+            if isinstance(m, NORM_LAYERS) and m.bias is not None and m.bias.requires_grad:
+                scaled[id(m.bias)] = m.bias
+    decay, no_decay, seen = [], [], set(scaled)
     for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            (no_decay if filter_bias_and_bn and p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay}]
+    if filter_bias_and_bn:  # kept even when empty: saved optimizer states have this group
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    if scaled:
+        groups.append({"params": list(scaled.values()), "lr": lr * norm_bias_lr_scale,
+                       "weight_decay": 0.0 if filter_bias_and_bn else weight_decay / norm_bias_lr_scale})
+    return groups
 
 
 def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, step_size: int = 30,
@@ -86,7 +130,7 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
       He et al. 2015 drop at 50% and 75% of training).
     - ``exponential``: multiply by ``gamma`` every epoch (the seed's "LR x 0.9 each epoch").
     - ``cosine``: cosine decay to 0 over the run, per batch (Loshchilov & Hutter 2017).
-    - ``onecycle``: Smith & Topin 2019, peak ``max_lr`` (default: the optimizer's lr), per batch.
+    - ``onecycle``: Smith & Topin 2019, peak ``max_lr`` (default: each group's lr), per batch.
       Like PyTorch's ``OneCycleLR`` and fastai's ``fit_one_cycle``, it also cycles the momentum
       (SGD, RMSprop) or Adam's beta1 inversely to the LR, between 0.95 and 0.85; this replaces the
       recipe's ``momentum`` / beta1 for the run.
@@ -101,7 +145,8 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     if name == "none":
         return None, False
     if name == "onecycle":
-        lr = max_lr or optimizer.param_groups[0]["lr"]
+        # each group peaks at its own lr (a recipe's lr, or a scaled one, see parameter_groups)
+        lr = max_lr or [g["lr"] for g in optimizer.param_groups]
         # the warm-up share must stay below 1 (a 1-epoch run of a recipe with 1 warm-up epoch)
         pct = min(warm / total, 0.9) if warm else 0.25
         return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct), True
