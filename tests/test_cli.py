@@ -27,6 +27,13 @@ def test_bad_override_is_a_clean_error(capsys):
     assert "Did you mean epochs" in capsys.readouterr().err
 
 
+def test_repeated_set_options_add_up():
+    from cnnlab.cli import build_parser
+    for cmd in ("train", "reproduce"):
+        a = build_parser().parse_args([cmd, "x", "--set", "epochs=2", "lr=0.1", "--set", "seed=3"])
+        assert a.overrides == ["epochs=2", "lr=0.1", "seed=3"]  # argparse's default kept only the last
+
+
 def test_missing_data_is_a_clean_error(tmp_path, capsys):
     assert main(["train", "mnist-cnn-small", "--data-dir", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err

@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a recipe and evaluate it on the test split")
     p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes)")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override recipe fields, e.g. --set epochs=3 lr=1e-3 early_stopping.patience=2")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "
+                   "early_stopping.patience=2 (repeated --set options add up)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch")
@@ -72,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retest", default=None, metavar="KEPT_RUNS",
                    help="train nothing: re-evaluate the runs kept in this folder under the recipes' "
                         "current test-time augmentation and update their records")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override recipe fields; such runs are listed apart from the plain recipes")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help="override recipe fields (repeated --set options add up); "
+                   "such runs are listed apart from the plain recipes")
     _add_common(p)
 
     p = sub.add_parser("bench", help="training images/s of cnnlab vs a plain PyTorch loop on this machine")
