@@ -212,3 +212,29 @@ def test_batch_loader_epochs_are_reproducible_with_augmentation():
     again = [x for x, _ in loader]
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0], next(iter(loader))[0])  # epoch 4 draws afresh
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch(shuffle):
+    from cnnlab.data.loader import BatchLoader
+    n = 40
+    imgs = torch.randint(0, 256, (n, 1, 6, 6), generator=gen(), dtype=torch.uint8)
+    labels = torch.arange(n)  # the label names the image
+    loader = BatchLoader(imgs, labels, 16, mean=[0.0], std=[1 / 255], shuffle=shuffle,
+                         alternate_flip=True)  # identity normalisation: x == pixels
+    mirrored = []
+    for epoch in range(4):
+        loader.set_epoch(epoch)
+        seen = torch.zeros(n, dtype=torch.bool)
+        for x, y in loader:
+            flipped = (x == imgs[y].flip(-1).float()).flatten(1).all(1)
+            assert (flipped | (x == imgs[y].float()).flatten(1).all(1)).all()  # only mirrored or as is
+            seen[y] = flipped
+        mirrored.append(seen)
+    assert torch.equal(mirrored[0], ~mirrored[1]) and torch.equal(mirrored[0], mirrored[2])
+    assert 10 <= int(mirrored[0].sum()) <= 30  # a random half, not all or none
+    # the recipe field: alternate flips replace the augmentation's coin toss, and need flips at all
+    assert "flip" not in repr(build_augment(AugmentConfig(horizontal_flip=True, alternate_flip=True,
+                                                          crop_padding=2)))
+    with pytest.raises(ValueError, match="needs horizontal_flip"):
+        AugmentConfig(alternate_flip=True)

@@ -470,12 +470,13 @@ def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, mo
         bench.main()
 
 
-def test_lookahead_and_norm_bias_lr_run_resumes_exactly(tmp_path):
-    """airbench's two training tricks (recipe fields ``lookahead`` and ``norm_bias_lr_scale``)
-    through a whole run: the slow weights travel in last_state.pt, so a run killed mid-epoch and
-    resumed matches an uninterrupted one."""
+def test_airbench_training_tricks_run_and_resume_exactly(tmp_path):
+    """airbench's training tricks (recipe fields ``lookahead``, ``norm_bias_lr_scale`` and
+    ``augment.alternate_flip``) through a whole run: the slow weights travel in last_state.pt and
+    the flips follow the epoch, so a run killed mid-epoch and resumed matches an uninterrupted one."""
     recipe = RECIPE.override({"model": "mnist-cnn-bn-403k", "lookahead": {"start_epoch": 1, "every": 5},
-                              "norm_bias_lr_scale": 8.0, "optimizer": "sgd", "lr": 0.05})
+                              "norm_bias_lr_scale": 8.0, "optimizer": "sgd", "lr": 0.05,
+                              "augment": {"horizontal_flip": True, "alternate_flip": True}})
     full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
     state = torch.load(tmp_path / "full" / "last_state.pt", weights_only=True)
     slow = state["callbacks"][-1]["slow"]

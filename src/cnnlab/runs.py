@@ -105,7 +105,9 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
     # a final batch of one example would break BatchNorm's training statistics: drop only that
     drop_last = len(train_idx) % recipe.batch_size == 1
     train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
-                        shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last, **common)
+                        shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last,
+                        alternate_flip=recipe.augment is not None and recipe.augment.alternate_flip,
+                        **common)
     val = (BatchLoader(ds.train_images[val_idx], ds.train_labels[val_idx], recipe.eval_batch_size,
                        **common) if len(val_idx) else None)
     test = BatchLoader(ds.test_images, ds.test_labels, recipe.eval_batch_size, **common)

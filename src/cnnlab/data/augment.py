@@ -207,7 +207,9 @@ def build_augment(cfg: AugmentConfig | None) -> Augment | None:
 
     Order: random crop, affine (+ flip), flip (when there is no affine to fold it into), noise
     (Keras applies ``preprocessing_function`` after the transform), cutout (last, as in DeVries &
-    Taylor, so the square stays exactly 0). Disabled parts are left out, costing nothing.
+    Taylor, so the square stays exactly 0). Disabled parts are left out, costing nothing. With
+    ``alternate_flip`` there is no flip here: :class:`~cnnlab.data.loader.BatchLoader` mirrors
+    the images by epoch (``alternate_flip=True``) before this function sees them.
     """
     if cfg is None:
         return None
@@ -216,11 +218,12 @@ def build_augment(cfg: AugmentConfig | None) -> Augment | None:
         parts.append((random_crop, {"padding": cfg.crop_padding, "padding_mode": cfg.crop_mode}))
     affine = {k: getattr(cfg, k) for k in ("rotation", "width_shift", "height_shift", "shear",
                                           "zoom") if getattr(cfg, k)}
+    coin_flip = cfg.horizontal_flip and not cfg.alternate_flip  # alternate: the loader flips
     if affine:
-        if cfg.horizontal_flip:
+        if coin_flip:
             affine["horizontal_flip"] = True
         parts.append((random_affine, {**affine, "fill_mode": cfg.fill_mode}))
-    elif cfg.horizontal_flip:
+    elif coin_flip:
         parts.append((random_flip, {}))
     if cfg.noise_std:
         parts.append((gaussian_noise, {"std": cfg.noise_std}))

@@ -28,6 +28,11 @@ class BatchLoader:
             generator) -> x``, applied before normalisation (training loaders only).
         device: where batches are produced (the data is moved there once).
         channels_last: return image batches in channels_last memory format.
+        alternate_flip: mirror image ``i`` in epoch ``e`` exactly when ``phase[i] != e % 2``, with
+            ``phase`` a fixed random half of the images (drawn from ``seed``): every image is seen
+            mirrored in every other epoch (airbench's alternating flip, Jordan 2024,
+            arXiv:2404.00498, which beats a coin toss per epoch in short runs). Done before
+            ``augment``, on the uint8 images.
 
     Yields:
         ``x`` float32 ``(B, C, H, W)`` normalised, ``y`` int64 ``(B,)``.
@@ -36,7 +41,7 @@ class BatchLoader:
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
                  mean: Sequence[float], std: Sequence[float], shuffle: bool = False, seed: int = 0,
                  augment: Augment | None = None, device: torch.device | str = "cpu",
-                 channels_last: bool = False, drop_last: bool = False):
+                 channels_last: bool = False, drop_last: bool = False, alternate_flip: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if len(images) != len(labels):
@@ -56,6 +61,10 @@ class BatchLoader:
         self.shift = -mean_t / std_t
         self.epoch = 0
         self.generator = torch.Generator(device="cpu")
+        self.flip_phase = None
+        if alternate_flip:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + 999_983)
+            self.flip_phase = (torch.rand(len(labels), generator=g) < 0.5).to(self.device)
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -76,6 +85,10 @@ class BatchLoader:
             else:
                 idx = order[i:i + self.batch_size]
                 xb, yb = self.images[idx], self.labels[idx]
+            if self.flip_phase is not None:
+                flip = self.flip_phase[idx if order is not None else slice(i, i + self.batch_size)]
+                flip = flip != bool(self.epoch % 2)
+                xb = torch.where(flip.view(-1, *[1] * (xb.dim() - 1)), xb.flip(-1), xb)
             if self.augment is not None:
                 # augment in pixel units, so a constant fill of 0 means black, as in Keras
                 x = torch.addcmul(self.shift, self.augment(xb.float(), self.generator), self.scale)

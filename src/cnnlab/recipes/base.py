@@ -11,7 +11,7 @@ import difflib
 import json
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..registry import Registry
 
@@ -56,12 +56,23 @@ class AugmentConfig(_Strict):
     shear: float = Field(0.0, ge=0, description="max shear angle, degrees")
     zoom: float = Field(0.0, ge=0, lt=1, description="zoom in [1 - zoom, 1 + zoom]")
     horizontal_flip: bool = False
+    alternate_flip: bool = Field(False, description="with horizontal_flip: mirror each image in every "
+                                 "other epoch (a seeded random half of the images in even epochs, the "
+                                 "other half in odd ones) instead of by a coin toss each epoch "
+                                 "(airbench's alternating flip, Jordan 2024)")
     fill_mode: Literal["nearest", "constant", "reflect"] = "nearest"
     crop_padding: int = Field(0, ge=0, description="random crop after padding by this many pixels")
     crop_mode: Literal["reflect", "zeros"] = Field("reflect", description="padding of the random crop "
                                                    "(He et al. 2015 pad with zeros)")
     cutout: int = Field(0, ge=0, description="side of a square zeroed at a random place, pixels")
     noise_std: float = Field(0.0, ge=0, description="additive Gaussian noise std, in [0, 1] pixel units")
+
+    @model_validator(mode="after")
+    def _alternate_needs_flip(self):
+        if self.alternate_flip and not self.horizontal_flip:
+            raise ValueError("alternate_flip=true needs horizontal_flip=true (it says how images "
+                             "are mirrored, not whether)")
+        return self
 
 
 class Recipe(_Strict):
