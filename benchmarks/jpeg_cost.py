@@ -45,9 +45,13 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-# pair -> (dataset, recipe, JPEG encodings made here before copy A)
-PAIRS = {"fashion": ("fashion-mnist", "fashion-best", 0), "cifar10": ("cifar10", "cifar10-best", 0),
-         "fashion-2nd": ("fashion-mnist", "fashion-best", 1)}
+# pair -> (dataset, recipe, JPEG encodings made here before copy A, recipe overrides). The
+# cifar10 pair keeps cifar10-best as it was when measured (2026-11-27: flip TTA, without the
+# Lookahead and BatchNorm-bias learning rate it has since adopted), so a rerun measures the same.
+PAIRS = {"fashion": ("fashion-mnist", "fashion-best", 0, {}),
+         "cifar10": ("cifar10", "cifar10-best", 0,
+                     {"tta": "flip", "lookahead": None, "norm_bias_lr_scale": 1.0}),
+         "fashion-2nd": ("fashion-mnist", "fashion-best", 1, {})}
 
 
 def jpeg_copy(images: torch.Tensor, quality: int = 75, offset: int = 0) -> torch.Tensor:
@@ -109,7 +113,7 @@ def main() -> None:
             sys.exit(f"{a.json}: its runs used other settings; --append needs the same epochs, quality, offset")
         out["runs"] = [{"date": old["date"], **r} for r in old["runs"] if r["pair"] not in a.pairs]
     for pair in a.pairs:
-        name, recipe, before = PAIRS[pair]
+        name, recipe, before, overrides = PAIRS[pair]
         source = load_dataset(name, a.data_dir)
         t0 = time.perf_counter()
         base = reencoded(source, a.quality, 0) if before else source
@@ -120,14 +124,14 @@ def main() -> None:
         for seed in a.seeds:
             for copy, ds in copies.items():
                 with tempfile.TemporaryDirectory() as tmp:
-                    run = train(recipe, {"epochs": a.epochs, "seed": seed}, dataset=ds, run_dir=tmp,
+                    run = train(recipe, {**overrides, "epochs": a.epochs, "seed": seed}, dataset=ds, run_dir=tmp,
                                 progress=False, log=lambda m: None)
                 m = run.test_metrics
                 rec = {"date": date, "pair": pair, "dataset": name, "recipe": run.recipe.name, "copy": copy,
                        "seed": seed, "lossless_source": not source.provenance.get("lossy", False),
                        "encoded_here_before_a": before, "colour": base.train_images.shape[1] == 3,
                        "test_accuracy": m["accuracy"], "test_accuracy_without_tta": m.get("accuracy_without_tta"),
-                       "tta": m.get("tta", "none"),
+                       "tta": m.get("tta", "none"), "overrides": overrides,
                        "train_minutes": sum(e["time_s"] for e in run.history.epochs) / 60}
                 out["runs"].append(rec)
                 print(f"{pair} seed {seed} {copy}: {100 * m['accuracy']:.2f}% "
@@ -177,8 +181,10 @@ def render(out: dict) -> str:
         else:
             what_b = (f"JPEG q{q}{' 4:2:0' if r0.get('colour', True) else ''} of it, offset {out['offset']} px "
                       "(a second encoding)")
-        tta = rs[0]["tta"]
-        lines.append(f"| {pair} | `{rs[0]['recipe']}`{' (flip TTA)' if tta != 'none' else ''} | {what_a} "
+        tta, changed = rs[0]["tta"], {k: v for k, v in rs[0].get("overrides", {}).items() if k != "tta"}
+        recipe = (f"`{rs[0]['recipe']}`{f' ({tta} TTA)' if tta != 'none' else ''}"
+                  f"{f' with `{json.dumps(changed)}`' if changed else ''}")
+        lines.append(f"| {pair} | {recipe} | {what_a} "
                      f"| {_cell(a_)} | {what_b} | {_cell(b_)} | {statistics.mean(diffs):+.2f} | {len(seeds)} |")
     return "\n".join(lines) + "\n"
 

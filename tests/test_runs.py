@@ -440,7 +440,7 @@ def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, mo
 
     import speed  # on the path once a benchmark module is loaded
     monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
-    monkeypatch.setattr(bench, "PAIRS", {"fashion": ("toy", RECIPE, 0), "fashion-2nd": ("toy", RECIPE, 1)})
+    monkeypatch.setattr(bench, "PAIRS", {"fashion": ("toy", RECIPE, 0, {}), "fashion-2nd": ("toy", RECIPE, 1, {})})
     import cnnlab.data
     monkeypatch.setattr(cnnlab.data, "load_dataset", lambda name, data_dir=None: ds)
     monkeypatch.setattr("sys.argv", ["jpeg_cost.py", "--pairs", "fashion", "--seeds", "0", "1", "--epochs", "1",

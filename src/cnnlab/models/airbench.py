@@ -27,11 +27,13 @@ What makes it train fast, and what this file keeps:
   (airbench's Keras-style 0.6); the dense head has no bias and its logits are scaled by 1/9,
   which keeps the initial softmax nearly uniform.
 
-What the airbench *training script* does and cnnlab's trainer does not (recipes use the plain
-trainer, see ``cnnlab.recipes.cifar10``): Lookahead/EMA of the weights, a 64x learning rate for
-the BatchNorm biases, un-freezing the stem's bias only for the first 3 epochs, alternating (not
-random) flips, and a sum (not mean) loss. Its test-time augmentation (flip + one-pixel translate)
-is the trainer's ``tta="flip-shift"``. The architecture itself is the published one.
+The airbench *training script*'s tricks are recipe fields of cnnlab's trainer (see
+``cnnlab.recipes.cifar10``): its Lookahead (``lookahead``, :class:`cnnlab.train.Lookahead`), the
+64x learning rate for the BatchNorm biases (``norm_bias_lr_scale``), alternating flips
+(``augment.alternate_flip``) and its test-time augmentation, flip + one-pixel translate
+(``tta="flip-shift"``). Not done: training the stem's bias only for the first 3 epochs; and the
+loss is a mean, not a sum (the recipes rescale the learning rate). The architecture itself is
+the published one.
 
 Input ``(N, in_chans, H, W)`` float, 32x32 by default; any size from 9x9 up works (the stem takes
 one pixel, three pools halve), e.g. 28x28 MNIST (28 -> 27 -> 13 -> 6 -> 3). Output logits
