@@ -27,6 +27,11 @@ def test_overrides_apply_and_validate():
     ("precision=fp16", "'auto', 'fp32' or 'bf16'"),
     ("early_stopping.patiense=1", "Did you mean patience"),
     ("noequals", "key=value"),
+    # a check across a sub-config's fields names what was set, not the whole sub-config
+    ("augment.alternate_flip=true", r"^invalid recipe override:\n  --set augment.alternate_flip=True: "
+                                    "alternate_flip=true needs horizontal_flip=true"),
+    ("lookahead.evry=3", "Did you mean every"),
+    ("norm_bias_lr_scale=0", "greater than 0"),
 ])
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):

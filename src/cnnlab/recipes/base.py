@@ -218,6 +218,11 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
         given = overrides.get(loc, e.get("input"))
         field = _field_info(type(recipe), loc)
         allowed = f" (field {loc}: {field})" if field else ""
+        inner = {k: v for k, v in overrides.items() if k.startswith(loc + ".")}
+        if isinstance(given, dict) and inner:  # a check across a sub-config's fields: name the
+            sets = " ".join(f"{k}={v!r}" for k, v in inner.items())  # keys the user set
+            lines.append(f"--set {sets}: {e['msg'].removeprefix('Value error, ')}")
+            continue
         lines.append(f"--set {loc}={given!r}: {e['msg']}{allowed}")
     return "invalid recipe override:\n  " + "\n  ".join(lines)
 

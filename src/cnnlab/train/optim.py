@@ -92,7 +92,8 @@ def parameter_groups(model: nn.Module, *, filter_bias_and_bn: bool = False, lr: 
 
     Returns:
         ``[{"params": weights}, {"params": ..., "weight_decay": 0.0}?, {"params": norm biases,
-        "lr": ..., "weight_decay": ...}?]``; groups that would be empty are left out.
+        "lr": ..., "weight_decay": ...}?]``: the second group with ``filter_bias_and_bn`` (even
+        when empty), the third where ``norm_bias_lr_scale`` != 1 and the model has such biases.
 
     Raises:
         ValueError: ``norm_bias_lr_scale`` <= 0, or != 1 without ``lr``.
