@@ -159,7 +159,10 @@ register_recipe(Recipe(
     literature=f"91.25% ({_HE})",
     dataset="cifar10", model="resnet20",
     # 40 epochs: ~21 minutes here (~31 s an epoch). On the JPEG copy they gave 87.84% (2 seeds;
-    # 88.79% with flip TTA), under He et al.'s 91.25% on the lossless files.
+    # 88.79% with flip TTA), under He et al.'s 91.25% on the lossless files. airbench's Lookahead
+    # (--set 'lookahead={}', seed 0, override table) did not help: best validation 87.72% / 88.70%
+    # with flip TTA, against 88.00 / 89.08% without it; not adopted. On that run's checkpoint
+    # airbench's flip-shift views scored 88.90% on validation, 0.20 over flip (one run: untried).
     epochs=40, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
     augment=CROP_FLIP, val_fraction=0.1, tta="flip",
