@@ -250,17 +250,17 @@ class Lookahead(Callback):
         if epoch < self.start_epoch:
             return
         t = epoch * trainer.steps_per_epoch + step + 1
-        if t % self.every == 0:
+        if t % self.every == 0:  # afterwards the model holds the slow weights
             fast = _float_state(trainer.model)
             if self.slow is None:
-                self.slow = {k: v.detach().clone() for k, v in fast.items()}
+                self.slow = {k: v.clone() for k, v in fast.items()}
             else:
                 total = trainer.epochs * trainer.steps_per_epoch
                 rho = self.decay ** self.every * min(1.0, t / total) ** self.decay_power
                 for k, v in fast.items():
                     self.slow[k].lerp_(v, 1 - rho)
                     v.copy_(self.slow[k])
-        if step == trainer.steps_per_epoch - 1 and self.slow is not None:  # end of the epoch
+        elif step == trainer.steps_per_epoch - 1 and self.slow is not None:  # end of the epoch
             for k, v in _float_state(trainer.model).items():
                 v.copy_(self.slow[k])
 
