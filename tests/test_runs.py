@@ -487,3 +487,60 @@ def test_airbench_training_tricks_run_and_resume_exactly(tmp_path):
     resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
     assert without_times(resumed.history) == without_times(full.history)
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
+
+
+def test_airbench_reference_bench_whitens_crops_and_runs(tmp_path, monkeypatch):
+    """benchmarks/airbench_reference.py, behind AIRBENCH_REFERENCE.md: its stem whitens 2x2
+    patches (identity covariance up to eps), each crop is a window of its padded image, TTA level
+    0 is the plain logits, and a cut-short run of both sides writes one row each."""
+    bench = _bench("airbench_reference")
+    g = torch.Generator().manual_seed(0)
+    mix = torch.tensor([[1.0, 0.5, 0.2], [0.0, 1.0, 0.3], [0.0, 0.0, 1.0]])
+    x = torch.einsum("ij,njhw->nihw", mix, torch.randn(64, 3, 16, 16, generator=g))  # correlated
+    net = bench.Net()
+    net.init_whitening(x, eps=1e-8)
+    z = torch.nn.functional.conv2d(x.double(), net.whiten.weight[:12].double())
+    z = z.permute(0, 2, 3, 1).reshape(-1, 12)
+    assert torch.allclose(z.T @ z / len(z), torch.eye(12, dtype=torch.double), atol=1e-3)
+    assert torch.equal(net.whiten.weight[12:], -net.whiten.weight[:12])
+
+    padded = torch.randn(50, 3, 36, 36, generator=g)
+    crops = bench.random_crops(padded, 32, g)
+    for c, p in zip(crops, padded):
+        assert any(torch.equal(c, p[:, dy:dy + 32, dx:dx + 32]) for dy in range(5) for dx in range(5))
+    net.eval()
+    x = torch.randn(4, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        views = bench.tta_logits(net, x)
+        assert set(views) == {"0", "1", "2"} and torch.allclose(views["0"], net(x))
+        assert torch.allclose(views["1"], 0.5 * net(x) + 0.5 * net(x.flip(-1)))
+
+    n = 1100
+    ds = toy_dataset()
+    imgs = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    r = bench.train_reference(imgs, labels, imgs[:100], labels[:100], seed=0, bf16=False, steps=2, log=quiet)
+    assert r["steps"] == 2 and r["total_steps"] == 10  # ceil(9.9 epochs x 1 batch of 1024)
+    assert all(0 <= v <= 1 for v in r["accuracy_tta"].values())
+
+    from dataclasses import replace
+    import speed  # on the path once a benchmark module is loaded
+    import cnnlab.data
+    import cnnlab.runs
+    monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
+    cifar_like = replace(ds, train_images=imgs, train_labels=labels, test_images=imgs[:100],
+                         test_labels=labels[:100], mean=(), std=(), classes=[str(i) for i in range(10)])
+    monkeypatch.setattr(cnnlab.data, "load_dataset", lambda name, data_dir=None: cifar_like)
+    monkeypatch.setattr("sys.argv", ["airbench_reference.py", "--seeds", "0", "--steps", "1", "--cnnlab-epochs", "1",
+                                     "--out", str(tmp_path / "A.md"), "--json", str(tmp_path / "a.json")])
+    bench.main()
+    text = (tmp_path / "A.md").read_text()
+    assert "cut short at 1 steps" in text
+    rows = [line for line in text.splitlines() if line.startswith("| airbench94") or line.startswith("| cnnlab")]
+    assert len(rows) == 2 and all(row.endswith("| 1 |") and ("| fp32 |" in row or "| bf16 |" in row) for row in rows)
+
+    monkeypatch.setattr("sys.argv", ["airbench_reference.py", "--seeds", "1", "--steps", "1", "--skip-cnnlab",
+                                     "--append", "--out", str(tmp_path / "A.md"), "--json", str(tmp_path / "a.json")])
+    bench.main()  # a second seed of the reference joins its row
+    rows = [line for line in (tmp_path / "A.md").read_text().splitlines() if line.startswith("| airbench94")]
+    assert len(rows) == 1 and rows[0].endswith("| 2 |")
