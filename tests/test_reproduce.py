@@ -24,7 +24,12 @@ def test_table_from_records(tmp_path):
     lines = build_table(tmp_path).splitlines()
     variant = next(line for line in lines if '{"epochs": 1}' in line)
     assert variant.startswith("| mnist-cnn-small ‡1 | `") and "‡1: Other CPU, 2 cores" in lines[-1]
-    recs[2]["machine"] = machine
+    recs[1]["machine"] = {**machine, "cpu": "Other CPU"}  # the seeds of one row on two machines
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    lines = build_table(tmp_path).splitlines()
+    assert lines[-1] == ("Machine: Test CPU, 2 cores, torch 2.13.0, Python 3.11 and Other CPU, 2 cores, "
+                         "torch 2.13.0, Python 3.11; ‡1: Other CPU, 2 cores, torch 2.13.0, Python 3.11")
+    recs[1]["machine"] = recs[2]["machine"] = machine
     assert "| 5.0 | — |" in row  # records without time-to-target say so
     assert "TTA" not in row
     for r, plain in zip(recs, (0.9900, 0.9910)):

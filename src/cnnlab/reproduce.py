@@ -222,7 +222,9 @@ def build_table(results_dir: Path) -> str:
         data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
         # records from before "device" was kept all ran on the CPU
         devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
-        machines.append(_machine_line(r0["machine"], r0.get("device", "cpu")))
+        # a row whose seeds ran on different machines names them all (its minutes are their median)
+        machines.append(" and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu"))
+                                                   for r in recs)))
         retested.append(any("retested" in r for r in recs))
         resumed.append(any("resumed" in r for r in recs))
         mark = (" †" if retested[-1] else "") + (" §" if resumed[-1] else "")
