@@ -7,7 +7,8 @@ Why: ``cifar10-best`` (the airbench94 net with airbench's tricks in cnnlab's tra
 lossless files, and a second JPEG encoding of the copy costs it only ~1 point
 (JPEG_COST.md). This script separates the two explanations, the data and cnnlab: it trains the
 airbench94 *script* itself, written here from the paper's description (Jordan 2024,
-arXiv:2404.00498, and its ``legacy/airbench94.py``), on the same copy, and in the same run
+arXiv:2404.00498, and its ``legacy/airbench94.py``) and on purpose sharing no code with cnnlab's
+model, augmentation or trainer (it checks them), on the same copy, and in the same run
 cnnlab's ``cifar10-best`` with ``--cnnlab-epochs`` epochs (airbench's budget is 9.9), one after
 the other for each seed. If the reference also lands near cnnlab's figure, the data explains the
 gap; if it lands well above it, cnnlab's version differs somewhere that matters.
