@@ -5,15 +5,18 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.data import augment as augment_module
 from cnnlab.data.augment import (Augment, affine_matrices, apply_affine, build_augment, cutout,
-                                 gaussian_noise, random_affine, random_crop, random_flip)
+                                 elastic_field, gaussian_noise, random_affine, random_crop,
+                                 random_flip)
 from cnnlab.recipes import AugmentConfig
 
 MNIST = AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, shear=0.2, zoom=0.1,
                       noise_std=0.05)
 CIFAR = AugmentConfig(crop_padding=4, horizontal_flip=True, cutout=8)
 ALL = AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, shear=5, zoom=0.1,
-                    horizontal_flip=True, crop_padding=2, cutout=6, noise_std=0.05)
+                    horizontal_flip=True, crop_padding=2, cutout=6, noise_std=0.05,
+                    elastic_alpha=8)
 
 
 def gen(seed=0):
@@ -54,7 +57,8 @@ def test_build_none_when_all_off_and_repr_names_parts():
 @pytest.mark.parametrize("field,value,fn", [
     ("rotation", 20.0, random_affine), ("width_shift", 0.2, random_affine),
     ("height_shift", 0.2, random_affine), ("shear", 20.0, random_affine),
-    ("zoom", 0.2, random_affine), ("horizontal_flip", True, random_flip),
+    ("zoom", 0.2, random_affine), ("elastic_alpha", 34.0, random_affine),
+    ("horizontal_flip", True, random_flip),
     ("crop_padding", 3, random_crop), ("cutout", 6, cutout), ("noise_std", 0.05, gaussian_noise)])
 def test_each_part_changes_images_alone(field, value, fn):
     aug = build_augment(AugmentConfig(**{field: value}))
@@ -238,3 +242,50 @@ def test_alternate_flip_mirrors_each_image_in_every_other_epoch(shuffle):
                                                           crop_padding=2)))
     with pytest.raises(ValueError, match="needs horizontal_flip"):
         AugmentConfig(alternate_flip=True)
+
+
+# --- elastic distortion (Simard et al. 2003) --------------------------------------------------
+
+def test_elastic_field_is_smoothed_uniform_noise_as_scipy_gaussian_filter():
+    ndi = pytest.importorskip("scipy.ndimage")
+    alpha, sigma, (h, w) = 34.0, 4.0, (28, 20)
+    field = elastic_field(3, (h, w), gen(7), alpha, sigma)
+    assert field.shape == (3, h, w, 2) and field.dtype == torch.float32
+    raw = (torch.rand(3 * 2, 1, h, w, generator=gen(7)) * 2 - 1).view(3, 2, h, w).numpy()
+    for i in range(3):
+        for axis in range(2):  # x then y displacement
+            want = alpha * ndi.gaussian_filter(raw[i, axis].astype(np.float64), sigma,
+                                               mode="constant", truncate=4.0)
+            np.testing.assert_allclose(field[i, :, :, axis].numpy(), want, atol=1e-4)
+
+
+def test_elastic_field_is_smooth_and_scales_with_alpha():
+    f = elastic_field(64, (28, 28), gen(), 34.0, 4.0)
+    # a typical displacement of ~1.2 pixels, varying little from one pixel to the next
+    assert 0.8 < f.std().item() < 1.8
+    assert (f[:, 1:] - f[:, :-1]).abs().mean() < 0.2 * f.abs().mean()
+    torch.testing.assert_close(elastic_field(64, (28, 28), gen(), 17.0, 4.0), f / 2)
+    with pytest.raises(ValueError, match="sigma=0"):
+        elastic_field(1, (8, 8), gen(), 34.0, 0)
+
+
+def test_elastic_displacement_in_pixels_moves_content_like_a_shift(monkeypatch):
+    # a field of +3 px in x and +2 px in y everywhere samples each output pixel 3 columns right
+    # and 2 rows down: the same image as an affine shift of (2, 3) pixels
+    x = images(b=2, c=1)
+    const = torch.tensor([3.0, 2.0]).expand(2, 16, 16, 2)
+    monkeypatch.setattr(augment_module, "elastic_field", lambda b, size, g, a, s: const)
+    out = random_affine(x, gen(), elastic_alpha=1.0)
+    torch.testing.assert_close(out, apply_affine(x, affine_matrices((16, 16), **params(
+        2, shift_y=2, shift_x=3))), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="fill_mode"):
+        random_affine(x, gen(), elastic_alpha=1.0, fill_mode="wrap")
+
+
+def test_elastic_config_reaches_the_affine_pass():
+    aug = build_augment(AugmentConfig(rotation=5, elastic_alpha=34, elastic_sigma=6))
+    assert aug.parts == [(random_affine, {"rotation": 5.0, "elastic_alpha": 34.0,
+                                          "elastic_sigma": 6.0, "fill_mode": "nearest"})]
+    assert build_augment(AugmentConfig(elastic_sigma=6)) is None  # sigma alone is not a part
+    with pytest.raises(ValueError, match="elastic_sigma"):
+        AugmentConfig(elastic_alpha=34, elastic_sigma=0)

@@ -55,6 +55,10 @@ class AugmentConfig(_Strict):
     height_shift: float = Field(0.0, ge=0, lt=1, description="max vertical shift, fraction of height")
     shear: float = Field(0.0, ge=0, description="max shear angle, degrees")
     zoom: float = Field(0.0, ge=0, lt=1, description="zoom in [1 - zoom, 1 + zoom]")
+    elastic_alpha: float = Field(0.0, ge=0, description="elastic distortion scale, pixels (Simard et "
+                                 "al. 2003; their MNIST value: 34); 0: none")
+    elastic_sigma: float = Field(4.0, gt=0, description="elastic distortion smoothing (Gaussian std), "
+                                 "pixels (Simard et al.: 4)")
     horizontal_flip: bool = False
     alternate_flip: bool = Field(False, description="with horizontal_flip: mirror each image in every "
                                  "other epoch (a seeded random half of the images in even epochs, the "
