@@ -107,7 +107,13 @@ def cmd_train(a) -> int:
         overrides.append(f"epochs={a.epochs}")
     if not a.recipe and not a.resume:
         raise UsageError("give a RECIPE to train (cnnlab list recipes) or --resume RUN_DIR")
-    train(a.recipe, overrides, data_dir=a.data_dir, run_dir=a.run_dir, device=a.device, resume=a.resume)
+    from .distributed import shutdown
+    try:
+        train(a.recipe, overrides, data_dir=a.data_dir, run_dir=a.run_dir, device=a.device, resume=a.resume)
+    except BaseException:
+        shutdown(wait=False)  # leave torchrun's process group, where this process had joined one
+        raise
+    shutdown()
     return 0
 
 
@@ -159,6 +165,11 @@ def cmd_reproduce(a) -> int:
     from pathlib import Path
     from .reproduce import reproduce
     from .recipes import parse_overrides
+    from .distributed import launched
+    if launched():
+        raise UsageError("cnnlab reproduce runs its recipes in one process (its wall times are "
+                         "this machine's); to train one recipe on several processes use "
+                         "torchrun ... -m cnnlab.cli train RECIPE")
     print(reproduce(a.pattern, a.kind, a.seeds, a.data_dir, a.out_dir,
                     Path(a.keep_runs) if a.keep_runs else None,
                     overrides=parse_overrides(a.overrides) if a.overrides else None,

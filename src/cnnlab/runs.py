@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from . import data as _data  # noqa: F401  (registers datasets)
+from . import distributed
 from ._io import write_json, write_text
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .data.core import ImageDataset, load_dataset, stratified_split
@@ -96,7 +97,12 @@ def _build(recipe: Recipe, ds: ImageDataset, device: torch.device) -> nn.Module:
 
 
 def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_last: bool):
+    """Training, validation and test loaders. In a torchrun job the training loader gives this
+    process its part of every batch and the validation loader its part of the split; the test
+    loader has the whole split (rank 0 evaluates it)."""
     train_idx, val_idx = stratified_split(ds.train_labels, recipe.val_fraction, recipe.seed)
+    has_val = len(val_idx) > 0
+    val_idx = val_idx[distributed.local_part(len(val_idx))]
     augment = None
     if recipe.augment is not None:
         from .data.augment import build_augment
@@ -107,9 +113,9 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
     train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
                         shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last,
                         alternate_flip=recipe.augment is not None and recipe.augment.alternate_flip,
-                        **common)
+                        rank=distributed.rank(), world_size=distributed.world_size(), **common)
     val = (BatchLoader(ds.train_images[val_idx], ds.train_labels[val_idx], recipe.eval_batch_size,
-                       **common) if len(val_idx) else None)
+                       **common) if has_val else None)
     test = BatchLoader(ds.test_images, ds.test_labels, recipe.eval_batch_size, **common)
     return train, val, test
 
@@ -149,13 +155,25 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     This is the exact path ``cnnlab train`` runs (the speed benchmark times it too): precision
     ``auto`` resolves to bf16 autocast with channels_last where the hardware has native bf16.
     ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
-    for no checkpointing.
+    for no checkpointing. Launched by torchrun, it joins the process group
+    (:mod:`cnnlab.distributed`).
+
+    Raises:
+        RecipeError: ``batch_size`` does not divide by the number of torchrun processes.
     """
     dev = resolve_device(device)
+    rank, world = distributed.setup(dev)
+    if recipe.batch_size % world:
+        from .recipes import RecipeError
+        raise RecipeError(f"batch_size {recipe.batch_size} is the global batch and must divide "
+                          f"into the {world} processes' equal parts: --set batch_size="
+                          f"{recipe.batch_size - recipe.batch_size % world or world}")
     precision = resolve_precision(recipe.precision, dev)
     channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
     torch.manual_seed(recipe.seed)
-    model = _build(recipe, ds, dev)
+    model = _build(recipe, ds, dev)  # the same initial weights on every process
+    if rank:  # each process its own dropout masks (rank 0 keeps the one-process stream)
+        torch.manual_seed(recipe.seed * 65_537 + rank)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if recipe.compile:
@@ -227,7 +245,9 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
         cb.load_state_dict(cb_state)
     t.history.epochs = list(state["history"])
     t.should_stop = bool(state.get("stopped_early", False))
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rng"])  # rank 0's (it alone saves)
+    if distributed.rank():  # the other processes: their own dropout streams, derived from it
+        torch.manual_seed(int(torch.randint(2 ** 62, (1,))) + distributed.rank())
     if s.device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
         torch.cuda.set_rng_state(state["cuda_rng"], s.device)
     seconds = state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"]))
@@ -256,6 +276,12 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     Denormal floats are flushed to zero on the CPU from here on, in this process
     (:func:`cnnlab.device.flush_denormals`; it says where PyTorch's threads had started first).
 
+    Launched by torchrun (``torchrun --nproc_per_node=N -m cnnlab.cli train ...``), every process
+    trains its part of each batch with DistributedDataParallel (:mod:`cnnlab.distributed`); rank 0
+    logs, writes the run folder and evaluates the test split. The other processes return a
+    :class:`Run` without test metrics. A script that calls this under torchrun should call
+    :func:`cnnlab.distributed.shutdown` before it exits (the ``cnnlab`` command does).
+
     Returns:
         The :class:`Run`, with the best weights loaded and the test metrics filled in.
 
@@ -265,6 +291,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
     log = log or (lambda m: print(m, flush=True))
+    if distributed.setup(resolve_device(device))[0]:  # not rank 0: trains, says and writes nothing
+        log, progress = (lambda m: None), False
     if flush_denormals() == "calling thread":  # before any parallel work, to reach the workers
         log("note: denormal floats are flushed to zero on this thread only, as PyTorch's threads "
             "had started before; call cnnlab.device.flush_denormals() before any other torch work "
@@ -289,16 +317,20 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
                           ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
                           {**ds.provenance, "limit": limit})
-    run_dir = Path(run_dir) if run_dir else default_run_dir(recipe)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(distributed.broadcast_object(str(run_dir or default_run_dir(recipe))))
+    main = distributed.is_main()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     s = prepare(recipe, ds, device, checkpoint=run_dir / "best.safetensors", log=log, progress=progress)
     model, trainer = s.model, s.trainer
     callbacks, dev, precision, binary, monitor = trainer.callbacks, s.device, s.precision, s.binary, s.monitor
     channels_last, train_loader, val_loader, test_loader = s.channels_last, s.train, s.val, s.test
 
+    n_val = len(val_loader.labels) if val_loader else 0  # in a torchrun job: this process's part
+    n_val = int(distributed.all_reduce_sum(torch.tensor(n_val, device=dev)).item())
     meta = {"recipe": recipe.model_dump(), "dataset": {"name": ds.name, "classes": ds.classes,
             "image_shape": list(ds.image_shape), "mean": ds.mean, "std": ds.std,
-            "train": len(train_loader.labels), "validation": len(val_loader.labels) if val_loader else 0,
+            "train": len(train_loader.labels), "validation": n_val,
             "test": len(ds.test_labels), "provenance": ds.provenance},
             "resolved": {"device": str(dev), "precision": precision, "channels_last": channels_last},
             "machine": describe_machine(),
@@ -311,7 +343,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
                     resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
                                                          "date": meta["started"], "machine": meta["machine"]}])
         log(f"resuming {run_dir} after epoch {initial_epoch}")
-    write_json(run_dir / "recipe.json", meta)
+    if distributed.world_size() > 1:
+        meta["resolved"]["processes"] = distributed.world_size()
+    if main:
+        write_json(run_dir / "recipe.json", meta)
 
     def save_epoch(epoch: int) -> None:
         # last.safetensors is the weights that are evaluated (the EMA of the weights when the
@@ -320,14 +355,19 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         save_state(_training_state(s, epoch, prior_train_s + time.perf_counter() - t0), run_dir / "last_state.pt")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
-    trainer.on_epoch_saved = save_epoch
-    log(f"training {recipe.name}: {recipe.model} on {ds.name} ({len(train_loader.labels)} train / "
-        f"{len(val_loader.labels) if val_loader else 0} validation), {recipe.epochs} epochs, "
-        f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}")
+    trainer.on_epoch_saved = save_epoch if main else None
+    world = distributed.world_size()
+    log(f"training {recipe.name}: {recipe.model} on {ds.name} ({meta['dataset']['train']} train / "
+        f"{n_val} validation), {recipe.epochs} epochs, "
+        f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}"
+        + (f", {world} processes (DDP)" if world > 1 else ""))
     t0 = time.perf_counter()
     if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping
         trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
     train_s = time.perf_counter() - t0
+    if not main:  # rank 0 alone evaluates the test split and writes the rest
+        model.eval()
+        return Run(run_dir, recipe, model, trainer.history, {}, ds)
 
     plot_path = run_dir / "curves.png"
     try:

@@ -33,17 +33,35 @@ class BatchLoader:
             mirrored in every other epoch (airbench's alternating flip, Jordan 2024,
             arXiv:2404.00498, which beats a coin toss per epoch in short runs). Done before
             ``augment``, on the uint8 images.
+        rank, world_size: data-parallel training (:mod:`cnnlab.distributed`): every batch of the
+            epoch's permutation (the same on every process) is cut into ``world_size`` equal
+            parts and process ``rank`` gets part ``rank``, of ``batch_size // world_size``
+            examples; the last incomplete batch is dropped. Each process draws its own
+            augmentation stream.
 
     Yields:
         ``x`` float32 ``(B, C, H, W)`` normalised, ``y`` int64 ``(B,)``.
+
+    Raises:
+        ValueError: ``batch_size`` < 1 or not divisible by ``world_size``; images and labels
+            of different lengths; ``rank`` outside ``0..world_size-1``.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
                  mean: Sequence[float], std: Sequence[float], shuffle: bool = False, seed: int = 0,
                  augment: Augment | None = None, device: torch.device | str = "cpu",
-                 channels_last: bool = False, drop_last: bool = False, alternate_flip: bool = False):
+                 channels_last: bool = False, drop_last: bool = False, alternate_flip: bool = False,
+                 rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size % world_size:
+            raise ValueError(f"batch_size {batch_size} does not divide into {world_size} processes' "
+                             f"equal parts; use a multiple of {world_size}, e.g. "
+                             f"{batch_size - batch_size % world_size or world_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        self.rank, self.world_size = rank, world_size
+        drop_last = drop_last or world_size > 1
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.device = torch.device(device)
@@ -78,15 +96,20 @@ class BatchLoader:
         n = len(self.labels)
         self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
+        if self.rank:  # the permutation is shared; the augmentation stream is this process's own
+            self.generator.manual_seed((self.seed * 1_000_003 + self.epoch) * 65_537 + self.rank)
         stop = len(self) * self.batch_size
+        part = self.batch_size // self.world_size  # this process's share of each batch
         for i in range(0, min(n, stop), self.batch_size):
+            i += self.rank * part  # (world_size 1: rank 0, part = batch_size: the whole batch)
             if order is None:
-                xb, yb = self.images[i:i + self.batch_size], self.labels[i:i + self.batch_size]
+                idx = slice(i, i + part)
+                xb, yb = self.images[idx], self.labels[idx]
             else:
-                idx = order[i:i + self.batch_size]
+                idx = order[i:i + part]
                 xb, yb = self.images[idx], self.labels[idx]
             if self.flip_phase is not None:
-                flip = self.flip_phase[idx if order is not None else slice(i, i + self.batch_size)]
+                flip = self.flip_phase[idx]
                 flip = flip != bool(self.epoch % 2)
                 xb = torch.where(flip.view(-1, *[1] * (xb.dim() - 1)), xb.flip(-1), xb)
             if self.augment is not None:

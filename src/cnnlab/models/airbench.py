@@ -46,6 +46,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .. import distributed
 from .base import ImageClassifier, register_model
 
 
@@ -89,6 +90,9 @@ class PatchWhitening(nn.Conv2d):
             patches = images.float().unfold(2, k, 1).unfold(3, k, 1)
             patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * k * k)
             cov = patches.T @ patches / len(patches)
+            # in a torchrun job each process sees its part of the batch: average the covariances
+            # (equal parts), so every process gets the whitening of the whole batch
+            cov = distributed.all_reduce_sum(cov) / distributed.world_size()
             evals, evecs = torch.linalg.eigh(cov)  # ascending; airbench lists the largest first
             filters = (evecs.T / (evals + self.eps).sqrt()[:, None]).flip(0).view(-1, c, k, k)
         self.weight.copy_(torch.cat([filters, -filters]).to(self.weight.dtype))

@@ -188,7 +188,8 @@ class ModelCheckpoint(Callback):
         mode: ``min``, ``max`` or ``auto``.
         save_best_only: only write when ``monitor`` improves; with a fixed ``filepath`` the file
             then always holds the best weights seen.
-    Writes are atomic: an interrupted save leaves the previous file intact.
+    Writes are atomic: an interrupted save leaves the previous file intact. In a torchrun job
+    only rank 0 writes (every process holds the same weights and metrics).
     """
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", mode: str = "auto",
@@ -210,7 +211,10 @@ class ModelCheckpoint(Callback):
             if not (current < self.best if self.mode == "min" else current > self.best):
                 return
             self.best, self.best_epoch = current, epoch
+        from .. import distributed
         from ..checkpoint import save_weights
+        if not distributed.is_main():
+            return
         save_weights(_evaluated(trainer), path, metadata={"epoch": str(epoch + 1),
                                                         **{k: f"{v:.6g}" for k, v in logs.items()}})
 

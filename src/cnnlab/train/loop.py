@@ -1,7 +1,9 @@
 """The training loop: one readable ``fit`` with forward, loss, backward and step in plain view.
 
 Per-batch metrics are accumulated on the device (no ``.item()`` synchronisation per step); they
-are read once per epoch. Callbacks observe through ``on_train_begin``/``on_train_batch_end``/
+are read once per epoch. Launched by torchrun, the training forward pass runs through
+``DistributedDataParallel`` and the epoch's sums are all-reduced (:mod:`cnnlab.distributed`).
+Callbacks observe through ``on_train_begin``/``on_train_batch_end``/
 ``on_epoch_end``/``on_train_end`` and stop training by setting ``should_stop``.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from ..device import autocast
 from .callbacks import Callback
 
@@ -69,6 +72,11 @@ class Trainer:
             (Polyak & Juditsky 1992; PyTorch's ``AveragedModel``, as timm's ``ModelEma`` and
             Keras' ``use_ema``). Validation, callbacks and checkpoints then use the EMA
             (``eval_model``); the training metrics are those of the raw weights.
+
+    In a torchrun job (:mod:`cnnlab.distributed`) the training forward pass goes through
+    ``DistributedDataParallel(model)`` (the same parameters), each process feeding its part of
+    every batch; the training and validation metrics are summed over the processes, so every
+    process logs and decides (callbacks) on the same figures.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -86,6 +94,7 @@ class Trainer:
         self.history = History()
         self.on_epoch_saved: Callable[[int], None] | None = None  # the run folder's hook
         self.ema = None
+        self.forward_model = distributed.wrap(model)  # DDP when launched by torchrun, else model
         if ema_decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
             self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
@@ -126,7 +135,7 @@ class Trainer:
             bar = _progress(len(train), f"epoch {epoch + 1}/{epochs}", self.progress)
             for step, (x, y) in enumerate(train):
                 with autocast(self.device, self.precision):
-                    logits = self.model(x)
+                    logits = self.forward_model(x)
                     loss = self.loss_fn(logits, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -148,6 +157,13 @@ class Trainer:
                         bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
             if bar is not None:
                 bar.close()
+            if distributed.world_size() > 1:  # one all-reduce of the epoch's three sums
+                sums = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(),
+                                                               torch.tensor(float(seen), device=self.device,
+                                                                            dtype=torch.float64)]))
+                loss_sum, correct, seen = sums[0], sums[1], int(sums[2].item())
+                for m in dict.fromkeys((self.model, self.eval_model)):  # rank 0's BatchNorm stats
+                    distributed.broadcast_buffers(m)
             logs = {"loss": loss_sum.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
             if not math.isfinite(logs["loss"]):
                 raise NonFiniteLossError(
@@ -181,6 +197,12 @@ class Trainer:
             ``{"loss", "accuracy", "correct", "total"}`` (accuracy as a fraction).
         """
         out = evaluate(self.eval_model, loader, self.loss_fn, self.device, self.precision, self.binary)
+        if distributed.world_size() > 1:  # each process evaluated its part: sum them
+            sums = distributed.all_reduce_sum(torch.tensor(
+                [out["loss"] * out["total"], out["correct"], out["total"]], dtype=torch.float64,
+                device=self.device)).tolist()
+            out = {"loss": sums[0] / max(sums[2], 1), "correct": int(sums[1]), "total": int(sums[2])}
+            out["accuracy"] = out["correct"] / max(out["total"], 1)
         return {k: out[k] for k in ("loss", "accuracy", "correct", "total")}
 
 
