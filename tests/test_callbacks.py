@@ -117,3 +117,66 @@ def test_mode_auto():
     with pytest.raises(ValueError):
         EarlyStopping(mode="maximum")
     assert math.isinf(ReduceLROnPlateau().best)
+
+
+# --- FreezeAfter (airbench's whitening bias, trained for 3 epochs) ----------------------------
+
+def _fit_with_freeze(epochs, freeze, initial_epoch=0):
+    from cnnlab.train import Callback, FreezeAfter, Trainer
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)
+    snapshots = []
+
+    class Snap(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    t = Trainer(model, opt, nn.functional.cross_entropy, callbacks=[FreezeAfter(freeze), Snap()],
+                progress=False, log=lambda m: None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t.fit([(x[:16], y[:16]), (x[16:], y[16:])], epochs=epochs, initial_epoch=initial_epoch)
+    return model, before, snapshots
+
+
+def test_freeze_after_trains_then_holds_the_named_parameters():
+    model, before, snaps = _fit_with_freeze(3, {"0.bias": 1, "2": 2})
+    # epoch 0 trains everything; from epoch 1 "0.bias" holds (momentum and weight decay
+    # included), from epoch 2 the whole module "2" holds; "0.weight" trains throughout
+    assert not torch.equal(snaps[0]["0.bias"], before["0.bias"])
+    assert torch.equal(snaps[2]["0.bias"], snaps[0]["0.bias"])
+    assert not torch.equal(snaps[1]["2.weight"], snaps[0]["2.weight"])
+    assert torch.equal(snaps[2]["2.weight"], snaps[1]["2.weight"])
+    assert torch.equal(snaps[2]["2.bias"], snaps[1]["2.bias"])
+    assert not torch.equal(snaps[2]["0.weight"], snaps[1]["0.weight"])
+    assert not model[0].bias.requires_grad and model[0].weight.requires_grad
+
+
+def test_freeze_after_applies_at_once_to_a_resumed_run():
+    model, before, snaps = _fit_with_freeze(4, {"0.bias": 1}, initial_epoch=2)
+    assert torch.equal(snaps[-1]["0.bias"], before["0.bias"])
+    assert not torch.equal(snaps[-1]["0.weight"], before["0.weight"])
+
+
+def test_freeze_after_names_a_missing_parameter_with_close_matches():
+    from cnnlab.registry import UnknownNameError
+    from cnnlab.train import FreezeAfter
+    with pytest.raises(UnknownNameError, match=r"no parameter '0\.bais'.*did you mean '0\.bias'"):
+        FreezeAfter({"0.bais": 3}).check(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_freeze_after_recipe_field_reaches_the_run(tmp_path):
+    from cnnlab.recipes import get_recipe
+    from cnnlab.registry import UnknownNameError
+    from cnnlab.runs import prepare
+    from cnnlab.data.core import ImageDataset
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    ds = ImageDataset("synthetic", x, torch.arange(64) % 10, x[:8], torch.arange(8),
+                      [str(i) for i in range(10)], (0.5,) * 3, (0.25,) * 3, {})
+    r = get_recipe("cifar10-best", {"freeze_after": {"features.whiten.bias": 3}})
+    s = prepare(r, ds, "cpu", progress=False)
+    [freeze] = [cb for cb in s.trainer.callbacks if type(cb).__name__ == "FreezeAfter"]
+    assert freeze.epochs == {"features.whiten.bias": 3}
+    with pytest.raises(UnknownNameError, match="features.whiten.bias"):
+        prepare(get_recipe("cifar10-best", {"freeze_after": {"features.whiten.bais": 3}}), ds, "cpu")

@@ -157,11 +157,13 @@ def test_two_processes_train_like_one(tmp_path):
 def test_two_processes_keep_batchnorm_and_data_dependent_init_in_step(tmp_path):
     # airbench94: BatchNorm statistics differ per process (synced before validation) and the
     # whitening stem is set from the first batch (its covariance averaged over the processes);
-    # with augmentation, Lookahead, bf16 and channels_last on top, every process must still end
-    # with identical weights and buffers
+    # with augmentation, Lookahead, bf16 and channels_last on top, and the stem's bias frozen
+    # (after DDP was built: it must be rebuilt), every process must still end with identical
+    # weights and buffers
     over = {"epochs": 1, "batch_size": 32, "val_fraction": 0.25, "precision": "bf16",
             "channels_last": True, "augment": {"rotation": 10, "crop_padding": 2},
-            "lookahead": {"start_epoch": 0}, "tta": "none"}
+            "lookahead": {"start_epoch": 0}, "tta": "none",
+            "freeze_after": {"features.whiten.bias": 0}}
     _, result = torchrun(tmp_path, "mnist-best", over)
     assert result["same_on_every_process"]
 

@@ -42,8 +42,8 @@ from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, get_recipe
-from .train import (EarlyStopping, History, Lookahead, ModelCheckpoint, ReduceLROnPlateau, Trainer,
-                    build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
+from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
+                    ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
                     load_optimizer_state, parameter_groups)
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
@@ -202,6 +202,10 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
     if recipe.lookahead is not None:
         callbacks.append(Lookahead(**recipe.lookahead.model_dump()))
+    if recipe.freeze_after:
+        freeze = FreezeAfter(recipe.freeze_after)
+        freeze.check(model)  # a misspelt name fails here, before any training
+        callbacks.append(freeze)
     trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,

@@ -117,6 +117,9 @@ class Recipe(_Strict):
                                "their weight decay is divided by it (cnnlab.train.parameter_groups)")
     lookahead: Optional[LookaheadConfig] = Field(
         None, description="airbench's Lookahead averaging of the weights (cnnlab.train.Lookahead)")
+    freeze_after: dict[str, int] = Field(
+        default_factory=dict, description="parameter (or module) name -> epochs it trains before it "
+        "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.train.FreezeAfter)")
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
                                       "(e.g. 0.999); validation, checkpoints and the test use it")

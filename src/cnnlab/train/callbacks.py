@@ -1,10 +1,11 @@
-"""Keras-style callbacks: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint; and Lookahead.
+"""Keras-style callbacks: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint; Lookahead, FreezeAfter.
 
 Semantics follow ``keras.callbacks`` (Keras 3): the same arguments, defaults and decisions, so a
 recipe ported from a notebook behaves the same. Callbacks observe the trainer through four hooks
 and stop training by setting ``trainer.should_stop`` (no exceptions as control flow); their
 state is saved in the run checkpoint, so a resumed run continues counting patience where it was.
-:class:`Lookahead` (airbench94's weight averaging) acts after every optimizer step.
+:class:`Lookahead` (airbench94's weight averaging) acts after every optimizer step;
+:class:`FreezeAfter` (airbench94's whitening bias, trained for 3 epochs) at the start of an epoch.
 
 ``logs`` hold the epoch's metrics: ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
 ``learning_rate``.
@@ -42,6 +43,8 @@ class Callback:
     """Base class. Override any of the hooks; keep resumable state in ``state_dict``."""
 
     def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
+        """Before the epoch's first step, also the first epoch of a resumed run."""
     def on_train_batch_end(self, trainer: "Trainer", epoch: int, step: int) -> None:
         """After each optimizer (and per-batch scheduler) step; ``step`` counts from 0 in the
         epoch. ``trainer.epochs`` and ``trainer.steps_per_epoch`` give the run's length."""
@@ -275,6 +278,64 @@ class Lookahead(Callback):
         self.slow = state.get("slow")
 
 
+class FreezeAfter(Callback):
+    """Train some parameters for the first epochs only, then freeze them (airbench94, Jordan
+    2024, arXiv:2404.00498, trains the bias of its patch-whitening stem for 3 epochs).
+
+    At the start of epoch ``epochs[name]`` (0-based, i.e. after that many epochs) and of every
+    later one, each parameter named ``name``, or inside the module ``name``, gets
+    ``requires_grad=False``: its gradient stays None, so the optimizer leaves it alone (no
+    update, no weight decay, no momentum). Nothing is unfrozen; a resumed run freezes again from
+    its first epoch. In a torchrun job the DistributedDataParallel wrapper is rebuilt after a
+    freeze (DDP fixes the set of parameters it reduces when it is made).
+
+    Args:
+        epochs: ``{name as in model.named_parameters() (or a module prefix): epochs it trains}``,
+            e.g. ``{"features.whiten.bias": 3}``.
+
+    Raises:
+        UnknownNameError: (:meth:`check`, and at the first epoch) a name that matches no
+            parameter; the message lists close matches.
+    """
+
+    def __init__(self, epochs: dict[str, int]):
+        self.epochs = dict(epochs)
+
+    def _matches(self, name: str) -> str | None:
+        for key in self.epochs:
+            if name == key or name.startswith(key + "."):
+                return key
+        return None
+
+    def check(self, model: torch.nn.Module) -> None:
+        """Raise :class:`~cnnlab.registry.UnknownNameError` for a name that matches no parameter."""
+        names = [n for n, _ in model.named_parameters()]
+        for key in self.epochs:
+            if not any(n == key or n.startswith(key + ".") for n in names):
+                import difflib
+                from ..registry import UnknownNameError
+                close = difflib.get_close_matches(key, names, n=5, cutoff=0.5)
+                raise UnknownNameError(f"freeze_after: no parameter {key!r} in the model"
+                                       + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+                                       + " (`cnnlab summary MODEL` shows its layers)")
+
+    def on_epoch_begin(self, trainer, epoch) -> None:
+        self.check(trainer.model)
+        frozen = False
+        for name, p in trainer.model.named_parameters():
+            key = self._matches(name)
+            if key is not None and epoch >= self.epochs[key] and p.requires_grad:
+                p.requires_grad_(False)
+                frozen = True
+        if frozen:
+            from .. import distributed
+            if distributed.world_size() > 1:
+                trainer.forward_model = distributed.wrap(trainer.model)
+
+    def state_dict(self) -> dict:
+        return {}  # the freeze follows from the epoch alone
+
+
 def _float_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
 
@@ -289,4 +350,5 @@ def _copy_weights(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-__all__ = ["Callback", "EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "Lookahead"]
+__all__ = ["Callback", "EarlyStopping", "ReduceLROnPlateau", "ModelCheckpoint", "Lookahead",
+           "FreezeAfter"]

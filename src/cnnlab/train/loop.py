@@ -3,7 +3,7 @@
 Per-batch metrics are accumulated on the device (no ``.item()`` synchronisation per step); they
 are read once per epoch. Launched by torchrun, the training forward pass runs through
 ``DistributedDataParallel`` and the epoch's sums are all-reduced (:mod:`cnnlab.distributed`).
-Callbacks observe through ``on_train_begin``/``on_train_batch_end``/
+Callbacks observe through ``on_train_begin``/``on_epoch_begin``/``on_train_batch_end``/
 ``on_epoch_end``/``on_train_end`` and stop training by setting ``should_stop``.
 """
 from __future__ import annotations
@@ -129,6 +129,8 @@ class Trainer:
             self.model.train()
             if hasattr(train, "set_epoch"):
                 train.set_epoch(epoch)
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), dtype=torch.long, device=self.device)
             seen = 0
