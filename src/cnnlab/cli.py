@@ -1,6 +1,7 @@
 """The ``cnnlab`` command line.
 
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
+    torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
@@ -30,7 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cnnlab", description="Train, evaluate and explain image classifiers.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a recipe and evaluate it on the test split")
+    p = sub.add_parser("train", help="train a recipe and evaluate it on the test split",
+                       epilog="On several GPUs or machines: torchrun --nproc_per_node=N -m "
+                              "cnnlab.cli train RECIPE ... (DDP; the recipe's batch_size is the "
+                              "global batch)")
     p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "

@@ -31,8 +31,9 @@ The airbench *training script*'s tricks are recipe fields of cnnlab's trainer (s
 ``cnnlab.recipes.cifar10``): its Lookahead (``lookahead``, :class:`cnnlab.train.Lookahead`), the
 64x learning rate for the BatchNorm biases (``norm_bias_lr_scale``), alternating flips
 (``augment.alternate_flip``) and its test-time augmentation, flip + one-pixel translate
-(``tta="flip-shift"``). Not done: training the stem's bias only for the first 3 epochs; and the
-loss is a mean, not a sum (the recipes rescale the learning rate). The architecture itself is
+(``tta="flip-shift"``), and training the stem's bias for the first 3 epochs only
+(``freeze_after={"features.whiten.bias": 3}``, :class:`cnnlab.train.FreezeAfter`). The loss is a
+mean, not a sum (the recipes rescale the learning rate). The architecture itself is
 the published one.
 
 Input ``(N, in_chans, H, W)`` float, 32x32 by default; any size from 9x9 up works (the stem takes
