@@ -184,3 +184,19 @@ def test_a_killed_torchrun_job_resumes_on_every_process(tmp_path):
     assert len(rows) == 3  # header + the 2 epochs
     meta = json.loads((tmp_path / "run" / "recipe.json").read_text())
     assert meta["resumed"][0]["after_epoch"] == 1 and meta["resolved"]["processes"] == 2
+
+
+def test_cnnlab_train_under_torchrun_on_real_mnist(tmp_path):
+    # the user's command: 2 processes, the real MNIST files, one epoch of LeNet-5
+    from conftest import real_data
+    data = real_data("mnist")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CNNLAB_LAUNCHER": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "cnnlab.cli", "train", "mnist-lenet5", "--epochs", "1", "--data-dir",
+           str(data.parent), "--run-dir", str(tmp_path / "run")]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.stdout.count("training mnist-lenet5") == 1 and "2 processes (DDP)" in p.stdout
+    test = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert test["total"] == 10_000 and test["accuracy"] > 0.95
+    assert json.loads((tmp_path / "run" / "recipe.json").read_text())["dataset"]["validation"] == 12_000

@@ -26,6 +26,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from typing import Any
@@ -121,6 +122,20 @@ def barrier() -> None:
     """Wait for every process (a no-op on one)."""
     if world_size() > 1:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def local_main_first():
+    """Run the block on each machine's first process (``LOCAL_RANK`` 0) before the others: for
+    downloads and caches that the machine's processes share. A no-op on one process."""
+    first = int(os.environ.get("LOCAL_RANK", "0")) == 0
+    if not first:
+        barrier()
+    try:
+        yield
+    finally:
+        if first:
+            barrier()
 
 
 def wrap(model: nn.Module) -> nn.Module:

@@ -316,7 +316,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     else:
         recipe = recipe.override(overrides)
 
-    ds = dataset if dataset is not None else load_dataset(recipe.dataset, data_dir)
+    if dataset is None:  # in a torchrun job each machine's first process downloads (or builds
+        with distributed.local_main_first():  # a cache) before the others read the files
+            dataset = load_dataset(recipe.dataset, data_dir)
+    ds = dataset
     if limit:
         ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
                           ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
