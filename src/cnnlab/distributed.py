@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -109,13 +108,17 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(b, 0)
 
 
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's ``obj`` (picklable, made by this program) on every process."""
+def broadcast_str(text: str) -> str:
+    """Rank 0's ``text`` on every process (sent as UTF-8 bytes: nothing is unpickled)."""
     if world_size() == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, 0)
-    return box[0]
+        return text
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    data = torch.tensor(list(text.encode()) if is_main() else [], dtype=torch.uint8, device=dev)
+    n = torch.tensor([len(data)], device=dev)
+    dist.broadcast(n, 0)
+    buf = data if is_main() else torch.empty(int(n.item()), dtype=torch.uint8, device=dev)
+    dist.broadcast(buf, 0)
+    return bytes(buf.cpu().tolist()).decode()
 
 
 def barrier() -> None:

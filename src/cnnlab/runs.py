@@ -324,7 +324,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
                           ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
                           {**ds.provenance, "limit": limit})
-    run_dir = Path(distributed.broadcast_object(str(run_dir or default_run_dir(recipe))))
+    run_dir = Path(distributed.broadcast_str(str(run_dir or default_run_dir(recipe))))
     main = distributed.is_main()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
