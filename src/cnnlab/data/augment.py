@@ -90,8 +90,8 @@ def elastic_field(b: int, size: tuple[int, int], g: torch.Generator, alpha: floa
     Per sample and axis, a displacement uniform in [-1, 1) per pixel is smoothed by a Gaussian of
     standard deviation ``sigma`` pixels (separable, truncated at 4 sigma, zero beyond the image
     as scipy's ``gaussian_filter(mode="constant")``) and scaled by ``alpha`` pixels. Simard et
-    al. used sigma 4, alpha 34 on MNIST: a typical displacement of about 1.4 pixels that varies
-    smoothly over the image.
+    al. used sigma 4, alpha 34 on MNIST: displacements with a standard deviation of about 1.2
+    pixels (on 28x28 images) that vary smoothly over the image.
 
     Args:
         b: number of fields. size: image (height, width). g: CPU generator.
@@ -255,9 +255,9 @@ class Augment:
 def build_augment(cfg: AugmentConfig | None) -> Augment | None:
     """The batch function for ``cfg``, or None when every magnitude is 0 (or ``cfg`` is None).
 
-    Order: random crop, affine (+ flip, + elastic distortion), flip (when there is no affine to fold it into), noise
-    (Keras applies ``preprocessing_function`` after the transform), cutout (last, as in DeVries &
-    Taylor, so the square stays exactly 0). Disabled parts are left out, costing nothing. With
+    Order: random crop, affine (+ flip, + elastic distortion), flip (when there is no affine to
+    fold it into), noise (Keras applies ``preprocessing_function`` after the transform), cutout
+    (last, as in DeVries & Taylor, so the square stays exactly 0). Disabled parts are left out, costing nothing. With
     ``alternate_flip`` there is no flip here: :class:`~cnnlab.data.loader.BatchLoader` mirrors
     the images by epoch (``alternate_flip=True``) before this function sees them.
     """

@@ -1,7 +1,7 @@
 """Keras-style callbacks: EarlyStopping, ReduceLROnPlateau, ModelCheckpoint; Lookahead, FreezeAfter.
 
 Semantics follow ``keras.callbacks`` (Keras 3): the same arguments, defaults and decisions, so a
-recipe ported from a notebook behaves the same. Callbacks observe the trainer through four hooks
+recipe ported from a notebook behaves the same. Callbacks observe the trainer through five hooks
 and stop training by setting ``trainer.should_stop`` (no exceptions as control flow); their
 state is saved in the run checkpoint, so a resumed run continues counting patience where it was.
 :class:`Lookahead` (airbench94's weight averaging) acts after every optimizer step;
