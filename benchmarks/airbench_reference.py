@@ -1,6 +1,7 @@
 """airbench94 as published, in plain PyTorch, beside cnnlab's ``cifar10-best``, on the same data.
 
     python benchmarks/airbench_reference.py [--seeds 0 1] [--cnnlab-epochs 10] [--steps N]
+                                            [--skip-cnnlab | --skip-reference] [--append]
 
 Why: ``cifar10-best`` (the airbench94 net with airbench's tricks in cnnlab's trainer) stays near
 91% on the JPEG copy of CIFAR-10 in ``../shared/data``, while airbench94 reports 94.01% on the
@@ -238,6 +239,7 @@ def main() -> None:
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--steps", type=int, default=None, help="cut the reference short (smoke test)")
     ap.add_argument("--skip-cnnlab", action="store_true", help="train the reference only")
+    ap.add_argument("--skip-reference", action="store_true", help="train cnnlab's side only")
     ap.add_argument("--append", action="store_true", help="keep the --json file's earlier runs")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=str(HERE / "AIRBENCH_REFERENCE.md"))
@@ -271,11 +273,13 @@ def main() -> None:
         write_text(a.out, render(out))
 
     for seed in a.seeds:
-        print(f"seed {seed}: airbench94 reference ({precision})", flush=True)
-        r = train_reference(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
-                            seed=seed, bf16=precision == "bf16", steps=a.steps)
-        record({"who": "reference", "seed": seed, "epochs": HYP["epochs"], **r})
-        print(f"  reference: {100 * r['accuracy_tta']['2']:.2f}% ({r['train_minutes']:.1f} min)", flush=True)
+        if not a.skip_reference:
+            print(f"seed {seed}: airbench94 reference ({precision})", flush=True)
+            r = train_reference(ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                                seed=seed, bf16=precision == "bf16", steps=a.steps)
+            record({"who": "reference", "seed": seed, "epochs": HYP["epochs"], **r})
+            print(f"  reference: {100 * r['accuracy_tta']['2']:.2f}% ({r['train_minutes']:.1f} min)",
+                  flush=True)
         if a.skip_cnnlab:
             continue
         print(f"seed {seed}: cnnlab cifar10-best, {a.cnnlab_epochs} epochs ({precision})", flush=True)
@@ -283,7 +287,8 @@ def main() -> None:
             run = train("cifar10-best", {"epochs": a.cnnlab_epochs, "seed": seed, "precision": precision},
                         dataset=ds, run_dir=tmp, progress=False, log=lambda m: None)
         m = run.test_metrics
-        record({"who": "cnnlab", "seed": seed, "epochs": a.cnnlab_epochs, "accuracy": m["accuracy"],
+        record({"who": "cnnlab", "seed": seed, "epochs": a.cnnlab_epochs,
+                "freeze_after": run.recipe.freeze_after, "accuracy": m["accuracy"],
                 "accuracy_without_tta": m.get("accuracy_without_tta"),
                 "train_minutes": sum(e["time_s"] for e in run.history.epochs) / 60})
         print(f"  cnnlab: {100 * m['accuracy']:.2f}%", flush=True)
@@ -312,13 +317,18 @@ def render(out: dict) -> str:
              machine_line(out["machine"]), "",
              "| what | epochs | precision | no TTA | mirror TTA | mirror + translate TTA | train min | seeds |",
              "|---|---|---|---|---|---|---|---|"]
-    groups = dict.fromkeys((r["who"], r.get("epochs"), r.get("precision")) for r in out["runs"])
-    for who, epochs, precision in groups:
-        rs = [r for r in out["runs"] if (r["who"], r.get("epochs"), r.get("precision")) == (who, epochs, precision)]
+    def key(r):  # cnnlab runs before the recipe's freeze_after field have none: trained throughout
+        return r["who"], r.get("epochs"), r.get("precision"), json.dumps(r.get("freeze_after", {}))
+    groups = dict.fromkeys(key(r) for r in out["runs"])
+    for who, epochs, precision, freeze in groups:
+        rs = [r for r in out["runs"] if key(r) == (who, epochs, precision, freeze)]
         if who == "reference":
             what, accs = "airbench94 reference (batch 1024)", [[r["accuracy_tta"][k] for r in rs] for k in "012"]
         else:
-            what = "cnnlab `cifar10-best` (batch 512)"
+            frozen = json.loads(freeze)
+            what = "cnnlab `cifar10-best` (batch 512, " + (
+                ", ".join(f"`{k}` trained {v} epochs" for k, v in frozen.items()) if frozen
+                else "whitening bias trained throughout") + ")"
             accs = [[r["accuracy_without_tta"] for r in rs if r.get("accuracy_without_tta") is not None], [],
                     [r["accuracy"] for r in rs]]
         minutes = statistics.mean(r["train_minutes"] for r in rs)

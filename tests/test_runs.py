@@ -544,3 +544,17 @@ def test_airbench_reference_bench_whitens_crops_and_runs(tmp_path, monkeypatch):
     bench.main()  # a second seed of the reference joins its row
     rows = [line for line in (tmp_path / "A.md").read_text().splitlines() if line.startswith("| airbench94")]
     assert len(rows) == 1 and rows[0].endswith("| 2 |")
+
+    monkeypatch.setattr("sys.argv", ["airbench_reference.py", "--seeds", "1", "--steps", "1", "--cnnlab-epochs", "1",
+                                     "--skip-reference", "--append", "--out", str(tmp_path / "A.md"),
+                                     "--json", str(tmp_path / "a.json")])
+    bench.main()  # cnnlab's side alone: its second seed joins its row, the reference's is unchanged
+    lines = (tmp_path / "A.md").read_text().splitlines()
+    [ref_row] = [line for line in lines if line.startswith("| airbench94")]
+    [cnnlab_row] = [line for line in lines if line.startswith("| cnnlab")]
+    assert ref_row.endswith("| 2 |") and cnnlab_row.endswith("| 2 |")
+    assert "`features.whiten.bias` trained 3 epochs" in cnnlab_row  # the recipe's freeze_after
+    out = json.loads((tmp_path / "a.json").read_text())
+    del [r for r in out["runs"] if r["who"] == "cnnlab"][0]["freeze_after"]  # a run from before it
+    cnnlab_rows = [line for line in bench.render(out).splitlines() if line.startswith("| cnnlab")]
+    assert len(cnnlab_rows) == 2 and "whitening bias trained throughout" in cnnlab_rows[0]
