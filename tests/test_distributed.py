@@ -24,16 +24,13 @@ from cnnlab.recipes import AugmentConfig, RecipeError
 # then holds the best epoch's weights, the others the last epoch's: runs of 1 epoch compare)
 WORKER = textwrap.dedent('''
     import json, sys, torch, torch.distributed as dist
-    from cnnlab.data.core import ImageDataset
     from cnnlab.distributed import shutdown
     from cnnlab.runs import train
 
-    recipe, run_dir, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (320, 1, 28, 28), generator=g, dtype=torch.uint8)
-    y = torch.randint(0, 10, (320,), generator=g)
-    ds = ImageDataset("synthetic", x[:256], y[:256], x[256:], y[256:], [str(i) for i in range(10)],
-                      (0.5,), (0.25,), {"source": "random"})
+    recipe, run_dir, overrides, tests_dir = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    sys.path.insert(0, tests_dir)
+    from test_distributed import synthetic_dataset
+    ds = synthetic_dataset()
     resume = overrides.pop("resume", False)  # continue run_dir instead of starting it
     run = train(None if resume else recipe, overrides, dataset=ds, run_dir=None if resume else run_dir,
                 resume=run_dir if resume else None, device="cpu", progress=False)
@@ -54,22 +51,27 @@ def torchrun(tmp_path: Path, recipe: str, overrides: dict, nproc: int = 2):
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CNNLAB_LAUNCHER": "0"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(script), recipe, str(tmp_path / "run"), json.dumps(overrides)]
+           str(script), recipe, str(tmp_path / "run"), json.dumps(overrides), str(Path(__file__).parent)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     result = json.loads(next(l for l in p.stdout.splitlines() if l.startswith("RESULT "))[7:])
     return p.stdout, result
 
 
-def single_process(tmp_path: Path, recipe: str, overrides: dict):
+def synthetic_dataset():
+    """256 training and 64 test images of random pixels, 28x28x1, 10 classes: the same in every
+    process (the torchrun worker imports this)."""
     from cnnlab.data.core import ImageDataset
-    from cnnlab.runs import train
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (320, 1, 28, 28), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 10, (320,), generator=g)
-    ds = ImageDataset("synthetic", x[:256], y[:256], x[256:], y[256:], [str(i) for i in range(10)],
-                      (0.5,), (0.25,), {"source": "random"})
-    return train(recipe, overrides, dataset=ds, run_dir=tmp_path / "single", device="cpu",
+    return ImageDataset("synthetic", x[:256], y[:256], x[256:], y[256:], [str(i) for i in range(10)],
+                        (0.5,), (0.25,), {"source": "random"})
+
+
+def single_process(tmp_path: Path, recipe: str, overrides: dict):
+    from cnnlab.runs import train
+    return train(recipe, overrides, dataset=synthetic_dataset(), run_dir=tmp_path / "single", device="cpu",
                  progress=False, log=lambda m: None)
 
 

@@ -69,16 +69,22 @@ def affine_matrices(size: tuple[int, int], rotation: torch.Tensor, shift_y: torc
     return torch.cat([lin * d[:, None] / d, off * d[:, None]], -1)
 
 
-def apply_affine(x: torch.Tensor, matrices: torch.Tensor,
-                 fill_mode: str = "nearest") -> torch.Tensor:
+def apply_affine(x: torch.Tensor, matrices: torch.Tensor, fill_mode: str = "nearest",
+                 displacement: torch.Tensor | None = None) -> torch.Tensor:
     """Resample ``x`` (B, C, H, W) once with per-sample ``matrices`` (B, 2, 3), bilinearly.
+
+    ``displacement`` (optional, float ``(B, H, W, 2)``, pixels, (x, y) order: an
+    :func:`elastic_field`) moves each output pixel's sample point after the affine map.
 
     Raises:
         ValueError: unknown ``fill_mode`` (nearest, constant or reflect).
     """
     if fill_mode not in FILL_MODES:
         raise ValueError(f"unknown fill_mode {fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
-    grid = F.affine_grid(matrices.to(x.dtype), list(x.shape), align_corners=False)
+    grid = F.affine_grid(matrices.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    if displacement is not None:  # pixels -> affine_grid's normalised units
+        h, w = x.shape[-2:]
+        grid = grid + (displacement * torch.tensor([2.0 / w, 2.0 / h])).to(x.device, x.dtype)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=FILL_MODES[fill_mode],
                          align_corners=False)
 
@@ -148,15 +154,8 @@ def random_affine(x: torch.Tensor, g: torch.Generator, rotation: float = 0.0,
                         u[3] * shear, 1 + u[4] * zoom, 1 + u[5] * zoom)
     if horizontal_flip:  # flipping output columns == sampling at x -> -x
         m[:, :, 0] *= torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0).double()[:, None]
-    if not elastic_alpha:
-        return apply_affine(x, m.to(x.device), fill_mode)
-    if fill_mode not in FILL_MODES:
-        raise ValueError(f"unknown fill_mode {fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
-    field = elastic_field(b, (h, w), g, elastic_alpha, elastic_sigma)
-    field = field * torch.tensor([2.0 / w, 2.0 / h])  # pixels -> normalised grid units
-    grid = F.affine_grid(m.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid + field.to(x.device, x.dtype), mode="bilinear",
-                         padding_mode=FILL_MODES[fill_mode], align_corners=False)
+    field = elastic_field(b, (h, w), g, elastic_alpha, elastic_sigma) if elastic_alpha else None
+    return apply_affine(x, m, fill_mode, field)
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
