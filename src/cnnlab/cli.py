@@ -3,6 +3,7 @@
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
     torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
+    cnnlab explain RUN_DIR [--images 8] [--layer NAME] [--weights best|last] [--out DIR]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -54,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=("none", "flip", "flip-shift"), default=None,
                    help="test-time augmentation (default: the run's recipe's)")
     _add_common(p)
+
+    p = sub.add_parser("explain", help="Grad-CAM heatmaps, first-layer filters and feature maps "
+                       "of a run's model (PNGs in the run folder)")
+    p.add_argument("run_dir")
+    p.add_argument("--images", type=int, default=8, help="test images to explain (a seeded random sample)")
+    p.add_argument("--layer", default=None, help="Grad-CAM layer, a dotted name as `cnnlab summary` "
+                   "prints it (default: the last layer with spatial output)")
+    p.add_argument("--weights", choices=("best", "last"), default="best")
+    p.add_argument("--seed", type=int, default=0, help="which test images are drawn")
+    p.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files (default: "
+                   "$CNNLAB_DATA, then the cache)")
 
     p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
     p.add_argument("model")
@@ -129,6 +142,16 @@ def cmd_evaluate(a) -> int:
     if "top5_accuracy" in m:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
     print("per-class top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["per_class_accuracy"].items()))
+    return 0
+
+
+def cmd_explain(a) -> int:
+    from .explain import explain_run
+    out = explain_run(a.run_dir, weights=a.weights, images=a.images, layer=a.layer, out_dir=a.out,
+                      data_dir=a.data_dir, seed=a.seed)
+    print(f"Grad-CAM at layer {out['layer']}: {out['gradcam']}")
+    print(f"filters of {out['first_conv']}: {out['filters']}")
+    print(f"feature maps at {out['first_conv']} and {out['layer']}: {out['feature_maps']}")
     return 0
 
 
@@ -244,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-                "list": cmd_list, "data": cmd_data, "reproduce": cmd_reproduce, "bench": cmd_bench}
+                "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "reproduce": cmd_reproduce,
+                "bench": cmd_bench}
     try:
         return handlers[a.command](a)
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,

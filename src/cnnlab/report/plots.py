@@ -73,11 +73,7 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, idx):
-        img = images[i]
-        if img.shape[0] == 1:
-            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(img.permute(1, 2, 0).numpy())
+        _show(ax, images[i])
         ok = bool(correct[i])
         ax.set_title(f"true {classes[labels[i]]}\npred {classes[pred[i]]} {100 * conf[i]:.0f}%",
                      fontsize=7, color="green" if ok else "red")
@@ -85,6 +81,122 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     fig.suptitle(f"{title}: {what} test predictions" if title else f"{what} test predictions", fontsize=9)
     if not idx:
         fig.text(0.5, 0.5, "none: every test image is predicted correctly", ha="center")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _show(ax, img) -> None:
+    """An uint8 ``(C, H, W)`` image on ``ax``: grayscale for one channel, RGB for three."""
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(img.permute(1, 2, 0).numpy())
+
+
+def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | os.PathLike,
+                  title: str = "") -> None:
+    """Each image above its Grad-CAM heatmap overlaid on it (``cnnlab explain``).
+
+    Args:
+        images: uint8 ``(N, C, H, W)``; labels: int64 ``(N,)`` true classes.
+        logits: float ``(N, K)`` or ``(N, 1)`` (one sigmoid output).
+        cams: float ``(N, H, W)`` in [0, 1] (:func:`cnnlab.explain.grad_cam`), for the predicted class.
+    """
+    import torch
+    if logits.shape[1] == 1:
+        p1 = torch.sigmoid(logits[:, 0].float())
+        probs = torch.stack([1 - p1, p1], 1)
+    else:
+        probs = torch.softmax(logits.float(), 1)
+    conf, pred = probs.max(1)
+    n = len(images)
+    cols = min(8, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(max(6.0, 1.6 * cols), 3.4 * rows + 0.5), dpi=100,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        top, bottom = axes[2 * (i // cols), i % cols], axes[2 * (i // cols) + 1, i % cols]
+        _show(top, images[i])
+        ok = bool(pred[i] == labels[i])
+        top.set_title(f"true {classes[labels[i]]}\npred {classes[pred[i]]} {100 * conf[i]:.0f}%",
+                      fontsize=7, color="green" if ok else "red")
+        _show(bottom, images[i])
+        bottom.imshow(cams[i].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if float(cams[i].max()) == 0:  # ReLU(sum alpha_k A_k) <= 0 everywhere
+            bottom.set_title("no positive evidence\nat this layer", fontsize=6)
+    fig.suptitle(title or "Grad-CAM of the predicted class", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def plot_filters(weights, path: str | os.PathLike, title: str = "", max_filters: int = 64) -> None:
+    """The first convolution's filters as small images (``cnnlab explain``).
+
+    Args:
+        weights: float ``(out_channels, in_channels, kh, kw)``. Filters with 3 input channels are
+            shown in colour, others by their first input channel in grayscale; each is scaled to
+            its own min-max range. At most ``max_filters`` are drawn.
+    """
+    import torch
+    w = weights[:max_filters].float()
+    n = len(w)
+    cols = min(16, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 0.6), dpi=100,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        f = w[i] if w.shape[1] == 3 else w[i, :1]
+        lo, hi = f.min(), f.max()
+        f = ((f - lo) / torch.clamp(hi - lo, min=1e-12) * 255).round().to(torch.uint8)
+        ax = axes.flat[i]
+        if f.shape[0] == 1:
+            ax.imshow(f[0].numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(f.permute(1, 2, 0).numpy(), interpolation="nearest")
+    shown = "RGB" if w.shape[1] == 3 else ("grayscale" if w.shape[1] == 1 else "input channel 0 of "
+                                            f"{w.shape[1]}")
+    fig.suptitle(f"{title}\n{n} of {len(weights)} filters, {weights.shape[2]}x{weights.shape[3]}, "
+                 f"{shown}, each scaled to its own range", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "",
+                      max_maps: int = 32) -> None:
+    """One image and its feature maps at some layers, one row block per layer (``cnnlab explain``).
+
+    Args:
+        image: uint8 ``(C, H, W)``.
+        maps: ``[(layer_name, float (C', h, w)), ...]``; at most ``max_maps`` channels per layer,
+            each map scaled to its own range (viridis).
+    """
+    cols = 16
+    blocks = [(name, m[:max_maps]) for name, m in maps]
+    rows = 1 + sum(-(-len(m) // cols) for _, m in blocks)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.85 * rows + 0.6), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    _show(axes[0, 0], image)
+    axes[0, 0].set_title("input", fontsize=7)
+    r = 1
+    for name, m in blocks:
+        for i in range(len(m)):
+            ax = axes[r + i // cols, i % cols]
+            ax.imshow(m[i].numpy(), cmap="viridis", interpolation="nearest")
+            if i == 0:
+                ax.set_title(f"{name} {tuple(m.shape[1:])}", fontsize=7, loc="left")
+        r += -(-len(m) // cols)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

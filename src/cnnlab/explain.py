@@ -1,0 +1,264 @@
+"""A look inside a trained network: Grad-CAM heatmaps, first-layer filters and feature maps.
+
+    cnnlab explain RUN_DIR [--images 8] [--layer NAME]
+
+* :func:`grad_cam` -- Gradient-weighted Class Activation Mapping (Selvaraju et al. 2017,
+  "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
+  arXiv:1610.02391): the feature maps ``A_k`` of a late convolutional layer, weighted by the mean
+  gradient of the class's logit with respect to each map, summed, passed through ReLU and
+  upsampled to the image: where in the image the evidence for the class lies.
+* :func:`cam_layer` -- the layer Grad-CAM uses by default: the last one whose output is still a
+  map of at least 4x4 positions, as the Keras Grad-CAM example takes "the last convolutional
+  layer" (with its activation); the small seed CNNs end in 2x2 or 1x1 maps, too coarse to show.
+* :func:`feature_maps` -- a layer's output for some images (forward hook).
+* :func:`explain_run` -- the three pictures for a run folder: ``gradcam.png``, ``filters.png``
+  and ``feature_maps.png`` (:mod:`cnnlab.report.plots`).
+
+Everything runs in float32 and eval mode (dropout off, BatchNorm's running statistics).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import UnknownNameError
+
+
+def _module(model: nn.Module, name: str) -> nn.Module:
+    """``model.get_submodule(name)``, or UnknownNameError naming the closest layer names."""
+    names = [n for n, _ in model.named_modules() if n]
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+        raise UnknownNameError(f"no layer {name!r} in the model"
+                               + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+                               + " (`cnnlab summary MODEL` lists its layers)")
+    return model.get_submodule(name)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"explaining a model needs images (N, C, H, W); got a tensor of shape "
+                         f"{tuple(x.shape)} (1-D signals such as iris have no spatial maps to show)")
+
+
+@torch.no_grad()
+def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
+    """Name of Grad-CAM's default layer for ``model`` on images like ``x`` (float ``(N, C, H, W)``).
+
+    It is the module whose forward pass *finishes* last among those returning an activated 4-D map
+    (:func:`_after_activation`) of at least ``min_size`` x ``min_size`` positions: the output of
+    the last convolutional stage, after its activation (a block or a ``Sequential`` that ends
+    there counts as that output). Failing that, any layer with such a map, then any with at least
+    2 positions. Dropout and identity layers, no-ops in evaluation, are passed over, so the name
+    is that of the layer that computed the maps.
+
+    Raises:
+        ValueError: ``x`` is not 4-D, or no layer keeps a spatial map (e.g. an MLP).
+    """
+    _check_images(x)
+    finished: list[tuple[str, int, int]] = []
+
+    def record(mod, inp, out, name):
+        if torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
+            finished.append((name, out.shape[-2], out.shape[-1]))
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: record(mod, inp, out, name))
+               for name, m in model.named_modules()
+               if name and not isinstance(m, nn.Identity) and "Dropout" not in type(m).__name__]
+    was_training = model.training
+    try:
+        model.eval()
+        model(x[:1].float())
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    if not finished:
+        raise ValueError(f"{type(model).__name__} has no layer with a spatial output (N, C, h, w): "
+                         "Grad-CAM needs a convolutional network")
+    modules = dict(model.named_modules())
+    for candidates in ([n for n, h, w in finished if min(h, w) >= min_size and _after_activation(modules[n])],
+                       [n for n, h, w in finished if min(h, w) >= min_size]):
+        if candidates:
+            return candidates[-1]
+    return finished[-1][0]
+
+
+def _after_activation(m: nn.Module) -> bool:
+    """Whether ``m``'s output is an activated map: an activation or pooling layer, a fused conv +
+    ReLU, or a block (a module with sub-modules, which ends in one of those). Raw convolution and
+    BatchNorm outputs are not: their negative values make Grad-CAM's weighted sum cancel out."""
+    from .models.layers import Conv2dReLU
+    return (isinstance(m, Conv2dReLU) or any(True for _ in m.children())
+            or type(m).__module__ in ("torch.nn.modules.activation", "torch.nn.modules.pooling"))
+
+
+def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """The output of ``layer`` (a dotted module name) for images ``x`` float ``(N, C, H, W)``,
+    as float32 ``(N, C', h, w)`` on the CPU, computed in eval mode without gradients.
+
+    Raises:
+        UnknownNameError: no such layer (the message suggests close names).
+        ValueError: the layer's output is not a 4-D feature map.
+    """
+    _check_images(x)
+    module = _module(model, layer)
+    out: list[torch.Tensor] = []
+    handle = module.register_forward_hook(  # a copy: a later in-place ReLU must not change it
+        lambda m, i, o: out.append(o.detach().clone() if torch.is_tensor(o) else o))
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x.float())
+    finally:
+        model.train(was_training)
+        handle.remove()
+    if not out or not torch.is_tensor(out[0]) or out[0].dim() != 4:
+        raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
+    return out[0].float().cpu()
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None,
+             layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Grad-CAM heatmaps (Selvaraju et al. 2017, arXiv:1610.02391).
+
+    For each image, with ``A`` the layer's maps ``(K, h, w)`` and ``y`` the target class's logit:
+    ``alpha_k = mean_ij dy/dA_kij`` and ``cam = ReLU(sum_k alpha_k A_k)``, upsampled bilinearly
+    to ``(H, W)`` and divided by its maximum (an all-zero map stays zero: no positive evidence).
+
+    Args:
+        model: an image classifier, float ``(N, C, H, W)`` -> logits ``(N, K)`` or ``(N, 1)``
+            (one sigmoid output: the evidence for class 1 is the logit, for class 0 its negative).
+        x: normalised float images ``(N, C, H, W)``.
+        target: int64 ``(N,)`` classes to explain; default: the predicted ones.
+        layer: dotted module name; default :func:`cam_layer`.
+
+    Returns:
+        ``(cam, logits, layer)``: float32 ``(N, H, W)`` heatmaps in [0, 1], the float32 logits,
+        and the layer's name. Computed in float32 and eval mode; the model's weights and mode are
+        left as they were.
+
+    Raises:
+        UnknownNameError: ``layer`` names no module (close names suggested).
+        ValueError: ``x`` is not 4-D, the layer's output is not ``(N, C, h, w)``, or ``target``
+            has the wrong length.
+    """
+    _check_images(x)
+    layer = layer or cam_layer(model, x)
+    module = _module(model, layer)
+    x = x.detach().float().requires_grad_(True)  # so maps after frozen layers still get gradients
+    maps: list[torch.Tensor] = []
+
+    def keep(mod, inp, out):
+        maps.append(out)
+        return out.clone()  # later in-place ops (ReLU(inplace=True)) then leave ``out`` intact
+    handle = module.register_forward_hook(keep)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.enable_grad():
+            logits = model(x).float()
+            if not maps or not torch.is_tensor(maps[0]) or maps[0].dim() != 4:
+                raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
+            if logits.shape[1] == 1:
+                pred = (logits[:, 0] > 0).long()
+            else:
+                pred = logits.argmax(1)
+            target = pred if target is None else target.to(pred.device)
+            if target.shape != pred.shape:
+                raise ValueError(f"target has shape {tuple(target.shape)}; expected ({len(x)},)")
+            if logits.shape[1] == 1:
+                score = torch.where(target == 1, logits[:, 0], -logits[:, 0])
+            else:
+                score = logits.gather(1, target.view(-1, 1)).squeeze(1)
+            (grads,) = torch.autograd.grad(score.sum(), maps[0])
+    finally:
+        model.train(was_training)
+        handle.remove()
+    a = maps[0].detach().float()
+    weights = grads.float().mean((2, 3), keepdim=True)  # alpha_k: (N, K, 1, 1)
+    cam = F.relu((weights * a).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    peak = cam.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
+    return (cam / peak).cpu(), logits.detach().cpu(), layer
+
+
+def first_conv_weights(model: nn.Module) -> tuple[torch.Tensor, str]:
+    """The first convolution's weights, float32 ``(out_channels, in_channels, kh, kw)``, and its
+    name (from the model's ``info.first_conv``, else the first ``nn.Conv2d`` found).
+
+    Raises:
+        ValueError: the model has no 2-D convolution.
+    """
+    info = getattr(model, "info", None)
+    name = getattr(info, "first_conv", None)
+    conv = model.get_submodule(name) if name else None
+    if not isinstance(conv, nn.Conv2d):
+        name, conv = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)),
+                          (None, None))
+    if conv is None:
+        raise ValueError(f"{type(model).__name__} has no 2-D convolution, so no filters to show")
+    return conv.weight.detach().float().cpu(), name
+
+
+def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: int = 8,
+                layer: str | None = None, out_dir: str | os.PathLike | None = None,
+                data_dir=None, seed: int = 0) -> dict:
+    """Write ``gradcam.png``, ``filters.png`` and ``feature_maps.png`` for a run folder's model.
+
+    The images are a seeded random sample of the test split (``images`` of them, default 8), shown
+    with their true class, the prediction and its probability; Grad-CAM explains the predicted
+    class. ``feature_maps.png`` shows the first image's maps at the first convolution and at the
+    Grad-CAM layer.
+
+    Args:
+        weights: ``"best"`` or ``"last"`` checkpoint.
+        layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
+            :func:`cam_layer`.
+        out_dir: where the PNGs go (default: the run folder).
+
+    Returns:
+        ``{"gradcam": path, "filters": path, "feature_maps": path, "layer": name,
+        "first_conv": name}``.
+
+    Raises:
+        FileNotFoundError: not a run folder, or its weights are missing.
+        UnknownNameError: ``layer`` names no module.
+        ValueError: the run's data are not images, or ``images`` < 1.
+    """
+    from .data.loader import BatchLoader
+    from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam
+    from .runs import load_run
+
+    if images < 1:
+        raise ValueError(f"images must be at least 1, got {images}")
+    run = load_run(run_dir, weights, "cpu", data_dir, load_data=True)
+    ds, model = run.dataset, run.model.float()
+    if ds.test_images.dim() != 4:
+        raise ValueError(f"{run.recipe.dataset} holds 1-D signals {tuple(ds.test_images.shape[1:])}, "
+                         "not images: there are no filters or heatmaps to show")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(ds.test_labels), generator=g)[:images]
+    pixels, labels = ds.test_images[idx], ds.test_labels[idx]
+    x, _ = next(iter(BatchLoader(pixels, labels, len(idx), mean=ds.mean, std=ds.std,
+                                 device=torch.device("cpu"))))
+    cam, logits, layer = grad_cam(model, x, layer=layer)
+    kernels, conv_name = first_conv_weights(model)
+    out = Path(out_dir) if out_dir is not None else Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"{run.recipe.name} ({run.recipe.model}, {weights} weights)"
+    paths = {"gradcam": out / "gradcam.png", "filters": out / "filters.png",
+             "feature_maps": out / "feature_maps.png"}
+    plot_grad_cam(pixels, labels, logits, cam, ds.classes, paths["gradcam"],
+                  title=f"{title}: Grad-CAM at {layer}")
+    plot_filters(kernels, paths["filters"], title=f"{title}: first convolution {conv_name}")
+    maps = [(name, feature_maps(model, x[:1], name)[0]) for name in (conv_name, layer)]
+    plot_feature_maps(pixels[0], maps, paths["feature_maps"],
+                      title=f"{title}: feature maps of test image {int(idx[0])} "
+                            f"(true {ds.classes[int(labels[0])]})")
+    return {**{k: str(v) for k, v in paths.items()}, "layer": layer, "first_conv": conv_name}

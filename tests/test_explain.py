@@ -1,0 +1,165 @@
+"""Grad-CAM, first-layer filters and feature maps (cnnlab.explain, `cnnlab explain`)."""
+import pytest
+import torch
+from torch import nn
+
+import cnnlab
+from cnnlab.explain import cam_layer, feature_maps, first_conv_weights, grad_cam
+from cnnlab.recipes import Recipe
+from cnnlab.registry import UnknownNameError
+from helpers import toy_dataset
+
+
+class Spot(nn.Module):
+    """features: a 1x1 conv (weight 1, bias 0) + ReLU, i.e. the image itself; head: global mean
+    pool then logits ``(m, -m)``, or the single logit ``m`` with ``binary=True``."""
+
+    def __init__(self, binary=False):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 1, 1), nn.ReLU())
+        self.classifier = nn.Linear(1, 1 if binary else 2, bias=False)
+        with torch.no_grad():
+            self.features[0].weight.fill_(1.0)
+            self.features[0].bias.zero_()
+            self.classifier.weight.copy_(torch.tensor([[1.0]] if binary else [[1.0], [-1.0]]))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+def spot_images():
+    x = torch.zeros(2, 1, 8, 8)
+    x[0, 0, 1, 2] = 3.0
+    x[1, 0, 5:7, 4:6] = 1.0
+    return x
+
+
+def test_grad_cam_of_a_mean_pooled_map_is_the_map_itself():
+    """d(mean A)/dA is 1/hw everywhere, so alpha > 0 and the CAM is A scaled to peak 1; for the
+    other class alpha < 0 and ReLU leaves nothing (Selvaraju et al. 2017, eq. 1-2)."""
+    x = spot_images()
+    model = Spot()
+    cam, logits, layer = grad_cam(model, x, layer="features")
+    assert layer == "features" and cam.shape == (2, 8, 8) and cam.dtype == torch.float32
+    assert torch.allclose(cam, x[:, 0] / x.amax((1, 2, 3)).view(-1, 1, 1))
+    assert torch.allclose(logits, model(x))
+    assert torch.equal(cam, grad_cam(model, x, target=torch.tensor([0, 0]), layer="features")[0])
+    assert not grad_cam(model, x, target=torch.tensor([1, 1]), layer="features")[0].any()
+
+
+def test_grad_cam_single_sigmoid_output_explains_class_0_by_the_negative_logit():
+    x = spot_images()
+    model = Spot(binary=True)
+    cam1, _, _ = grad_cam(model, x, target=torch.tensor([1, 1]), layer="features")
+    cam0, _, _ = grad_cam(model, x, target=torch.tensor([0, 0]), layer="features")
+    assert torch.allclose(cam1, x[:, 0] / x.amax((1, 2, 3)).view(-1, 1, 1)) and not cam0.any()
+    assert torch.equal(grad_cam(model, x, layer="features")[0], cam1)  # both predicted 1 (logit > 0)
+
+
+def test_grad_cam_matches_a_hand_computation_on_a_real_model():
+    model = cnnlab.create_model("lenet5").eval()
+    x = torch.randn(3, 1, 28, 28)
+    target = torch.tensor([1, 4, 7])
+    cam, logits, layer = grad_cam(model, x, target=target, layer="features")
+    a = model.forward_features(x).detach().requires_grad_(True)
+    score = model.forward_head(a).gather(1, target.view(-1, 1)).sum()
+    (g,) = torch.autograd.grad(score, a)
+    ref = torch.relu((g.mean((2, 3), keepdim=True) * a.detach()).sum(1, keepdim=True))
+    ref = nn.functional.interpolate(ref, size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+    ref = ref / ref.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1)
+    assert torch.allclose(cam, ref, atol=1e-5)
+    assert torch.allclose(logits, model(x), atol=1e-5)
+
+
+def test_grad_cam_leaves_the_model_as_it_was():
+    model = cnnlab.create_model("mnist-cnn-bn-403k").train()
+    model.features.conv1.weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cam, _, _ = grad_cam(model, torch.randn(2, 1, 28, 28))
+    assert model.training and not model.features.conv1.weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # BN stats too
+    assert cam.min() >= 0 and cam.max() <= 1
+
+
+def test_in_place_relu_after_the_layer_does_not_change_its_maps():
+    """zfnet's ReLU(inplace=True) follows each conv: the conv's own (signed) maps are used."""
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    x = torch.randn(2, 1, 6, 6)
+    maps = feature_maps(model, x, "0")
+    assert torch.allclose(maps, model[0](x)) and (maps < 0).any()
+    cam, logits, _ = grad_cam(model, x, layer="0")
+    assert torch.allclose(logits, model(x)) and cam.shape == (2, 6, 6)
+
+
+def test_default_layer_is_the_last_activated_map_of_at_least_4x4():
+    def pick(name, shape):
+        model = cnnlab.create_model(name, in_chans=shape[0], input_size=shape[1:])
+        return cam_layer(model, torch.randn(1, *shape))
+    assert pick("mnist-cnn-bn-403k", (1, 28, 28)) == "features.relu6"  # 4x4; conv7 is 2x2
+    assert pick("airbench94", (3, 32, 32)) == "features.block2"  # 7x7; block3 pools to 3x3
+    assert pick("resnet20", (3, 32, 32)) == "layer3"  # the 8x8 stage's output
+    assert pick("lenet5", (1, 28, 28)) == "features.s4"  # the 5x5 subsampling after C3
+    with pytest.raises(ValueError, match="no layer with a spatial output"):
+        cam_layer(cnnlab.create_model("notmnist-mlp"), torch.randn(1, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"needs images \(N, C, H, W\).*\(2, 4, 1\)"):
+        grad_cam(cnnlab.create_model("iris-conv1d"), torch.randn(2, 4, 1))
+
+
+def test_unknown_layer_names_close_matches():
+    model = cnnlab.create_model("mnist-cnn-bn-403k")
+    with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):
+        grad_cam(model, torch.randn(1, 1, 28, 28), layer="features.relu9")
+    with pytest.raises(ValueError, match="does not output feature maps"):
+        grad_cam(model, torch.randn(1, 1, 28, 28), layer="classifier")
+    with pytest.raises(ValueError, match="target has shape"):
+        grad_cam(model, torch.randn(2, 1, 28, 28), target=torch.tensor([1]))
+
+
+def test_first_conv_weights():
+    w, name = first_conv_weights(cnnlab.create_model("airbench94"))
+    assert name == "features.whiten" and w.shape == (24, 3, 2, 2) and w.dtype == torch.float32
+    w, name = first_conv_weights(nn.Sequential(nn.Flatten(), nn.Conv2d(1, 5, 3)))
+    assert name == "1" and w.shape == (5, 1, 3, 3)
+    with pytest.raises(ValueError, match="no 2-D convolution"):
+        first_conv_weights(cnnlab.create_model("notmnist-mlp"))
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A small CNN trained on the toy set, where class k is a bright square at position k."""
+    recipe = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=2,
+                    batch_size=64, eval_batch_size=100, val_fraction=0.2, precision="fp32")
+    out = tmp_path_factory.mktemp("explain") / "run"
+    run = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=out, log=lambda m: None)
+    assert run.test_metrics["accuracy"] > 0.9
+    return out
+
+
+def test_grad_cam_of_a_trained_model_lights_up_the_class_square(toy_run):
+    ds, run = toy_dataset(), cnnlab.load_run(toy_run)
+    x = ((ds.test_images[:40].float() / 255 - ds.mean[0]) / ds.std[0])
+    cam, logits, layer = grad_cam(run.model, x)
+    inside = []
+    for i, k in enumerate(ds.test_labels[:40].tolist()):
+        r, c = divmod(k, 2)
+        mask = torch.zeros(28, 28, dtype=torch.bool)
+        mask[3 + 12 * r:10 + 12 * r, 3 + 12 * c:10 + 12 * c] = True
+        inside.append(float(cam[i][mask].mean() - cam[i][~mask].mean()))
+    assert sum(v > 0 for v in inside) >= 36, inside  # the heat sits on the square
+
+
+def test_explain_command_writes_three_pngs(toy_run, tmp_path, monkeypatch, capsys):
+    from cnnlab import runs
+    from cnnlab.cli import main
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: toy_dataset())
+    assert main(["explain", str(toy_run), "--images", "5", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Grad-CAM at layer features: " in out and "filters of features.conv1" in out
+    for name in ("gradcam.png", "filters.png", "feature_maps.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    assert main(["explain", str(toy_run), "--layer", "features.pool1x", "--out", str(tmp_path)]) == 2
+    assert "did you mean" in capsys.readouterr().err
+    assert main(["explain", str(tmp_path / "nothing")]) == 2
+    assert "not a cnnlab run folder" in capsys.readouterr().err
