@@ -7,11 +7,13 @@ The Python API mirrors the command line::
     run.test_metrics["accuracy"], run.history["val_accuracy"]
     cnnlab.evaluate(run.dir)                    # re-evaluate the best checkpoint
     print(cnnlab.summary("mnist-cnn-small"))    # Keras-style layer table
+    cnnlab.explain.explain_run(run.dir)         # Grad-CAM, filters and feature maps as PNGs
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import explain
 from .data import DATASETS, load_dataset
 from .models import MODELS, create_model
 from .recipes import RECIPES, Recipe, get_recipe
@@ -26,5 +28,5 @@ def summary(model, input_size=None) -> str:
     return _summary(model, input_size)
 
 
-__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate",
+__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate", "explain",
            "get_recipe", "load_dataset", "load_run", "summary", "train", "__version__"]
