@@ -40,6 +40,12 @@ def _module(model: nn.Module, name: str) -> nn.Module:
     return model.get_submodule(name)
 
 
+def _on_model_device(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float32 on the device of the model's parameters."""
+    param = next(model.parameters(), None)
+    return x.float().to(param.device if param is not None else x.device)
+
+
 def _check_images(x: torch.Tensor) -> None:
     if x.dim() != 4:
         raise ValueError(f"explaining a model needs images (N, C, H, W); got a tensor of shape "
@@ -72,7 +78,7 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     was_training = model.training
     try:
         model.eval()
-        model(x[:1].float())
+        model(_on_model_device(model, x[:1]))
     finally:
         model.train(was_training)
         for h in handles:
@@ -114,7 +120,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     try:
         model.eval()
         with torch.no_grad():
-            model(x.float())
+            model(_on_model_device(model, x))
     finally:
         model.train(was_training)
         handle.remove()
@@ -151,12 +157,14 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
     _check_images(x)
     layer = layer or cam_layer(model, x)
     module = _module(model, layer)
-    x = x.detach().float().requires_grad_(True)  # so maps after frozen layers still get gradients
+    # requires_grad on the input, so that maps after frozen layers still get gradients
+    x = _on_model_device(model, x.detach()).requires_grad_(True)
     maps: list[torch.Tensor] = []
 
     def keep(mod, inp, out):
         maps.append(out)
-        return out.clone()  # later in-place ops (ReLU(inplace=True)) then leave ``out`` intact
+        if torch.is_tensor(out):  # later in-place ops (ReLU(inplace=True)) then leave ``out`` intact
+            return out.clone()
     handle = module.register_forward_hook(keep)
     was_training = model.training
     try:
