@@ -135,7 +135,7 @@ register_recipe(Recipe(
     dataset="mnist", model="mnist-cnn-bn-403k",
     # 99.72% is at the top of what one such net reaches (it is the all-conv design of Deotte's
     # Kaggle MNIST notebook, where an ensemble of 15 scored 99.75%); it takes augmentation and
-    # ~30 annealed epochs: ~10 minutes at ~3,000 images/s, against ~45 faithful minutes.
+    # ~30 annealed epochs: ~8 minutes here, against ~30 faithful minutes.
     # Its 2 recorded runs reached 99.63% (a miss). Test-time augmentation by one-pixel shifts (the
     # mean logits of each digit and its 4 shifted copies) was checked on their best checkpoints
     # on the validation split (benchmarks/val_tta.py) and does not help: 99.60 -> 99.57%,
@@ -159,7 +159,17 @@ register_recipe(Recipe(
     # beat 99.60% best validation): Simard's alpha 34 / sigma 4 pixels 99.35% (underfits: 98.9%
     # training accuracy at the end), Ciresan et al. 2010's milder 36 / 6 99.60%: no gain, not
     # adopted (test top-1 99.44 / 99.67% recorded in the override table, not used to decide).
-    epochs=30, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
+    # Three more candidates, with one rule set before any of their runs (10% held out; seed 0,
+    # then seed 1 only if seed 0 beat 99.60% best validation; adopt if both seeds reach the
+    # baseline's 99.60 / 99.45% and their mean is higher; the highest mean among several):
+    # the seed's own Gaussian noise (augment.noise_std=0.05) 99.58%, stop; SGD-Nesterov lr 0.1,
+    # momentum 0.9, weight decay 5e-4, 99.60%, stop; batch 64 instead of 128 (lr kept) 99.62 /
+    # 99.48%: adopted by that rule, on a margin of 1 and 2 validation images of 6,000, i.e. within
+    # noise (test top-1 of those runs 99.66 / 99.56%, recorded, not used to decide). The runs at
+    # batch 128 are kept with the override batch_size=128. Its 2 runs at batch 64 on all 60,000
+    # images (AMD EPYC, 8.9 minutes a seed): 99.69 and 99.68%, 99.69 ± 0.01%: still a miss, by
+    # 3 test images, the same as batch 128's 99.68 ± 0.04% within noise.
+    epochs=30, batch_size=64, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1,
     augment=AugmentConfig(rotation=10, width_shift=0.1, height_shift=0.1, zoom=0.1),
     val_fraction=0.0,
