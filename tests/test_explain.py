@@ -163,3 +163,41 @@ def test_explain_command_writes_three_pngs(toy_run, tmp_path, monkeypatch, capsy
     assert "did you mean" in capsys.readouterr().err
     assert main(["explain", str(tmp_path / "nothing")]) == 2
     assert "not a cnnlab run folder" in capsys.readouterr().err
+
+
+def test_select_predictions_ranks_by_confidence():
+    from cnnlab.report.plots import select_predictions
+    labels = torch.tensor([0, 1, 0, 1, 0])
+    logits = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 2.0], [4.0, 0.0], [0.5, 0.0]])
+    assert select_predictions(labels, logits, "best", 5) == [0, 1, 4]  # correct, most confident first
+    assert select_predictions(labels, logits, "worst", 1) == [3]  # wrong at 98% before wrong at 88%
+    assert select_predictions(labels, None, "random", 5, seed=1) == torch.randperm(
+        5, generator=torch.Generator().manual_seed(1)).tolist()
+    binary = torch.tensor([[2.0], [1.0], [0.5], [-3.0], [-1.0]])  # one sigmoid output
+    assert select_predictions(labels, binary, "worst", 5) == [3, 0, 2]
+    with pytest.raises(ValueError, match="kind must be best, worst or random"):
+        select_predictions(labels, logits, "wrong", 5)
+
+
+def test_explain_run_selects_worst_and_best_predictions(toy_run, tmp_path, monkeypatch):
+    from cnnlab import runs
+    from cnnlab.explain import explain_run
+    ds = toy_dataset()
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    model = cnnlab.load_run(toy_run).model
+    x = (ds.test_images.float() / 255 - ds.mean[0]) / ds.std[0]
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)
+    conf, pred = probs.max(1)
+    wrong = (pred != ds.test_labels).nonzero().flatten()
+    best = explain_run(toy_run, select="best", images=6, out_dir=tmp_path)["test_indices"]
+    assert (pred[best] == ds.test_labels[best]).all()
+    assert conf[best].tolist() == sorted(conf[best].tolist(), reverse=True)
+    if len(wrong):
+        worst = explain_run(toy_run, select="worst", images=6, out_dir=tmp_path)["test_indices"]
+        assert set(worst) <= set(wrong.tolist()) and len(worst) == min(6, len(wrong))
+    else:
+        with pytest.raises(ValueError, match="no test image is predicted wrongly"):
+            explain_run(toy_run, select="worst", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="select must be random, worst or best"):
+        explain_run(toy_run, select="wrong", out_dir=tmp_path)

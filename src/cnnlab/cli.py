@@ -3,7 +3,7 @@
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
     torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
-    cnnlab explain RUN_DIR [--images 8] [--layer NAME] [--weights best|last] [--out DIR]
+    cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="Grad-CAM heatmaps, first-layer filters and feature maps "
                        "of a run's model (PNGs in the run folder)")
     p.add_argument("run_dir")
-    p.add_argument("--images", type=int, default=8, help="test images to explain (a seeded random sample)")
+    p.add_argument("--images", type=int, default=8, help="how many test images to explain")
+    p.add_argument("--select", choices=("random", "worst", "best"), default="random",
+                   help="which: a seeded random sample, the most confident wrong predictions, or "
+                        "the most confident correct ones")
     p.add_argument("--layer", default=None, help="Grad-CAM layer, a dotted name as `cnnlab summary` "
                    "prints it (default: the last layer with spatial output)")
     p.add_argument("--weights", choices=("best", "last"), default="best")
@@ -147,8 +150,8 @@ def cmd_evaluate(a) -> int:
 
 def cmd_explain(a) -> int:
     from .explain import explain_run
-    out = explain_run(a.run_dir, weights=a.weights, images=a.images, layer=a.layer, out_dir=a.out,
-                      data_dir=a.data_dir, seed=a.seed)
+    out = explain_run(a.run_dir, weights=a.weights, images=a.images, select=a.select, layer=a.layer,
+                      out_dir=a.out, data_dir=a.data_dir, seed=a.seed)
     print(f"Grad-CAM at layer {out['layer']}: {out['gradcam']}")
     print(f"filters of {out['first_conv']}: {out['filters']}")
     print(f"feature maps at {out['first_conv']} and {out['layer']}: {out['feature_maps']}")

@@ -215,58 +215,73 @@ def first_conv_weights(model: nn.Module) -> tuple[torch.Tensor, str]:
 
 
 def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: int = 8,
-                layer: str | None = None, out_dir: str | os.PathLike | None = None,
-                data_dir=None, seed: int = 0) -> dict:
+                select: str = "random", layer: str | None = None,
+                out_dir: str | os.PathLike | None = None, data_dir=None, seed: int = 0) -> dict:
     """Write ``gradcam.png``, ``filters.png`` and ``feature_maps.png`` for a run folder's model.
 
-    The images are a seeded random sample of the test split (``images`` of them, default 8), shown
-    with their true class, the prediction and its probability; Grad-CAM explains the predicted
-    class. ``feature_maps.png`` shows the first image's maps at the first convolution and at the
-    Grad-CAM layer.
+    ``images`` test images (default 8) are shown with their true class, the prediction and its
+    probability; Grad-CAM explains the predicted class. ``feature_maps.png`` shows the first
+    image's maps at the first convolution and at the Grad-CAM layer.
 
     Args:
         weights: ``"best"`` or ``"last"`` checkpoint.
+        select: which test images: ``"random"`` (a sample drawn with ``seed``), ``"worst"`` (the
+            most confident wrong predictions: where is the model looking when it errs?) or
+            ``"best"`` (the most confident correct ones); the last two evaluate the whole test
+            split first (float32, CPU).
         layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
             :func:`cam_layer`.
         out_dir: where the PNGs go (default: the run folder).
 
     Returns:
         ``{"gradcam": path, "filters": path, "feature_maps": path, "layer": name,
-        "first_conv": name}``.
+        "first_conv": name, "test_indices": [the images' indices in the test split]}``.
 
     Raises:
         FileNotFoundError: not a run folder, or its weights are missing.
         UnknownNameError: ``layer`` names no module.
-        ValueError: the run's data are not images, or ``images`` < 1.
+        ValueError: the run's data are not images, ``images`` < 1, an unknown ``select`` (before
+            any work), or
+            no test image fits it (``"worst"`` when every one is predicted correctly).
     """
     from .data.loader import BatchLoader
-    from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam
+    from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
     from .runs import load_run
+    from .train import evaluate
 
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")
+    if select not in ("random", "worst", "best"):
+        raise ValueError(f"select must be random, worst or best, got {select!r}")
     run = load_run(run_dir, weights, "cpu", data_dir, load_data=True)
     ds, model = run.dataset, run.model.float()
     if ds.test_images.dim() != 4:
         raise ValueError(f"{run.recipe.dataset} holds 1-D signals {tuple(ds.test_images.shape[1:])}, "
                          "not images: there are no filters or heatmaps to show")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(ds.test_labels), generator=g)[:images]
+    cpu = torch.device("cpu")
+    logits = None
+    if select != "random":  # the whole test split's predictions, to rank them
+        loader = BatchLoader(ds.test_images, ds.test_labels, 500, mean=ds.mean, std=ds.std, device=cpu)
+        logits = evaluate(model, loader, lambda z, y: z.new_zeros(()), cpu, keep_logits=True)["logits"]
+    idx = torch.tensor(select_predictions(ds.test_labels, logits, select, images, seed), dtype=torch.long)
+    if len(idx) == 0:
+        raise ValueError(f"no test image is predicted {'wrongly' if select == 'worst' else 'correctly'}: "
+                         f"nothing to show with select={select!r}")
     pixels, labels = ds.test_images[idx], ds.test_labels[idx]
-    x, _ = next(iter(BatchLoader(pixels, labels, len(idx), mean=ds.mean, std=ds.std,
-                                 device=torch.device("cpu"))))
-    cam, logits, layer = grad_cam(model, x, layer=layer)
+    x, _ = next(iter(BatchLoader(pixels, labels, len(idx), mean=ds.mean, std=ds.std, device=cpu)))
+    cam, cam_logits, layer = grad_cam(model, x, layer=layer)
     kernels, conv_name = first_conv_weights(model)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = f"{run.recipe.name} ({run.recipe.model}, {weights} weights)"
     paths = {"gradcam": out / "gradcam.png", "filters": out / "filters.png",
              "feature_maps": out / "feature_maps.png"}
-    plot_grad_cam(pixels, labels, logits, cam, ds.classes, paths["gradcam"],
-                  title=f"{title}: Grad-CAM at {layer}")
+    plot_grad_cam(pixels, labels, cam_logits, cam, ds.classes, paths["gradcam"],
+                  title=f"{title}: Grad-CAM at {layer}, {select} test predictions")
     plot_filters(kernels, paths["filters"], title=f"{title}: first convolution {conv_name}")
     maps = [(name, feature_maps(model, x[:1], name)[0]) for name in (conv_name, layer)]
     plot_feature_maps(pixels[0], maps, paths["feature_maps"],
                       title=f"{title}: feature maps of test image {int(idx[0])} "
                             f"(true {ds.classes[int(labels[0])]})")
-    return {**{k: str(v) for k, v in paths.items()}, "layer": layer, "first_conv": conv_name}
+    return {**{k: str(v) for k, v in paths.items()}, "layer": layer, "first_conv": conv_name,
+            "test_indices": idx.tolist()}

@@ -12,6 +12,36 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .._io import atomic_path  # noqa: E402
 
 
+def class_probabilities(logits):
+    """Float32 ``(N, K)`` class probabilities from logits ``(N, K)`` (softmax), or from one sigmoid
+    output ``(N, 1)`` as ``(1 - p, p)``."""
+    import torch
+    if logits.shape[1] == 1:
+        p1 = torch.sigmoid(logits[:, 0].float())
+        return torch.stack([1 - p1, p1], 1)
+    return torch.softmax(logits.float(), 1)
+
+
+def select_predictions(labels, logits, kind: str, n: int, seed: int = 0) -> list[int]:
+    """Indices of up to ``n`` examples: ``"best"`` the most confident correct predictions,
+    ``"worst"`` the most confident wrong ones (most confident first), ``"random"`` a sample drawn
+    with ``seed``. ``labels`` int64 ``(N,)``; ``logits`` float ``(N, K)`` or ``(N, 1)`` (not
+    read for ``"random"``, may be None).
+
+    Raises:
+        ValueError: another ``kind``.
+    """
+    import torch
+    if kind == "random":
+        return torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+    if kind not in ("best", "worst"):
+        raise ValueError(f"kind must be best, worst or random, got {kind!r}")
+    conf, pred = class_probabilities(logits).max(1)
+    correct = pred == labels
+    idx = torch.nonzero(correct if kind == "best" else ~correct).flatten()
+    return idx[conf[idx].argsort(descending=True)][:n].tolist()
+
+
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
     """Accuracy and loss per epoch, training vs validation, side by side, as one PNG."""
     epochs = history["epoch"]
@@ -47,25 +77,9 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
         kind: ``"best"`` -- the most confident correct predictions; ``"worst"`` -- the most
             confident wrong ones (seed 003's two grids); ``"random"`` -- a seeded random sample.
     """
-    import torch
-    if logits.shape[1] == 1:
-        p1 = torch.sigmoid(logits[:, 0].float())
-        probs = torch.stack([1 - p1, p1], 1)
-    else:
-        probs = torch.softmax(logits.float(), 1)
-    conf, pred = probs.max(1)
+    conf, pred = class_probabilities(logits).max(1)
     correct = pred == labels
-    if kind == "best":
-        idx = torch.nonzero(correct).flatten()
-        idx = idx[conf[idx].argsort(descending=True)]
-    elif kind == "worst":
-        idx = torch.nonzero(~correct).flatten()
-        idx = idx[conf[idx].argsort(descending=True)]
-    elif kind == "random":
-        idx = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    else:
-        raise ValueError(f"kind must be best, worst or random, got {kind!r}")
-    idx = idx[:n].tolist()
+    idx = select_predictions(labels, logits, kind, n)
     cols = min(8, max(1, len(idx)))
     rows = max(1, -(-len(idx) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 1.6 * cols), 1.9 * rows + 0.4), dpi=100,
@@ -104,13 +118,7 @@ def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | 
         logits: float ``(N, K)`` or ``(N, 1)`` (one sigmoid output).
         cams: float ``(N, H, W)`` in [0, 1] (:func:`cnnlab.explain.grad_cam`), for the predicted class.
     """
-    import torch
-    if logits.shape[1] == 1:
-        p1 = torch.sigmoid(logits[:, 0].float())
-        probs = torch.stack([1 - p1, p1], 1)
-    else:
-        probs = torch.softmax(logits.float(), 1)
-    conf, pred = probs.max(1)
+    conf, pred = class_probabilities(logits).max(1)
     n = len(images)
     cols = min(8, n)
     rows = -(-n // cols)
