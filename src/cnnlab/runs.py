@@ -398,6 +398,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     write_json(run_dir / "test_metrics.json", test)
     log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
     log(format_test_line(test))
+    if ds.test_images.dim() == 4:
+        log(f"plots in {run_dir}; Grad-CAM and filters: cnnlab explain {run_dir}")
     model.eval()
     return Run(run_dir, recipe, model, trainer.history, test, ds)
 
