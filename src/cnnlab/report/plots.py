@@ -60,10 +60,7 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_predictions(images, labels, logits, classes: list[str], path: str | os.PathLike,
@@ -95,6 +92,11 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     fig.suptitle(f"{title}: {what} test predictions" if title else f"{what} test predictions", fontsize=9)
     if not idx:
         fig.text(0.5, 0.5, "none: every test image is predicted correctly", ha="center")
+    _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    """Lay out ``fig``, write it as a PNG atomically (a complete file or none) and close it."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -137,10 +139,7 @@ def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | 
         if float(cams[i].max()) == 0:  # ReLU(sum alpha_k A_k) <= 0 everywhere
             bottom.set_title("no positive evidence\nat this layer", fontsize=6)
     fig.suptitle(title or "Grad-CAM of the predicted class", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_filters(weights, path: str | os.PathLike, title: str = "", max_filters: int = 64) -> None:
@@ -173,10 +172,7 @@ def plot_filters(weights, path: str | os.PathLike, title: str = "", max_filters:
                                             f"{w.shape[1]}")
     fig.suptitle(f"{title}\n{n} of {len(weights)} filters, {weights.shape[2]}x{weights.shape[3]}, "
                  f"{shown}, each scaled to its own range", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "",
@@ -205,7 +201,4 @@ def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "
                 ax.set_title(f"{name} {tuple(m.shape[1:])}", fontsize=7, loc="left")
         r += -(-len(m) // cols)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    _save(fig, path)
