@@ -31,3 +31,11 @@ def test_short_real_training_is_well_above_chance(mnist, tmp_path):
                        run_dir=tmp_path / "run", limit=6000, log=lambda m: None)
     assert run.test_metrics["total"] == 6000
     assert run.test_metrics["accuracy"] > 0.85  # chance is 0.10; a full run reaches 0.99
+    # and a look inside it, on the real test digits: the heat lies on the strokes, not the border
+    from cnnlab.explain import explain_run, grad_cam
+    out = explain_run(run.dir, images=16, select="worst", data_dir=real_data(""))
+    assert out["layer"] == "features" and len(out["test_indices"]) == 16
+    x = (mnist.test_images[:64].float() / 255 - mnist.mean[0]) / mnist.std[0]
+    cam, _, _ = grad_cam(run.model.float(), x)
+    ink = mnist.test_images[:64, 0] > 0
+    assert cam[ink].mean() > 2 * cam[~ink].mean()
