@@ -1,15 +1,15 @@
 """A look inside a trained network: Grad-CAM heatmaps, first-layer filters and feature maps.
 
-    cnnlab explain RUN_DIR [--images 8] [--layer NAME]
+    cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME]
 
 * :func:`grad_cam` -- Gradient-weighted Class Activation Mapping (Selvaraju et al. 2017,
   "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization",
   arXiv:1610.02391): the feature maps ``A_k`` of a late convolutional layer, weighted by the mean
   gradient of the class's logit with respect to each map, summed, passed through ReLU and
   upsampled to the image: where in the image the evidence for the class lies.
-* :func:`cam_layer` -- the layer Grad-CAM uses by default: the last one whose output is still a
-  map of at least 4x4 positions, as the Keras Grad-CAM example takes "the last convolutional
-  layer" (with its activation); the small seed CNNs end in 2x2 or 1x1 maps, too coarse to show.
+* :func:`cam_layer` -- the layer Grad-CAM uses by default: the last activated map of at least 4x4
+  positions, as the Keras Grad-CAM example takes "the last convolutional layer" (with its
+  activation); the small seed CNNs end in 2x2 or 1x1 maps, too coarse to show.
 * :func:`feature_maps` -- a layer's output for some images (forward hook).
 * :func:`explain_run` -- the three pictures for a run folder: ``gradcam.png``, ``filters.png``
   and ``feature_maps.png`` (:mod:`cnnlab.report.plots`).
@@ -63,6 +63,11 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     2 positions. Dropout and identity layers, no-ops in evaluation, are passed over, so the name
     is that of the layer that computed the maps.
 
+    Args:
+        model: an image classifier; run once on ``x[:1]`` in eval mode (its mode is restored).
+        x: float images ``(N, C, H, W)``, as the model takes them.
+        min_size: the smallest height and width of the map to prefer.
+
     Raises:
         ValueError: ``x`` is not 4-D, or no layer keeps a spatial map (e.g. an MLP).
     """
@@ -97,7 +102,8 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
 def _after_activation(m: nn.Module) -> bool:
     """Whether ``m``'s output is an activated map: an activation or pooling layer, a fused conv +
     ReLU, or a block (a module with sub-modules, which ends in one of those). Raw convolution and
-    BatchNorm outputs are not: their negative values make Grad-CAM's weighted sum cancel out."""
+    BatchNorm outputs are not: they are signed, pre-activation values (with airbench94's
+    ``block3.conv1`` as the layer, more of the CIFAR-10 maps came out blank than with ``block2``)."""
     from .models.layers import Conv2dReLU
     return (isinstance(m, Conv2dReLU) or any(True for _ in m.children())
             or type(m).__module__ in ("torch.nn.modules.activation", "torch.nn.modules.pooling"))
