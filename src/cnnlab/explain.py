@@ -18,7 +18,6 @@ Everything runs in float32 and eval mode (dropout off, BatchNorm's running stati
 """
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 
@@ -26,17 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import UnknownNameError
+from .registry import UnknownNameError, did_you_mean
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:
     """``model.get_submodule(name)``, or UnknownNameError naming the closest layer names."""
     names = [n for n, _ in model.named_modules() if n]
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-        raise UnknownNameError(f"no layer {name!r} in the model"
-                               + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
-                               + " (`cnnlab summary MODEL` lists its layers)")
+        raise UnknownNameError(f"no layer {name!r} in the model{did_you_mean(name, names)}"
+                               " (`cnnlab summary MODEL` lists its layers)")
     return model.get_submodule(name)
 
 

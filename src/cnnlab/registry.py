@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -21,6 +21,15 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
+
+
+def did_you_mean(name: str, names: Iterable[str], n: int = 5) -> str:
+    """``"; did you mean 'a', 'b'?"`` with up to ``n`` of ``names`` close to ``name`` (spelling
+    first, then names that contain it), or ``""`` when none is."""
+    names = list(names)
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.5)
+    close += [c for c in names if name and name in c and c not in close][: n - len(close)]
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Registry(Generic[T]):
@@ -61,12 +70,8 @@ class Registry(Generic[T]):
             raise UnknownNameError(self._unknown_message(name)) from None
 
     def _unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._items, n=5, cutoff=0.5)
-        close += [n for n in self._items if name and name in n and n not in close][: 5 - len(close)]
-        msg = f"unknown {self.kind} {name!r}"
-        if close:
-            msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
-        return msg + f" (`cnnlab list {self.kind}s` shows all {len(self._items)})"
+        return (f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}"
+                f" (`cnnlab list {self.kind}s` shows all {len(self._items)})")
 
     def list(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the shell-style ``pattern`` (``"vgg*"``, ``"mnist-*"``)."""

@@ -43,8 +43,8 @@ from .device import describe_machine, flush_denormals, resolve_device, resolve_p
 from .models import create_model
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
-                    ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss, evaluate as _evaluate,
-                    load_optimizer_state, parameter_groups)
+                    ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
+                    evaluate as _evaluate, load_optimizer_state, parameter_groups)
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
 

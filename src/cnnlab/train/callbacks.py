@@ -312,12 +312,10 @@ class FreezeAfter(Callback):
         names = [n for n, _ in model.named_parameters()]
         for key in self.epochs:
             if not any(n == key or n.startswith(key + ".") for n in names):
-                import difflib
-                from ..registry import UnknownNameError
-                close = difflib.get_close_matches(key, names, n=5, cutoff=0.5)
+                from ..registry import UnknownNameError, did_you_mean
                 raise UnknownNameError(f"freeze_after: no parameter {key!r} in the model"
-                                       + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
-                                       + " (`cnnlab summary MODEL` shows its layers)")
+                                       f"{did_you_mean(key, names)}"
+                                       " (`cnnlab summary MODEL` shows its layers)")
 
     def on_epoch_begin(self, trainer, epoch) -> None:
         self.check(trainer.model)
