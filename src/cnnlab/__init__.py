@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import explain
+from . import explain, transfer
 from .data import DATASETS, load_dataset
 from .models import MODELS, create_model
 from .recipes import RECIPES, Recipe, get_recipe
@@ -28,5 +28,5 @@ def summary(model, input_size=None) -> str:
     return _summary(model, input_size)
 
 
-__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate", "explain",
+__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate", "explain", "transfer",
            "get_recipe", "load_dataset", "load_run", "summary", "train", "__version__"]

@@ -41,6 +41,7 @@ from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
+from .transfer import freeze_before, load_pretrained
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
@@ -85,6 +86,13 @@ def format_test_line(m: dict) -> str:
 
 def _binary(recipe: Recipe, model: nn.Module) -> bool:
     return getattr(model, "num_classes", None) == 1
+
+
+def _names(keys: list[str], show: int = 4) -> str:
+    """``["a.weight", "a.bias", ...]`` -> ``"a.weight, a.bias, ... (9)"`` for log lines."""
+    if not keys:
+        return "none"
+    return ", ".join(keys[:show]) + (f", ... ({len(keys)})" if len(keys) > show else "")
 
 
 def _build(recipe: Recipe, ds: ImageDataset, device: torch.device) -> nn.Module:
@@ -172,6 +180,16 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
     torch.manual_seed(recipe.seed)
     model = _build(recipe, ds, dev)  # the same initial weights on every process
+    if recipe.pretrained is not None:
+        got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part)
+        if log:
+            log(f"pretrained: {got['loaded']} tensors from {got['file']}; new: "
+                f"{_names(got['new'])}; not used: {_names(got['unused'])}")
+    if recipe.trainable_from is not None:
+        trainable, frozen = freeze_before(model, recipe.trainable_from)
+        if log:
+            log(f"trainable from {recipe.trainable_from}: {trainable:,} parameters train, "
+                f"{frozen:,} frozen")
     if rank:  # each process its own dropout masks (rank 0 keeps the one-process stream)
         torch.manual_seed(recipe.seed * 65_537 + rank)
     if channels_last:
@@ -180,7 +198,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         model.compile()  # in place: state_dict keys stay those of the model
     binary = _binary(recipe, model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
-    params = model.parameters()
+    params = [p for p in model.parameters() if p.requires_grad]
     if recipe.filter_bias_and_bn or recipe.norm_bias_lr_scale != 1:
         params = parameter_groups(model, filter_bias_and_bn=recipe.filter_bias_and_bn, lr=recipe.lr,
                                   weight_decay=recipe.weight_decay,

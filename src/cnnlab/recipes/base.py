@@ -88,7 +88,10 @@ class Recipe(_Strict):
     source: str = Field(description="where the experiment comes from (seed row, paper)")
     expected_accuracy: Optional[float] = Field(None, description="test top-1 the source reports")
     literature: Optional[str] = Field(None, description="published figure for this setting, with its source")
-    kind: Literal["faithful", "fast", "best"] = "faithful"
+    kind: Literal["faithful", "fast", "best", "transfer"] = Field(
+        "faithful", description="faithful: the seed as written; fast: the seed's model, a better "
+        "schedule; best: the best per dataset; transfer: transfer learning (a backbone's "
+        "pretraining, feature extraction, fine-tuning)")
     dataset: str
     model: str
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -117,6 +120,17 @@ class Recipe(_Strict):
                                "their weight decay is divided by it (cnnlab.train.parameter_groups)")
     lookahead: Optional[LookaheadConfig] = Field(
         None, description="airbench's Lookahead averaging of the weights (cnnlab.train.Lookahead)")
+    pretrained: Optional[str] = Field(
+        None, description="weights to start from: a .safetensors or torchvision-format .pth "
+        "state_dict, a run folder, or a recipe name (its newest run under runs/); "
+        "cnnlab.transfer.load_pretrained")
+    pretrained_part: Literal["features", "all"] = Field(
+        "features", description="features: the convolutional base only (Keras' include_top=False); "
+        "all: everything but a final layer for another number of classes")
+    trainable_from: Optional[str] = Field(
+        None, description="first module that trains; every parameter before it is frozen "
+        "(feature extraction: 'classifier'; fine-tuning vgg16_bn's last block: 'features.34'); "
+        "None: all train")
     freeze_after: dict[str, int] = Field(
         default_factory=dict, description="parameter (or module) name -> epochs it trains before it "
         "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.train.FreezeAfter)")

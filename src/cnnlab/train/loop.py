@@ -20,6 +20,7 @@ from torch import nn
 
 from .. import distributed
 from ..device import autocast
+from ..transfer import frozen_norms_eval
 from .callbacks import Callback
 
 
@@ -127,6 +128,7 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             t0 = time.perf_counter()
             self.model.train()
+            frozen_norms_eval(self.model)  # frozen BatchNorm keeps its statistics (transfer)
             if hasattr(train, "set_epoch"):
                 train.set_epoch(epoch)
             for cb in self.callbacks:

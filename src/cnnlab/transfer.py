@@ -1,0 +1,210 @@
+"""Transfer learning: start from pretrained weights, train only part of the network.
+
+Two steps, as in Keras' transfer-learning guide and Chollet's cats-vs-dogs example (seed 001 §9):
+
+* **feature extraction**: load a pretrained convolutional base, put a new classifier on it and
+  train only the classifier (``trainable_from="classifier"``);
+* **fine-tuning**: continue from that run with the top block of the base unfrozen as well
+  (``trainable_from="features.34"`` for vgg16_bn's last block), at a small learning rate.
+
+Weights come from a ``.safetensors`` file, a torchvision-format ``.pth`` state_dict (read with
+``torch.load(weights_only=True)``: nothing but tensors is unpickled), a cnnlab run folder, or the
+name of a recipe whose newest run folder holds them. cnnlab's VGG, ResNet and AlexNet models use
+torchvision's parameter names, so torchvision's ImageNet files load as they are. Frozen
+parameters get ``requires_grad=False`` (no gradient is computed for a frozen base at all) and
+frozen BatchNorm layers keep their running statistics (Keras' ``trainable = False``).
+Yosinski et al. 2014, "How transferable are features in deep neural networks?", NeurIPS.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .registry import UnknownNameError, did_you_mean
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")  # common checkpoint wrappers
+_PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile add these to every key
+
+
+def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs") -> Path:
+    """The weights file ``source`` names.
+
+    ``source`` is a weights file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), a run folder
+    (its ``best.safetensors``), or a recipe name: the newest run folder of that recipe under
+    ``runs_root`` (``runs/<recipe>-<time>`` as ``cnnlab train`` writes it, or one level deeper,
+    as ``cnnlab reproduce --keep-runs`` does).
+
+    Raises:
+        FileNotFoundError: nothing matches; the message says how to make the weights.
+    """
+    path = Path(source)
+    if path.is_file():
+        return path
+    if path.is_dir() and (path / "recipe.json").is_file():  # a run folder
+        best = path / "best.safetensors"
+        if best.is_file():
+            return best
+        raise FileNotFoundError(f"pretrained: run folder {path} has no best.safetensors (did its "
+                                "training finish an epoch?)")
+    name = str(source)
+    root = Path(runs_root)
+    runs = [d for pattern in (f"{name}-*", f"*/{name}-*") for d in root.glob(pattern)
+            if (d / "best.safetensors").is_file() and (d / "recipe.json").is_file()]
+    if runs:
+        return max(runs, key=lambda d: (d / "best.safetensors").stat().st_mtime) / "best.safetensors"
+    raise FileNotFoundError(
+        f"pretrained: {name!r} is not a weights file ({', '.join(WEIGHT_SUFFIXES)}), a run folder, "
+        f"or a recipe with a finished run under {root}/; train it first (`cnnlab train {name}`) "
+        "or give the path of a weights file")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, on the CPU, with the prefixes DDP (``module.``) and
+    ``torch.compile`` (``_orig_mod.``) add removed and a ``{"state_dict": ...}`` or
+    ``{"model": ...}`` wrapper unwrapped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a safetensors file / not a plain state_dict (``.pth`` files holding Python
+            objects are refused, never unpickled), or an unknown suffix; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # SafetensorError on a bad or truncated header
+            raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    elif path.suffix in WEIGHT_SUFFIXES:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path}: holds Python objects besides tensors, which cnnlab does not "
+                             f"unpickle (torch.load weights_only=True): {str(e).splitlines()[0]}") from e
+        except (RuntimeError, EOFError, OSError) as e:
+            raise ValueError(f"{path}: not a readable PyTorch weights file ({e})") from e
+    else:
+        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; expected one of "
+                         f"{', '.join(WEIGHT_SUFFIXES)}")
+    if isinstance(state, dict):
+        for key in _WRAPPER_KEYS:
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{path}: not a state_dict (a dict of parameter name -> tensor)")
+    for prefix in _PREFIXES:
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "features",
+                    runs_root: str | os.PathLike = "runs") -> dict:
+    """Copy pretrained weights into ``model`` (in place, onto its device and dtype).
+
+    Args:
+        source: see :func:`find_weights`.
+        part: ``"features"``: the convolutional base only (every ``features.*`` tensor; Keras'
+            ``include_top=False``): the classifier keeps its fresh initialisation. ``"all"``:
+            every tensor, except the final layer (``model.info.classifier``) when its shape
+            differs (another number of classes): that one stays new, as timm does.
+
+    Returns:
+        ``{"file", "loaded", "new", "unused"}``: the file read, how many tensors were copied, the
+        names left at their initialisation, the file's names not used.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`find_weights` / :func:`read_state_dict`.
+        ValueError: a tensor the model needs is missing from the file or has another shape (the
+            message names the first few, with both shapes).
+    """
+    if part not in ("features", "all"):
+        raise ValueError(f"pretrained part must be 'features' or 'all', got {part!r}")
+    path = find_weights(source, runs_root)
+    state = read_state_dict(path)
+    own = model.state_dict()
+    head = getattr(getattr(model, "info", None), "classifier", None)
+    wanted = [k for k in own if part == "all" or k.startswith("features.")]
+    if not wanted:
+        raise ValueError(f"pretrained part 'features': {type(model).__name__} has no features.* "
+                         "parameters; use part 'all'")
+    missing = [k for k in wanted if k not in state]
+    new, mismatched, take = [], [], {}
+    for k in wanted:
+        if k in missing:
+            continue
+        if state[k].shape == own[k].shape:
+            take[k] = state[k]
+        elif part == "all" and head and k.startswith(head + "."):
+            new.append(k)  # a head for other classes: keep the model's fresh one
+        else:
+            mismatched.append(f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in "
+                              "the model")
+    if missing or mismatched:
+        problems = [f"missing {k}" for k in missing[:5]] + mismatched[:5]
+        more = len(missing) + len(mismatched) - len(problems)
+        hint = " (part 'features' loads the convolutional base only)" if part == "all" else ""
+        raise ValueError(f"{path}: weights do not fit {type(model).__name__}{hint}: "
+                         + "; ".join(problems) + (f"; and {more} more" if more > 0 else ""))
+    model.load_state_dict(take, strict=False)
+    new += [k for k in own if k not in take and k not in new]
+    unused = [k for k in state if k not in take]
+    return {"file": str(path), "loaded": len(take), "new": new, "unused": unused}
+
+
+def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, int]:
+    """Freeze every parameter registered before the module ``trainable_from``.
+
+    Keras' "unfreeze from ``block5_conv1`` on": parameters are taken in the model's order
+    (``model.named_parameters()``, i.e. the order of the layers); the first one inside
+    ``trainable_from`` and all after it train (``requires_grad=True``), all before it are frozen.
+    ``None``: everything trains. Feature extraction: ``"classifier"``.
+
+    Returns:
+        (trainable, frozen) parameter counts (numbers of scalars).
+
+    Raises:
+        UnknownNameError: no module or parameter of that name (with close matches).
+    """
+    names = [n for n, _ in model.named_parameters()]
+    if trainable_from is None:
+        start = 0
+    else:
+        inside = [i for i, n in enumerate(names)
+                  if n == trainable_from or n.startswith(trainable_from + ".")]
+        if not inside:
+            modules = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters())]
+            raise UnknownNameError(f"trainable_from: no module or parameter {trainable_from!r} with "
+                                   f"parameters in {type(model).__name__}"
+                                   f"{did_you_mean(trainable_from, modules)}")
+        start = inside[0]
+    counts = [0, 0]
+    for i, (_, p) in enumerate(model.named_parameters()):
+        p.requires_grad_(i >= start)
+        counts[i < start] += p.numel()
+    return counts[0], counts[1]
+
+
+def frozen_norms_eval(model: nn.Module) -> int:
+    """Put every BatchNorm layer whose affine parameters are all frozen in eval mode, so that it
+    normalises with its running statistics and does not update them (Keras' BatchNormalization
+    with ``trainable = False``). Call after ``model.train()``; returns how many were switched."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.training \
+                and not any(p.requires_grad for p in m.parameters(recurse=False)):
+            m.eval()
+            n += 1
+    return n
+
+
+__all__ = ["find_weights", "freeze_before", "frozen_norms_eval", "load_pretrained", "read_state_dict"]
