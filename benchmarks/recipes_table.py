@@ -53,7 +53,7 @@ AUGMENT_S_PER_IMAGE = 10e-6  # crop/flip or affine on the CPU, measured 3-16 us 
 DATA = {"mnist": (60_000, 10_000), "fashion-mnist": (60_000, 10_000), "cifar10": (50_000, 10_000),
         "notmnist-small": (16_854, 1_870), "iris-teaching": (97, 23), "iris": (120, 30)}
 DATASET_ORDER = list(DATA)
-KIND_ORDER = {"faithful": 0, "fast": 1, "best": 2}
+KIND_ORDER = {"faithful": 0, "fast": 1, "best": 2, "transfer": 3}
 
 
 def throughput(r: Recipe) -> float:

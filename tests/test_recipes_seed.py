@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.checkpoint import save_weights
 from cnnlab.data import DATASETS, load_dataset
 from cnnlab.data.augment import build_augment
 from cnnlab.data.core import ImageDataset, stratified_split
@@ -27,11 +28,15 @@ from cnnlab.train import build_optimizer, build_scheduler
 from conftest import REPO, real_data
 
 ALL = list(RECIPES)
+# transfer learning (recipes/transfer.py): not seed rows of issue 6
+TRANSFER = ["vgg16-cifar8-pretrain", "catsdogs-vgg16-scratch", "catsdogs-vgg16-features",
+            "catsdogs-vgg16-finetune"]
 
 # (image shape, number of classes) of each dataset the recipes use, without loading it
 SHAPES = {"mnist": ((1, 28, 28), 10), "fashion-mnist": ((1, 28, 28), 10),
           "cifar10": ((3, 32, 32), 10), "notmnist-small": ((1, 28, 28), 10),
-          "iris-teaching": ((1, 4), 3), "iris": ((1, 4), 3)}
+          "iris-teaching": ((1, 4), 3), "iris": ((1, 4), 3),
+          "cifar10-no-catsdogs": ((3, 32, 32), 8), "cats_vs_dogs-64": ((3, 64, 64), 2)}
 
 # The issue's list: one faithful and one fast recipe per SEEDS.md row with a dataset
 SEED_ROWS = ["notmnist-mlp", "mnist-cnn-wide", "fashion-cnn-bn", "cifar10-cnn-bn", "mnist-lenet5",
@@ -83,7 +88,7 @@ def test_kinds_and_names_agree():
     for name in ALL:
         kind = get_recipe(name).kind
         assert kind == ("fast" if name.endswith("-fast") else "best" if name.endswith("-best")
-                        else "faithful"), name
+                        else "transfer" if name in TRANSFER else "faithful"), name
 
 
 # --- faithful: what the seed states --------------------------------------------------------------
@@ -226,7 +231,11 @@ BY_DATA = sorted(ALL, key=lambda n: (get_recipe(n).dataset, n))
 def test_recipe_trains_one_epoch_on_real_data(name, datasets, tmp_path):
     r = get_recipe(name)
     ds = _slice(datasets(r.dataset))
-    run = cnnlab.train(name, {"epochs": 1, "batch_size": min(r.batch_size, 64)}, dataset=ds,
+    overrides = {"epochs": 1, "batch_size": min(r.batch_size, 64)}
+    if r.pretrained:  # the pretrained run is not at hand here: weights of the same network
+        save_weights(_build(r, ds, torch.device("cpu")), tmp_path / "pretrained.safetensors")
+        overrides["pretrained"] = str(tmp_path / "pretrained.safetensors")
+    run = cnnlab.train(name, overrides, dataset=ds,
                        run_dir=tmp_path / "run", progress=False, log=lambda m: None)
     assert len(run.history) == 1
     loss = run.history["loss"][0]

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run recipes in full over several seeds; update the results table")
     p.add_argument("pattern", nargs="?", default="*", help="recipe name pattern, e.g. 'mnist-*'")
-    p.add_argument("--kind", choices=("faithful", "fast", "best"), default=None)
+    p.add_argument("--kind", choices=("faithful", "fast", "best", "transfer"), default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")

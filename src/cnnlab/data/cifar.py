@@ -454,5 +454,32 @@ def cifar10_catsdogs(data_dir=None, download: bool = True, source: str = "auto",
                         test_labels=yte, classes=["cat", "dog"], provenance=prov)
 
 
-__all__ = ["CLASSES", "ARCHIVE_MD5", "CifarUnpickler", "cifar10", "cifar10_catsdogs", "load_cifar10",
+@register_dataset("cifar10-no-catsdogs", folder="cifar10",
+                  description="CIFAR-10 without cats and dogs: the other 8 classes, 40,000/8,000, 32x32 "
+                              "RGB (a source task for transfer learning to cats vs dogs)")
+def cifar10_no_catsdogs(data_dir=None, download: bool = True, source: str = "auto",
+                        workers: int | None = None) -> ImageDataset:
+    """CIFAR-10's eight classes other than cat and dog: uint8 (N, 3, 32, 32), labels 0-7 in
+    CIFAR's order (airplane, automobile, bird, deer, frog, horse, ship, truck); 40,000 train,
+    8,000 test. cnnlab pretrains backbones on it (recipe ``vgg16-cifar8-pretrain``) so that
+    transfer to cats vs dogs starts from features that have never seen a cat or a dog."""
+    full = load_cifar10(data_dir, download, source, workers)
+    others = [c for c in range(10) if c not in CATSDOGS]
+    new_label = torch.full((10,), -1, dtype=torch.int64)
+    new_label[others] = torch.arange(len(others))
+
+    def pick(x, y):
+        keep = new_label[y] >= 0
+        return x[keep], new_label[y[keep]]
+
+    xtr, ytr = pick(full.train_images, full.train_labels)
+    xte, yte = pick(full.test_images, full.test_labels)
+    prov = dict(full.provenance)
+    prov["subset"] = "CIFAR-10 without cat (3) and dog (5); the other 8 classes relabelled 0-7 in order"
+    return ImageDataset(name="cifar10-no-catsdogs", train_images=xtr, train_labels=ytr, test_images=xte,
+                        test_labels=yte, classes=[CLASSES[c] for c in others], provenance=prov)
+
+
+__all__ = ["CLASSES", "ARCHIVE_MD5", "CifarUnpickler", "cifar10", "cifar10_catsdogs",
+           "cifar10_no_catsdogs", "load_cifar10",
            "read_cifar_batch", "read_cifar_meta", "read_cifar_python", "read_image_tar"]

@@ -23,7 +23,8 @@ def _official_md5(name: str) -> dict[str, str]:
         from .cifar import ARCHIVE, ARCHIVE_MD5
         from .mnist import FASHION_MD5, MNIST_MD5
         OFFICIAL_MD5.update({"mnist": MNIST_MD5, "fashion-mnist": FASHION_MD5,
-                             "cifar10": {ARCHIVE: ARCHIVE_MD5}, "cifar10-catsdogs": {ARCHIVE: ARCHIVE_MD5}})
+                             "cifar10": {ARCHIVE: ARCHIVE_MD5}, "cifar10-catsdogs": {ARCHIVE: ARCHIVE_MD5},
+                             "cifar10-no-catsdogs": {ARCHIVE: ARCHIVE_MD5}})
     return OFFICIAL_MD5.get(name, {})
 
 

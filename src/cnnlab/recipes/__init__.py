@@ -3,7 +3,7 @@ from .base import (AugmentConfig, EarlyStoppingConfig, LookaheadConfig, RECIPES,
                    ReduceLROnPlateauConfig, get_recipe, parse_overrides, register_recipe)
 
 # each import registers one dataset group's recipes
-from . import cifar10, fashion, iris, mnist, notmnist  # noqa: F401,E402
+from . import cifar10, fashion, iris, mnist, notmnist, transfer  # noqa: F401,E402
 
 __all__ = ["AugmentConfig", "EarlyStoppingConfig", "LookaheadConfig", "RECIPES", "Recipe", "RecipeError",
            "ReduceLROnPlateauConfig", "get_recipe", "parse_overrides", "register_recipe"]
