@@ -130,6 +130,9 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
     assert find_weights(older, runs) == older / "best.safetensors"
     assert find_weights(older / "best.safetensors", runs) == older / "best.safetensors"
     assert find_weights("src", runs) == newer / "best.safetensors"  # the newest run of the recipe
+    (older / "recipe.json").write_text(json.dumps({"recipe": {"seed": 1}}))
+    assert find_weights("src", runs, seed=1) == older / "best.safetensors"  # the same seed's
+    assert find_weights("src", runs, seed=2) == newer / "best.safetensors"  # none: the newest
     with pytest.raises(FileNotFoundError, match=r"`cnnlab train mnist-cnn-small`"):
         find_weights("mnist-cnn-small", runs)
     (runs / "stopped").mkdir()
@@ -203,3 +206,17 @@ def test_recipe_validates_the_new_fields():
 def load_sd(run_dir):
     from safetensors.torch import load_file
     return load_file(str(run_dir / "best.safetensors"))
+
+
+def test_marked_batchnorm_trains_its_affine_but_keeps_its_statistics():
+    m = cnnlab.create_model(MODEL, num_classes=4)
+    freeze_before(m, "features.block2")
+    from cnnlab.transfer import keep_running_stats
+    assert keep_running_stats(m, "features") == 4
+    m.train()
+    assert frozen_norms_eval(m) == 4 and m.classifier.bn.training
+    bn = m.features.block2.bn1
+    assert bn.weight.requires_grad and not bn.training
+    stats = bn.running_var.clone()
+    m(torch.rand(8, 1, 28, 28)).sum().backward()
+    assert torch.equal(stats, bn.running_var) and bn.weight.grad is not None

@@ -41,7 +41,7 @@ from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
-from .transfer import freeze_before, load_pretrained
+from .transfer import freeze_before, keep_running_stats, load_pretrained
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
@@ -181,10 +181,12 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     torch.manual_seed(recipe.seed)
     model = _build(recipe, ds, dev)  # the same initial weights on every process
     if recipe.pretrained is not None:
-        got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part)
+        got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part, seed=recipe.seed)
         if log:
             log(f"pretrained: {got['loaded']} tensors from {got['file']}; new: "
                 f"{_names(got['new'])}; not used: {_names(got['unused'])}")
+    if recipe.features_bn_inference:
+        keep_running_stats(model, "features")
     if recipe.trainable_from is not None:
         trainable, frozen = freeze_before(model, recipe.trainable_from)
         if log:

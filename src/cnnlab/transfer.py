@@ -17,6 +17,7 @@ Yosinski et al. 2014, "How transferable are features in deep neural networks?", 
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -31,13 +32,15 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")  # common checkpoint
 _PREFIXES = ("module.", "_orig_mod.")  # DDP and torch.compile add these to every key
 
 
-def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs") -> Path:
+def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs",
+                 seed: int | None = None) -> Path:
     """The weights file ``source`` names.
 
     ``source`` is a weights file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), a run folder
     (its ``best.safetensors``), or a recipe name: the newest run folder of that recipe under
     ``runs_root`` (``runs/<recipe>-<time>`` as ``cnnlab train`` writes it, or one level deeper,
-    as ``cnnlab reproduce --keep-runs`` does).
+    as ``cnnlab reproduce --keep-runs`` does); with ``seed``, the newest run with that seed
+    where there is one (fine-tuning seed 1 continues feature extraction seed 1).
 
     Raises:
         FileNotFoundError: nothing matches; the message says how to make the weights.
@@ -55,12 +58,21 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
     root = Path(runs_root)
     runs = [d for pattern in (f"{name}-*", f"*/{name}-*") for d in root.glob(pattern)
             if (d / "best.safetensors").is_file() and (d / "recipe.json").is_file()]
+    same_seed = [d for d in runs if seed is not None and _run_seed(d) == seed]
+    runs = same_seed or runs
     if runs:
         return max(runs, key=lambda d: (d / "best.safetensors").stat().st_mtime) / "best.safetensors"
     raise FileNotFoundError(
         f"pretrained: {name!r} is not a weights file ({', '.join(WEIGHT_SUFFIXES)}), a run folder, "
         f"or a recipe with a finished run under {root}/; train it first (`cnnlab train {name}`) "
         "or give the path of a weights file")
+
+
+def _run_seed(run_dir: Path) -> int | None:
+    try:
+        return json.loads((run_dir / "recipe.json").read_text())["recipe"]["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -108,11 +120,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "features",
-                    runs_root: str | os.PathLike = "runs") -> dict:
+                    runs_root: str | os.PathLike = "runs", seed: int | None = None) -> dict:
     """Copy pretrained weights into ``model`` (in place, onto its device and dtype).
 
     Args:
-        source: see :func:`find_weights`.
+        source, runs_root, seed: see :func:`find_weights`.
         part: ``"features"``: the convolutional base only (every ``features.*`` tensor; Keras'
             ``include_top=False``): the classifier keeps its fresh initialisation. ``"all"``:
             every tensor, except the final layer (``model.info.classifier``) when its shape
@@ -129,7 +141,7 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
     """
     if part not in ("features", "all"):
         raise ValueError(f"pretrained part must be 'features' or 'all', got {part!r}")
-    path = find_weights(source, runs_root)
+    path = find_weights(source, runs_root, seed)
     state = read_state_dict(path)
     own = model.state_dict()
     head = getattr(getattr(model, "info", None), "classifier", None)
@@ -194,17 +206,35 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
     return counts[0], counts[1]
 
 
+def keep_running_stats(model: nn.Module, prefix: str = "features") -> int:
+    """Mark every BatchNorm layer under ``prefix`` to normalise with its running statistics in
+    training too, trainable or not: Keras' advice for fine-tuning (call the base with
+    ``training=False``), since batch statistics of the new data would shift what the trained
+    classifier sees. :func:`frozen_norms_eval` applies the mark; returns how many were marked."""
+    n = 0
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+                name == prefix or name.startswith(prefix + ".")):
+            m.keep_running_stats = True
+            n += 1
+    return n
+
+
 def frozen_norms_eval(model: nn.Module) -> int:
-    """Put every BatchNorm layer whose affine parameters are all frozen in eval mode, so that it
-    normalises with its running statistics and does not update them (Keras' BatchNormalization
-    with ``trainable = False``). Call after ``model.train()``; returns how many were switched."""
+    """Put every BatchNorm layer whose affine parameters are all frozen, or that
+    :func:`keep_running_stats` marked, in eval mode, so that it normalises with its running
+    statistics and does not update them (Keras' BatchNormalization with ``trainable = False``).
+    Its affine parameters still train where they are trainable. Call after ``model.train()``;
+    returns how many were switched."""
     n = 0
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.training \
-                and not any(p.requires_grad for p in m.parameters(recurse=False)):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.training and (
+                getattr(m, "keep_running_stats", False)
+                or not any(p.requires_grad for p in m.parameters(recurse=False))):
             m.eval()
             n += 1
     return n
 
 
-__all__ = ["find_weights", "freeze_before", "frozen_norms_eval", "load_pretrained", "read_state_dict"]
+__all__ = ["find_weights", "freeze_before", "frozen_norms_eval", "keep_running_stats", "load_pretrained",
+           "read_state_dict"]

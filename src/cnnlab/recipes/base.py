@@ -131,6 +131,10 @@ class Recipe(_Strict):
         None, description="first module that trains; every parameter before it is frozen "
         "(feature extraction: 'classifier'; fine-tuning vgg16_bn's last block: 'features.34'); "
         "None: all train")
+    features_bn_inference: bool = Field(
+        False, description="BatchNorm layers in the features normalise with their running "
+        "statistics and keep them, trainable or not (Keras' fine-tuning advice; "
+        "cnnlab.transfer.keep_running_stats)")
     freeze_after: dict[str, int] = Field(
         default_factory=dict, description="parameter (or module) name -> epochs it trains before it "
         "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.train.FreezeAfter)")
