@@ -57,7 +57,7 @@ register_recipe(Recipe(
 
 register_recipe(Recipe(
     name="catsdogs-vgg16-finetune",
-    source="seed 001 §9 second step, fine-tuning: from the newest catsdogs-vgg16-features run, "
+    source="seed 001 §9 second step, fine-tuning: from the same seed's catsdogs-vgg16-features run, "
            "VGG16's last conv block (features.34 on) unfrozen, RMSprop at 1e-5 as Chollet",
     # BatchNorm of the features in inference mode (Keras' advice for fine-tuning): the first run
     # (seed 0) without it started at a validation loss of 0.98 where the feature-extraction run
