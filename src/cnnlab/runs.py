@@ -41,11 +41,11 @@ from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
 from .models import create_model
-from .transfer import freeze_before, keep_running_stats, load_pretrained
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
                     evaluate as _evaluate, load_optimizer_state, parameter_groups)
+from .transfer import freeze_before, keep_running_stats, load_pretrained
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
 

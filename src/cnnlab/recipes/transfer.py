@@ -29,9 +29,10 @@ register_recipe(Recipe(
 
 # --- cats vs dogs photos (seed 001 §6, §9) -------------------------------------------------------
 # The seeds' VGG16 saw ImageNet's 1.3M photos (among them 120 dog breeds and several cats); ours
-# saw 40,000 32x32 images of 8 other classes, so the seeds' 97.95% is not a target here. What
-# these recipes show is the method and its gain: the same network and data from scratch
-# (catsdogs-vgg16-scratch) against feature extraction and fine-tuning from the backbone. The
+# saw 40,000 32x32 images of 8 other classes, so the seeds' 97.95% is not a target here. These
+# recipes put the method side by side with the same network and data from scratch
+# (catsdogs-vgg16-scratch). Measured (2 seeds): from scratch 78.85%, feature extraction 63.90%,
+# fine-tuning 64.35%: this backbone's features do not help on the photos (README). The
 # photos are resized to 64x64 (cats_vs_dogs-64), where animals are about the size the backbone
 # learnt them at; augmentation as the seed (shear, zoom, horizontal flip); one sigmoid output and
 # binary cross-entropy as the seed; 20% of train/ held out for validation as the seeds.
