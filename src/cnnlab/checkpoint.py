@@ -26,6 +26,22 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
         save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
 
 
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, on the CPU.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a valid safetensors file (bad or truncated header); names the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError on bad headers
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+
+
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool = True) -> None:
     """Load a ``.safetensors`` state_dict into ``model`` (on the model's device).
 
@@ -34,13 +50,7 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool =
         ValueError: the file is not a valid safetensors file, or its keys/shapes do not fit the
             model; the message names the file and the first mismatches.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    try:
-        state = load_file(str(path))
-    except Exception as e:  # safetensors raises its own SafetensorError on bad headers
-        raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+    state = read_safetensors(path)
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as e:

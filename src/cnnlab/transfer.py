@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .checkpoint import read_safetensors
 from .registry import UnknownNameError, did_you_mean
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -89,11 +90,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights {path} not found")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        try:
-            state = load_file(str(path))
-        except Exception as e:  # SafetensorError on a bad or truncated header
-            raise ValueError(f"{path}: not a readable safetensors file ({e})") from e
+        state = read_safetensors(path)
     elif path.suffix in WEIGHT_SUFFIXES:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
