@@ -106,15 +106,15 @@ def main():
     ensure_launch_settings()
 
     import torch
-    from cnnlab.bench import SEED_MODELS, CnnlabRunner, interleave, matmul_ceiling, train_flops_per_image
+    from cnnlab.bench import (SEED_MODELS, CnnlabRunner, format_ceilings, interleave, matmul_ceilings,
+                              train_flops_per_image)
     from cnnlab.device import describe_machine
 
     models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
     plain_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "OMP_NUM_THREADS")}
     tf_py = None if a.no_keras else ensure_tf_venv()
-    ceil = {"fp32": matmul_ceiling(torch.float32, 4096, 3.0), "bf16": matmul_ceiling(torch.bfloat16, 4096, 3.0)}
-    print(f"matmul ceiling (4096^3, {torch.get_num_threads()} threads): fp32 {ceil['fp32']:.0f}, "
-          f"bf16 {ceil['bf16']:.0f} GFLOP/s", flush=True)
+    ceil = matmul_ceilings(4096, 3.0)
+    print(f"matmul ceiling (4096^3, {torch.get_num_threads()} threads): {format_ceilings(ceil)}", flush=True)
     rows, versions = [], {}
     for name, batch, shape in models:
         print(f"== {name} (batch {batch})", flush=True)
@@ -125,7 +125,9 @@ def main():
         peers = {"plain": Peer("plain PyTorch fp32 DataLoader", [sys.executable, "torch_peer.py"],
                                plain_env, build)}
         if tf_py:
-            for pol, key in (("float32", "keras_fp32"), ("mixed_bfloat16", "keras_bf16")):
+            # mixed_bfloat16 only where the CPU has native bf16 (emulated, it is no contender)
+            policies = [("float32", "keras_fp32")] + ([("mixed_bfloat16", "keras_bf16")] if ceil["bf16"] else [])
+            for pol, key in policies:
                 peers[key] = Peer(f"Keras fit {pol}", [str(tf_py), "keras_peer.py"], plain_env,
                                   {**build, "policy": pol})
                 versions.update(tensorflow=peers[key].info["tf"], keras=peers[key].info["keras"])
@@ -141,7 +143,7 @@ def main():
         row["gflops"] = res["cnnlab"].median * flops / 1e9
         if "cnnlab_compile" in runners:
             row["compile_first_run_s"] = runners["cnnlab_compile"].first_s
-        row["ceiling_fraction"] = row["gflops"] / ceil[prec]
+        row["ceiling_fraction"] = row["gflops"] / ceil[prec] if ceil.get(prec) else None
         rows.append(row)
 
     machine = describe_machine()
@@ -165,12 +167,16 @@ def render(out, with_time_to_accuracy: bool = True) -> str:
             f"One interleaved run, {out['date'][:10]}, {out['rounds']} rounds of {out['steps']} training "
             "steps per contender and model (medians, min-max in brackets, images/s; forward, "
             "cross-entropy, backward, Adam step). Written by `python benchmarks/speed.py`.", "",
-            f"Machine: {out['machine']['cpu']}, {out['machine']['cores']} cores; torch {out['machine']['torch']}, "
+            f"Machine: {out['machine']['cpu']}"
+            + (f" ({out['machine']['cpu_isa']})" if out["machine"].get("cpu_isa") else "")
+            + f", {out['machine']['cores']} cores; torch {out['machine']['torch']}, "
             f"Python {out['machine']['python']}"
             + (f", TensorFlow {out['versions'].get('tensorflow')}, Keras {out['versions'].get('keras')}" if has_keras else "")
             + f"; cnnlab launch settings: LD_PRELOAD={out['machine']['launch']['LD_PRELOAD'] or 'none'}. "
-            f"Matmul ceiling measured in the same run: fp32 {out['ceiling_gflops']['fp32']:.0f} GFLOP/s, "
-            f"bf16 {out['ceiling_gflops']['bf16']:.0f} GFLOP/s.", "",
+            "Matmul ceiling measured in the same run: "
+            + ", ".join(f"{k} {v:.0f} GFLOP/s" if v else f"{k} not measured (no native bf16: "
+                        "PyTorch emulates it at ~1 GFLOP/s, cnnlab trains in fp32, Keras' "
+                        "mixed_bfloat16 not timed)" for k, v in out["ceiling_gflops"].items()) + ".", "",
             "| model (batch) | (a) cnnlab default | (b) plain PyTorch fp32 DataLoader | (c) Keras fit fp32 "
             "| (c) Keras fit mixed_bfloat16 | a / b | a / best Keras | cnnlab GFLOP/s (of ceiling) |",
             "|---|---|---|---|---|---|---|---|"]
@@ -185,7 +191,8 @@ def render(out, with_time_to_accuracy: bool = True) -> str:
         lines.append(f"| {r['model']} ({r['batch']}) | {cell(r, 'cnnlab')} {r['precision']} | {cell(r, 'plain')} "
                      f"| {cell(r, 'keras_fp32')} | {cell(r, 'keras_bf16')} | {a / b:.2f}x "
                      f"| {f'{a / kbest:.2f}x' if kbest else '—'} "
-                     f"| {r['gflops']:.0f} ({100 * r['ceiling_fraction']:.1f}% of {r['precision']}) |")
+                     f"| {r['gflops']:.0f} ({100 * r['ceiling_fraction']:.1f}% of {r['precision']}) |"
+                     if r["ceiling_fraction"] else f"| {r['gflops']:.0f} |")
     lines.append(f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | "
                  f"**{geomean(vs_keras):.2f}x** |  |" if vs_keras else
                  f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | — | |")

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from cnnlab.cli import main
 
@@ -70,3 +71,32 @@ def test_bench_prints_the_machine_and_a_row_per_model(capsys):
     assert "\nMachine: " in out and " cores; torch " in out and "{'cpu'" not in out
     [row] = [line for line in out.splitlines() if line.startswith("| lenet5 (64) |")]
     assert row.endswith("|") and "x |" in row
+
+
+def test_matmul_ceilings_skip_bf16_where_the_cpu_only_emulates_it(monkeypatch):
+    """On a CPU without native bf16 (an AVX2-only AMD EPYC) PyTorch emulates bf16 matmuls at about
+    1 GFLOP/s: the bf16 ceiling is then not measured (it took ~25 s per product there), and the
+    tables say so instead of a fraction."""
+    from cnnlab import bench, device
+    timed = []
+    monkeypatch.setattr(bench, "matmul_ceiling", lambda dtype, n, s: timed.append(dtype) or 100.0)
+    monkeypatch.setattr(device, "native_bf16", lambda dev: False)
+    ceil = bench.matmul_ceilings(64, 0.01)
+    assert ceil == {"fp32": 100.0, "bf16": None} and timed == [torch.float32]
+    assert bench.format_ceilings(ceil) == "fp32 100 GFLOP/s, bf16 not native (not measured)"
+    monkeypatch.setattr(device, "native_bf16", lambda dev: True)
+    assert bench.matmul_ceilings(64, 0.01) == {"fp32": 100.0, "bf16": 100.0}
+    s = bench.Series("x", [10.0])
+    row = {"model": "m", "batch": 8, "cnnlab": s, "plain": s, "gflops": 1.0, "ceiling_fraction": None,
+           "precision": "fp32"}
+    assert bench.format_rows([row]).splitlines()[-1].endswith("| 1 | — (fp32 not measured) |")
+
+
+def test_cpu_isa_names_the_instruction_sets_benchmarks_depend_on(monkeypatch):
+    from cnnlab import device
+    for flags, isa in (({"avx2", "fma"}, "AVX2"), ({"avx2", "avx512f", "avx512_bf16"}, "AVX-512, AVX512-BF16"),
+                       ({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}, "AVX-512, AVX512-BF16, AMX-BF16"),
+                       ({"asimd", "bf16"}, "NEON, BF16"), (set(), "")):
+        monkeypatch.setattr(device, "cpu_flags", lambda flags=flags: frozenset(flags))
+        assert device.cpu_isa() == isa
+    assert "cpu_isa" in device.describe_machine()

@@ -63,6 +63,23 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> f
     return 2.0 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
+def matmul_ceilings(n: int = 2048, seconds: float = 1.0) -> dict[str, float | None]:
+    """``{"fp32": GFLOP/s, "bf16": GFLOP/s or None}`` on the CPU (:func:`matmul_ceiling`).
+
+    bf16 is measured only where the CPU computes it natively (:func:`cnnlab.device.native_bf16`):
+    elsewhere PyTorch emulates it at about 1 GFLOP/s (an AVX2-only AMD EPYC: one 2048^3 product
+    took ~25 s), cnnlab trains in fp32 there, and the figure would only cost time.
+    """
+    from .device import native_bf16
+    return {"fp32": matmul_ceiling(torch.float32, n, seconds),
+            "bf16": matmul_ceiling(torch.bfloat16, n, seconds) if native_bf16(torch.device("cpu")) else None}
+
+
+def format_ceilings(ceil: dict[str, float | None]) -> str:
+    """``"fp32 209 GFLOP/s, bf16 808 GFLOP/s"`` (bf16: "not native" where it was not measured)."""
+    return ", ".join(f"{k} {v:.0f} GFLOP/s" if v else f"{k} not native (not measured)" for k, v in ceil.items())
+
+
 class CnnlabRunner:
     """Times ``Trainer.fit`` over ``steps`` batches: exactly what ``cnnlab train`` runs, for a
     recipe of ``model_name`` with the given recipe fields (e.g. ``optimizer="sgd"``)."""
@@ -148,7 +165,8 @@ def median_span(samples) -> str:
 
 def machine_line(m: dict) -> str:
     """The machine line of a benchmark table, from :func:`cnnlab.device.describe_machine`."""
-    return f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}."
+    isa = f" ({m['cpu_isa']})" if m.get("cpu_isa") else ""
+    return f"Machine: {m['cpu']}{isa}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}."
 
 
 @dataclass
@@ -182,8 +200,8 @@ def interleave(runners: dict[str, object], rounds: int, warmup: int = 1,
 def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> list[dict]:
     """The ``cnnlab bench`` measurement; returns one dict per model."""
     torch.set_num_threads(torch.get_num_threads())
-    ceil = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
-    log(f"matmul ceiling: fp32 {ceil['fp32']:.0f} GFLOP/s, bf16 {ceil['bf16']:.0f} GFLOP/s")
+    ceil = matmul_ceilings()
+    log(f"matmul ceiling: {format_ceilings(ceil)}")
     rows = []
     for name, batch, shape in models:
         log(f"{name} (batch {batch})")
@@ -195,7 +213,7 @@ def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> li
         gflops = res["cnnlab"].median * flops / 1e9
         rows.append({"model": name, "batch": batch, "cnnlab": res["cnnlab"], "plain": res["plain"],
                      "train_mflop_per_image": flops / 1e6, "gflops": gflops,
-                     "ceiling_fraction": gflops / ceil[prec], "precision": prec, "ceiling": ceil})
+                     "ceiling_fraction": gflops / ceil[prec] if ceil[prec] else None, "precision": prec, "ceiling": ceil})
     return rows
 
 
@@ -204,7 +222,8 @@ def format_rows(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|"]
     for r in rows:
         c, p = r["cnnlab"], r["plain"]
+        share = (f"{100 * r['ceiling_fraction']:.0f}% of {r['precision']}" if r["ceiling_fraction"]
+                 else f"— ({r['precision']} not measured)")
         lines.append(f"| {r['model']} ({r['batch']}) | {c.median:,.0f} ({c.span()}) | {p.median:,.0f} "
-                     f"({p.span()}) | {c.median / p.median:.2f}x | {r['gflops']:.0f} | "
-                     f"{100 * r['ceiling_fraction']:.0f}% of {r['precision']} |")
+                     f"({p.span()}) | {c.median / p.median:.2f}x | {r['gflops']:.0f} | {share} |")
     return "\n".join(lines)

@@ -59,6 +59,21 @@ def native_bf16(device: torch.device) -> bool:
     return False
 
 
+def cpu_isa() -> str:
+    """The CPU's widest vector and matrix instruction sets that matter for training speed, e.g.
+    ``"AVX2"``, ``"AVX-512, AVX512-BF16"`` or ``"AVX-512, AVX512-BF16, AMX-BF16"`` (``""`` where
+    /proc/cpuinfo says nothing). Two CPUs sold under one name (an "AMD EPYC" with or without
+    AVX-512) differ by 4-10x in cnnlab's default training path, so benchmark tables record it."""
+    flags = cpu_flags()
+    names = [("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16")]
+    found = [label for flag, label in names if flag in flags]
+    if not found and "avx2" in flags:
+        found = ["AVX2"]
+    if not found and "asimd" in flags:
+        found = ["NEON"] + (["BF16"] if "bf16" in flags else [])
+    return ", ".join(found)
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """Map ``auto`` to ``bf16`` or ``fp32`` for ``device``; validate the others.
 
@@ -118,7 +133,7 @@ def describe_machine() -> dict:
     import os
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__,
-            "native_bf16_cpu": native_bf16(torch.device("cpu"))}
+            "cpu_isa": cpu_isa(), "native_bf16_cpu": native_bf16(torch.device("cpu"))}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
