@@ -520,3 +520,19 @@ def test_conv_relu_on_cuda_matches_and_mixed_devices_get_torchs_error():
     # PyTorch says 'Input type (torch.FloatTensor) and weight type (torch.cuda.FloatTensor) ...'
     with pytest.raises(RuntimeError, match="weight type|device"):
         layer(x)
+
+
+def test_conv2d_relu_falls_back_where_onednn_has_no_bf16_convolution(monkeypatch):
+    """On an AVX2-only CPU oneDNN's bf16 convolution raises ("needs avx512bw, avx512vl and
+    avx512dq"): ``--precision bf16`` there takes PyTorch's own conv + ReLU instead of crashing."""
+    from cnnlab.models import layers
+    monkeypatch.setattr(layers, "_ONEDNN_BF16", False)
+    called = []
+    monkeypatch.setattr(layers._ConvReLUFunction, "apply", lambda *a: called.append(a))
+    conv = layers.Conv2dReLU(3, 8, 3, padding=1)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.autocast("cpu", torch.bfloat16):
+        y = conv(x)
+    assert y.dtype == torch.bfloat16 and not called and (y >= 0).all()
+    conv(x)  # fp32 still takes the fused path where oneDNN is there
+    assert len(called) == int(layers._FUSED_CONV_RELU)

@@ -131,7 +131,17 @@ def _has_fused_conv_relu() -> bool:
         return False
 
 
+def _has_onednn_bf16() -> bool:
+    # oneDNN's bf16 convolution needs AVX512-BW/VL/DQ or AVX-NE-CONVERT; on an AVX2-only CPU it
+    # raises, while nn.Conv2d falls back to PyTorch's own (slow, emulated) bf16 kernel
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 _FUSED_CONV_RELU = _has_fused_conv_relu()
+_ONEDNN_BF16 = _FUSED_CONV_RELU and _has_onednn_bf16()
 
 
 class _ConvReLUFunction(torch.autograd.Function):
@@ -166,8 +176,8 @@ class Conv2dReLU(nn.Conv2d):
     first layer (128 x 28 x 28 per image in ``mnist-cnn-wide``) that pass is ~8% of a bf16 training
     step. On CPU builds with oneDNN the forward runs as one convolution with a ReLU post-op; the
     backward applies ReLU's gradient from the saved output, then the stock convolution backward.
-    Elsewhere (CUDA, torch.compile, ONNX export, groups, non-zero padding modes) it is
-    ``relu(conv(x))``.
+    Elsewhere (CUDA, torch.compile, ONNX export, groups, non-zero padding modes, bf16 on a CPU
+    without oneDNN's bf16 convolution, i.e. without AVX-512) it is ``relu(conv(x))``.
     Under CPU autocast the input and weights are cast to the autocast dtype, as ``nn.Conv2d``'s
     would be. Input ``(N, C_in, H, W)``, output ``(N, C_out, H', W')``, non-negative; no double
     backward on the fused path.
@@ -184,6 +194,8 @@ class Conv2dReLU(nn.Conv2d):
         if torch.is_autocast_enabled("cpu"):
             dt = torch.get_autocast_dtype("cpu")
             x, w, b = x.to(dt), w.to(dt), (b.to(dt) if b is not None else None)
+        if x.dtype != torch.float32 and not (x.dtype == torch.bfloat16 and _ONEDNN_BF16):
+            return torch.relu(super().forward(x))  # no oneDNN kernel for it on this CPU
         return _ConvReLUFunction.apply(x, w, b, list(self.stride), list(self.padding), list(self.dilation))
 
 
