@@ -558,3 +558,30 @@ def test_airbench_reference_bench_whitens_crops_and_runs(tmp_path, monkeypatch):
     del [r for r in out["runs"] if r["who"] == "cnnlab"][0]["freeze_after"]  # a run from before it
     cnnlab_rows = [line for line in bench.render(out).splitlines() if line.startswith("| cnnlab")]
     assert len(cnnlab_rows) == 2 and "whitening bias trained throughout" in cnnlab_rows[0]
+
+
+def test_fp32_on_the_cpu_trains_channels_last_and_says_why_auto_chose_fp32(tmp_path, monkeypatch):
+    """Without native bf16, ``auto`` trains in fp32, and on the CPU in channels_last (1.08x on the
+    seed models' geometric mean, AVX2 CPU, benchmarks/CHANNELS_LAST.md); the log says why fp32.
+    An explicit ``channels_last=false`` still wins; bf16 asked for on such a CPU is warned about."""
+    from cnnlab import device
+    from cnnlab.runs import prepare
+    monkeypatch.setattr(device, "native_bf16", lambda dev: False)
+    recipe = RECIPE.model_copy(update={"precision": "auto", "epochs": 1})
+    s = prepare(recipe, toy_dataset(), "cpu", log=quiet, progress=False)
+    assert s.precision == "fp32" and s.channels_last
+    w = s.model.features.conv2.weight  # (64, 32, 3, 3): the two layouts differ
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    lines = []
+    cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "r", log=lines.append)
+    [head] = [m for m in lines if m.startswith("training toy:")]
+    assert "fp32 channels_last on cpu (precision auto: no native bf16 on this CPU)" in head
+    off = prepare(recipe.model_copy(update={"channels_last": False}), toy_dataset(), "cpu",
+                  log=quiet, progress=False)
+    assert not off.channels_last
+    from cnnlab import runs
+    monkeypatch.setattr(runs, "native_bf16", lambda dev: False)
+    lines.clear()
+    cnnlab.train(recipe.model_copy(update={"precision": "bf16"}), dataset=toy_dataset(n_train=64, n_test=16),
+                 run_dir=tmp_path / "b", log=lines.append)
+    assert "this CPU has no native bf16; PyTorch emulates it" in [m for m in lines if m.startswith("training")][0]

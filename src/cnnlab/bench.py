@@ -2,7 +2,7 @@
 
 ``cnnlab bench`` prints, for the seed models at the seeds' batch sizes, training images/s of
 (a) the exact path ``cnnlab train`` runs (:func:`cnnlab.runs.prepare`: in-memory uint8 batches,
-bf16 autocast + channels_last where the CPU has native bf16) and (b) the loop the seed notebooks
+bf16 autocast where the CPU has native bf16, channels_last) and (b) the loop the seed notebooks
 write -- fp32, a ``Dataset`` normalising one sample at a time, a ``DataLoader``, ``nn.Dropout``,
 ``loss.item()`` every step -- interleaved round by round so both see the same machine state,
 plus the achieved GFLOP/s against the machine's measured matmul ceiling.

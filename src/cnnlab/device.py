@@ -2,7 +2,9 @@
 
 ``auto`` precision means bf16 autocast (with channels_last memory format) where the hardware
 computes bf16 natively -- CPUs with AMX-BF16 or AVX512-BF16, CUDA GPUs with bf16 support -- and
-fp32 elsewhere, where emulated bf16 would be slower than fp32.
+fp32 elsewhere, where emulated bf16 would be far slower than fp32 (an AVX2-only CPU multiplies
+bf16 matrices at about 1 GFLOP/s against 120 GFLOP/s in fp32). On the CPU, fp32 training keeps
+channels_last too (benchmarks/CHANNELS_LAST.md).
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from ._io import write_json, write_text
 from .checkpoint import load_state, load_weights, save_state, save_weights
 from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
-from .device import describe_machine, flush_denormals, resolve_device, resolve_precision
+from .device import describe_machine, flush_denormals, native_bf16, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
@@ -161,7 +161,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     """Build model, loaders, optimizer, schedule, callbacks and trainer for ``recipe`` on ``ds``.
 
     This is the exact path ``cnnlab train`` runs (the speed benchmark times it too): precision
-    ``auto`` resolves to bf16 autocast with channels_last where the hardware has native bf16.
+    ``auto`` resolves to bf16 autocast where the hardware has native bf16, fp32 elsewhere;
+    activations are channels_last with bf16 and on the CPU.
     ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
     for no checkpointing. Launched by torchrun, it joins the process group
     (:mod:`cnnlab.distributed`).
@@ -177,7 +178,10 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                           f"into the {world} processes' equal parts: --set batch_size="
                           f"{recipe.batch_size - recipe.batch_size % world or world}")
     precision = resolve_precision(recipe.precision, dev)
-    channels_last = recipe.channels_last if recipe.channels_last is not None else precision == "bf16"
+    # channels_last: with bf16 everywhere, and with fp32 on the CPU too (oneDNN's NHWC kernels:
+    # 1.08x on the geometric mean of the seed models, AVX2 CPU, benchmarks/CHANNELS_LAST.md)
+    channels_last = (recipe.channels_last if recipe.channels_last is not None
+                     else precision == "bf16" or dev.type == "cpu")
     torch.manual_seed(recipe.seed)
     model = _build(recipe, ds, dev)  # the same initial weights on every process
     if recipe.pretrained is not None:
@@ -387,6 +391,10 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     log(f"training {recipe.name}: {recipe.model} on {ds.name} ({meta['dataset']['train']} train / "
         f"{n_val} validation), {recipe.epochs} epochs, "
         f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}"
+        + (" (precision auto: no native bf16 on this CPU)" if recipe.precision == "auto"
+           and precision == "fp32" and dev.type == "cpu" else "")
+        + (" (warning: this CPU has no native bf16; PyTorch emulates it, many times slower than "
+           "fp32)" if precision == "bf16" and dev.type == "cpu" and not native_bf16(dev) else "")
         + (f", {world} processes (DDP)" if world > 1 else ""))
     t0 = time.perf_counter()
     if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping

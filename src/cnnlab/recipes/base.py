@@ -148,7 +148,7 @@ class Recipe(_Strict):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: Optional[bool] = Field(None, description="None: on with bf16, off with fp32")
+    channels_last: Optional[bool] = Field(None, description="None: on with bf16 and on the CPU, off for fp32 on a GPU")
     compile: bool = Field(False, description="torch.compile the model; the first steps pay the "
                                              "compile time (reported in the log)")
     fused_optimizer: bool = Field(True, description="Adam, AdamW and SGD in PyTorch's fused kernels "
