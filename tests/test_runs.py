@@ -412,6 +412,35 @@ def test_fused_optimizer_bench_times_both_kernels_and_renders_their_ratio(tmp_pa
     assert "`mnist-lenet5`" in row and "| adam |" in row and row.endswith("x |")
 
 
+def test_channels_last_bench_times_both_layouts_in_fp32_and_renders_their_ratio(tmp_path, monkeypatch):
+    """benchmarks/channels_last.py, behind CHANNELS_LAST.md and the fp32 path's channels_last
+    default: each row times the same recipe, forced to fp32, with the model in channels_last and in
+    NCHW (checked on the weights it trains), and the table gives medians, ranges and the ratio."""
+    import cnnlab.bench as cb
+    bench = _bench("channels_last")
+    import fused_optimizer
+    import speed
+    built = []
+
+    class Runner(cb.CnnlabRunner):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            # a conv weight with several input channels, where the two layouts differ
+            w = next(p for p in self.setup.model.parameters() if p.dim() == 4 and p.shape[1] > 1)
+            built.append((kw.get("channels_last"), self.setup.precision,
+                          w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()))
+    monkeypatch.setattr(cb, "CnnlabRunner", Runner)
+    monkeypatch.setattr(speed, "ensure_launch_settings", lambda: None)  # no re-exec under pytest
+    monkeypatch.setattr(fused_optimizer, "ROWS", (("lenet5", 16, (1, 28, 28), {"optimizer": "adam"}, "mnist-lenet5"),))
+    monkeypatch.setattr("sys.argv", ["channels_last.py", "--rounds", "1", "--seconds", "0.05",
+                                     "--out", str(tmp_path / "C.md"), "--json", str(tmp_path / "c.json")])
+    bench.main()
+    assert (True, "fp32", True) in built and (False, "fp32", False) in built
+    table = (tmp_path / "C.md").read_text()
+    [row] = [line for line in table.splitlines() if line.startswith("| lenet5 (16)")]
+    assert "`mnist-lenet5`" in row and row.endswith("x |") and "**geometric mean**" in table
+
+
 def test_jpeg_cost_bench_encodes_both_splits_and_pairs_runs_by_seed(tmp_path, monkeypatch):
     """benchmarks/jpeg_cost.py, behind JPEG_COST.md: its copy is a real JPEG round trip of both
     splits (same shape, lossy, own statistics), the offset copy stays registered with the input
