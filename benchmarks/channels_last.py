@@ -14,11 +14,8 @@ launch settings (tcmalloc, threads), like benchmarks/speed.py. Writes benchmarks
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,38 +23,21 @@ sys.path.insert(0, str(HERE))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--seconds", type=float, default=2.0, help="about how long one timed sample takes")
-    ap.add_argument("--models", nargs="+", help="only these rows (model names)")
-    ap.add_argument("--out", default=str(HERE / "CHANNELS_LAST.md"))
-    ap.add_argument("--json", default=str(HERE / "results" / "channels_last.json"))
-    a = ap.parse_args()
-    from speed import ensure_launch_settings
-    ensure_launch_settings()
-    from cnnlab.device import describe_machine, flush_denormals
-    flush_denormals()  # as cnnlab train does, before PyTorch starts its threads
-    from cnnlab.bench import CnnlabRunner, interleave
-    from fused_optimizer import ROWS
+    from fused_optimizer import ROWS, parse_args, variant_runners, write_results
+    a = parse_args(__doc__, "channels_last")
+    from cnnlab.bench import interleave
     rows = []
     for model, batch, shape, fields, recipe in ROWS:
         if a.models and model not in a.models:
             continue
-        probe = CnnlabRunner(model, batch, shape, 2, precision="fp32", **fields)
-        probe.run()  # warm, then size the samples: a few seconds each
-        steps = max(2, round(a.seconds * probe.run() / batch))
-        runners = {fmt: CnnlabRunner(model, batch, shape, steps, precision="fp32",
-                                     channels_last=fmt == "channels_last", **fields)
-                   for fmt in ("channels_last", "nchw")}
+        steps, runners = variant_runners(model, batch, shape, {**fields, "precision": "fp32"},
+                                         {"channels_last": {"channels_last": True},
+                                          "nchw": {"channels_last": False}}, a.seconds)
         print(f"{model} (batch {batch}, fp32): {steps} steps per sample", flush=True)
         res = interleave(runners, a.rounds)
         rows.append({"model": model, "batch": batch, "recipe": recipe, "steps": steps,
                      "channels_last": res["channels_last"].samples, "nchw": res["nchw"].samples})
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine(),
-           "rounds": a.rounds, "rows": rows}
-    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
-    Path(a.out).write_text(render(out))
-    print(render(out))
+    write_results(a, rows, render)
 
 
 def render(out: dict) -> str:

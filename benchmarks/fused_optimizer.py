@@ -34,28 +34,58 @@ ROWS = (("alexnet-cifar", 32, (3, 32, 32), {"optimizer": "adam"}, "cifar10-alexn
          "cifar10-resnet20-fast"))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc: str, name: str) -> argparse.Namespace:
+    """Command line of an A/B benchmark writing benchmarks/NAME.md and results/name.json, then
+    the ``cnnlab`` command's launch settings (re-executes) and its denormal flush, as
+    ``cnnlab train`` starts. Shared with benchmarks/channels_last.py."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0, help="about how long one timed sample takes")
     ap.add_argument("--models", nargs="+", help="only these rows (model names)")
-    ap.add_argument("--out", default=str(HERE / "FUSED_OPTIMIZER.md"))
-    ap.add_argument("--json", default=str(HERE / "results" / "fused_optimizer.json"))
+    ap.add_argument("--out", default=str(HERE / f"{name.upper()}.md"))
+    ap.add_argument("--json", default=str(HERE / "results" / f"{name}.json"))
     a = ap.parse_args()
     from speed import ensure_launch_settings
     ensure_launch_settings()
-    from cnnlab.device import describe_machine, flush_denormals
+    from cnnlab.device import flush_denormals
     flush_denormals()  # as cnnlab train does, before PyTorch starts its threads
-    from cnnlab.bench import CnnlabRunner, interleave
+    return a
+
+
+def variant_runners(model: str, batch: int, shape, fields: dict, variants: dict[str, dict],
+                    seconds: float) -> tuple[int, dict]:
+    """``(steps, {variant: CnnlabRunner})``: one runner per variant (its recipe fields on top of
+    ``fields``), each timed sample ``steps`` steps, about ``seconds`` long (sized on a warmed
+    probe of the first variant)."""
+    from cnnlab.bench import CnnlabRunner
+    first = next(iter(variants.values()))
+    probe = CnnlabRunner(model, batch, shape, 2, **{**fields, **first})
+    probe.run()  # warm, then size the samples
+    steps = max(2, round(seconds * probe.run() / batch))
+    return steps, {k: CnnlabRunner(model, batch, shape, steps, **{**fields, **v}) for k, v in variants.items()}
+
+
+def write_results(a: argparse.Namespace, rows: list[dict], render) -> None:
+    """Write the rows with date, machine and rounds to ``a.json``, the table ``render`` makes of
+    them to ``a.out``, and print the table."""
+    from cnnlab.device import describe_machine
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine(),
+           "rounds": a.rounds, "rows": rows}
+    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+    Path(a.out).write_text(render(out))
+    print(render(out))
+
+
+def main() -> None:
+    a = parse_args(__doc__, "fused_optimizer")
+    from cnnlab.bench import interleave
     rows = []
     for model, batch, shape, fields, recipe in ROWS:
         if a.models and model not in a.models:
             continue
-        probe = CnnlabRunner(model, batch, shape, 2, **fields)
-        probe.run()  # warm, then size the samples: a few seconds each
-        steps = max(2, round(a.seconds * probe.run() / batch))
-        runners = {mode: CnnlabRunner(model, batch, shape, steps, fused_optimizer=mode == "fused", **fields)
-                   for mode in ("fused", "foreach")}
+        steps, runners = variant_runners(model, batch, shape, fields, {"fused": {"fused_optimizer": True},
+                                                                       "foreach": {"fused_optimizer": False}},
+                                         a.seconds)
         assert bool(runners["fused"].setup.optimizer.defaults.get("fused"))
         print(f"{model} (batch {batch}, {fields['optimizer']}): {steps} steps per sample", flush=True)
         res = interleave(runners, a.rounds)
@@ -63,11 +93,7 @@ def main() -> None:
         rows.append({"model": model, "batch": batch, "recipe": recipe, "optimizer": fields["optimizer"],
                      "params": params, "steps": steps, "precision": runners["fused"].setup.precision,
                      "fused": res["fused"].samples, "foreach": res["foreach"].samples})
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": describe_machine(),
-           "rounds": a.rounds, "rows": rows}
-    Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
-    Path(a.out).write_text(render(out))
-    print(render(out))
+    write_results(a, rows, render)
 
 
 def render(out: dict) -> str:
