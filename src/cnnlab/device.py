@@ -65,7 +65,8 @@ def cpu_isa() -> str:
     """The CPU's widest vector and matrix instruction sets that matter for training speed, e.g.
     ``"AVX2"``, ``"AVX-512, AVX512-BF16"`` or ``"AVX-512, AVX512-BF16, AMX-BF16"`` (``""`` where
     /proc/cpuinfo says nothing). Two CPUs sold under one name (an "AMD EPYC" with or without
-    AVX-512) differ by 4-10x in cnnlab's default training path, so benchmark tables record it."""
+    AVX-512) differ by 5-9x in cnnlab's default training path (README, Speed), so benchmark
+    tables record it."""
     flags = cpu_flags()
     names = [("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX-BF16")]
     found = [label for flag, label in names if flag in flags]
