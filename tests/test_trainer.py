@@ -85,6 +85,22 @@ def test_schedules_change_lr(name):
         assert lrs[9] == pytest.approx(0.05) and lrs[19] == pytest.approx(0.025)
 
 
+@pytest.mark.parametrize("epochs, steps_per_epoch, warmup_epochs", [(4, 1, 0.0), (1, 10, 0.1), (2, 5, 0.2)])
+def test_onecycle_with_a_warm_up_of_one_step(epochs, steps_per_epoch, warmup_epochs):
+    """A one-step warm-up (25% of 4 steps; 0.1 epoch of 10 steps) made PyTorch's OneCycleLR
+    divide by zero at its first step (a run on a slice: one batch per epoch, 4 epochs). As
+    PyTorch counts, a warm-up of k steps peaks at step k - 1: here the first; then it anneals."""
+    opt = build_optimizer([nn.Parameter(torch.zeros(1))], "sgd", 0.1)
+    sched, _ = build_scheduler(opt, "onecycle", epochs=epochs, steps_per_epoch=steps_per_epoch,
+                               warmup_epochs=warmup_epochs)
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(epochs * steps_per_epoch - 1):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.1) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 1e-4
+
+
 def test_label_smoothing_and_binary_losses():
     logits = torch.tensor([[4.0, -4.0]])
     y = torch.tensor([0])

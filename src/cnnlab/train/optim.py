@@ -150,6 +150,8 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
         lr = max_lr or [g["lr"] for g in optimizer.param_groups]
         # the warm-up share must stay below 1 (a 1-epoch run of a recipe with 1 warm-up epoch)
         pct = min(warm / total, 0.9) if warm else 0.25
+        if math.isclose(pct * total, 1.0):  # a warm-up of one step (25% of 4 steps): PyTorch peaks
+            pct = (1 - 1e-6) / total  # at step pct * total - 1 = 0 and divides by 0; peak there
         return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct), True
     if name == "cosine":
         def f(step):
