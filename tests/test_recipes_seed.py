@@ -212,7 +212,7 @@ def datasets():
     return get
 
 
-def _slice(ds: ImageDataset, n_train: int = 320, n_test: int = 100) -> ImageDataset:
+def _slice(ds: ImageDataset, n_train: int = 128, n_test: int = 100) -> ImageDataset:
     """Evenly spaced examples, so that every class is in the slice even where the files are
     sorted by class (the CIFAR-10 image tree)."""
     def pick(n, total):
