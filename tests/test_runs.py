@@ -590,6 +590,18 @@ def test_airbench_reference_bench_whitens_crops_and_runs(tmp_path, monkeypatch):
     assert len(cnnlab_rows) == 2 and "whitening bias trained throughout" in cnnlab_rows[0]
 
 
+def test_a_validation_split_that_leaves_nothing_to_train_on_is_an_error(tmp_path):
+    """val_fraction=0.99 of iris' 97 training rows left none: the run "trained" 50 epochs on
+    nothing (loss 0, accuracy 0) and reported a test score. Now the recipe is refused, by name."""
+    from cnnlab.recipes import RecipeError
+    with pytest.raises(RecipeError, match=r"val_fraction=0.999 holds out 600 of the 600 training "
+                                          r"examples of 'toy', leaving 0 to train on: lower val_fraction"):
+        cnnlab.train(RECIPE.override({"val_fraction": 0.999}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    five = toy_dataset(n_train=5)  # classes 0, 1, 2, 3, 0: 60% holds out 1 of each, 1 example left
+    with pytest.raises(RecipeError, match=r"leaving 1 to train on \(a batch of one is dropped\)"):
+        cnnlab.train(RECIPE.override({"val_fraction": 0.6}), dataset=five, run_dir=tmp_path / "s", log=quiet)
+
+
 def test_fp32_on_the_cpu_trains_channels_last_and_says_why_auto_chose_fp32(tmp_path, monkeypatch):
     """Without native bf16, ``auto`` trains in fp32, and on the CPU in channels_last (1.08x on the
     seed models' geometric mean, AVX2 CPU, benchmarks/CHANNELS_LAST.md); the log says why fp32.

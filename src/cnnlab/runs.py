@@ -41,7 +41,7 @@ from .data.core import ImageDataset, load_dataset, stratified_split
 from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, native_bf16, resolve_device, resolve_precision
 from .models import create_model
-from .recipes import Recipe, get_recipe
+from .recipes import Recipe, RecipeError, get_recipe
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
                     evaluate as _evaluate, load_optimizer_state, parameter_groups)
@@ -118,6 +118,11 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
     common = dict(mean=ds.mean, std=ds.std, device=device, channels_last=channels_last)
     # a final batch of one example would break BatchNorm's training statistics: drop only that
     drop_last = len(train_idx) % recipe.batch_size == 1
+    if len(train_idx) - drop_last < 1:  # else the run would "train" on nothing and report it
+        raise RecipeError(f"val_fraction={recipe.val_fraction} holds out {len(ds.train_labels) - len(train_idx)} of the "
+                          f"{len(ds.train_labels)} training examples of {ds.name!r}, leaving "
+                          f"{len(train_idx)} to train on{' (a batch of one is dropped)' if drop_last else ''}: "
+                          "lower val_fraction")
     train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
                         shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last,
                         alternate_flip=recipe.augment is not None and recipe.augment.alternate_flip,
@@ -168,12 +173,12 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     (:mod:`cnnlab.distributed`).
 
     Raises:
-        RecipeError: ``batch_size`` does not divide by the number of torchrun processes.
+        RecipeError: ``batch_size`` does not divide by the number of torchrun processes, or
+            ``val_fraction`` leaves no training example.
     """
     dev = resolve_device(device)
     rank, world = distributed.setup(dev)
     if recipe.batch_size % world:
-        from .recipes import RecipeError
         raise RecipeError(f"batch_size {recipe.batch_size} is the global batch and must divide "
                           f"into the {world} processes' equal parts: --set batch_size="
                           f"{recipe.batch_size - recipe.batch_size % world or world}")
