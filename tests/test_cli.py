@@ -17,6 +17,12 @@ def test_list(capsys):
     assert "mnist-cnn-small" in out and "mnist-lenet5" in out
 
 
+def test_list_says_when_a_pattern_matches_nothing_and_suggests_names(capsys):
+    assert main(["list", "recipes", "resnet20"]) == 0  # shell patterns match whole names
+    out = capsys.readouterr().out
+    assert "recipes (0):" in out and "did you mean 'cifar10-resnet20'" in out and "'*resnet20*'" in out
+
+
 def test_unknown_recipe_is_a_clean_error(capsys):
     assert main(["train", "mnist-cnn-smal"]) == 2
     err = capsys.readouterr().err

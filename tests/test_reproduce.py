@@ -110,3 +110,17 @@ def test_committed_results_table_is_what_its_records_make():
     from pathlib import Path
     bench = Path(__file__).resolve().parent.parent / "benchmarks"
     assert build_table(bench / "results") == (bench / "RESULTS.md").read_text()
+
+
+def test_a_pattern_that_matches_no_recipe_suggests_names_and_writes_nothing(tmp_path):
+    """`cnnlab reproduce resnet20` matched nothing (PATTERN is a shell pattern over whole names):
+    the error names the recipes that contain it and says how to write the pattern."""
+    import pytest
+    from cnnlab.registry import UnknownNameError
+    from cnnlab.reproduce import reproduce
+    with pytest.raises(UnknownNameError, match=r"no recipe matches 'resnet20'; did you mean "
+                                               r".*'cifar10-resnet20-fast'.*'\*resnet20\*'"):
+        reproduce("resnet20", out_dir=tmp_path / "b")
+    with pytest.raises(UnknownNameError, match=r"no recipe of kind best matches 'mnist-lenet5'"):
+        reproduce("mnist-lenet5", kind="best", out_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()

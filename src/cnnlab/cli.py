@@ -178,11 +178,15 @@ def cmd_list(a) -> int:
     from .data import DATASETS
     from .models import MODELS
     from .recipes import RECIPES
+    from .registry import did_you_mean
     groups = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES}
     for what in ([a.what] if a.what else list(groups)):
         reg = groups[what]
         names = reg.list(a.pattern)
         print(f"{what} ({len(names)}):")
+        if not names:  # a whole-name shell pattern: 'resnet20' matches no 'cifar10-resnet20'
+            print(f"  none match {a.pattern!r}{did_you_mean(a.pattern, reg.list())} "
+                  f"(a shell pattern: '*{a.pattern.strip('*')}*' matches names that contain it)")
         for n in names:
             obj = reg.get(n)
             desc = getattr(getattr(obj, "info", None), "paper", None) or getattr(obj, "description", None) \

@@ -17,6 +17,7 @@ from pathlib import Path
 from ._io import write_json, write_text
 from .device import describe_machine
 from .recipes import RECIPES, Recipe, get_recipe
+from .registry import UnknownNameError, did_you_mean
 
 
 def time_to_accuracy(epochs: list[dict], target: float | None, key: str = "val_accuracy") -> float | None:
@@ -281,13 +282,19 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
 
     Returns:
         The table's markdown.
+
+    Raises:
+        UnknownNameError: no recipe (of ``kind``) matches ``pattern``; close names suggested.
     """
+    names = [n for n in RECIPES.list(pattern) if kind is None or RECIPES.get(n).kind == kind]
+    if not names:
+        of_kind = [n for n in RECIPES if kind is None or RECIPES.get(n).kind == kind]
+        raise UnknownNameError(f"no recipe{f' of kind {kind}' if kind else ''} matches {pattern!r}"
+                               f"{did_you_mean(pattern, of_kind)} (PATTERN is a shell pattern: "
+                               "'mnist-*', '*resnet20*'; `cnnlab list recipes` shows all)")
     out_dir = Path(out_dir)
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
-    names = [n for n in RECIPES.list(pattern) if kind is None or RECIPES.get(n).kind == kind]
-    if not names:
-        raise ValueError(f"no recipe matches {pattern!r}" + (f" of kind {kind}" if kind else ""))
     for name in names:
         if retest_from is not None:
             log(f"== {name}: retesting the runs kept in {retest_from}")
