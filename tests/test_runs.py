@@ -102,6 +102,31 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
 
 
+def test_resume_refuses_overrides_the_saved_state_would_undo_and_leaves_the_run_as_it_was(tmp_path):
+    """`cnnlab train --resume RUN --epochs 3` on a finished 2-epoch one-cycle run failed inside
+    PyTorch ("Tried to step 845 times") after rewriting the run's recipe.json to 3 epochs; an lr
+    override was silently undone by the restored optimizer and schedule. Such overrides are now
+    refused before anything is written, with the way to train on from the weights."""
+    from cnnlab.recipes import RecipeError
+    onecycle = RECIPE.override({"epochs": 2, "schedule": "onecycle"})
+    cnnlab.train(onecycle, dataset=toy_dataset(), run_dir=tmp_path / "oc", log=quiet)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "oc").iterdir()}
+    with pytest.raises(RecipeError, match=r"epochs=3 \(was 2\): the onecycle schedule spans the 2 "
+                                          r"epochs it was started with\. To train on from its weights"
+                                          r".*--set pretrained=.*oc pretrained_part=all"):
+        cnnlab.train(None, {"epochs": 3}, dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
+    with pytest.raises(RecipeError, match=r"lr=0.01 \(was 0.001\), val_fraction=0.1 \(was 0.2\): its saved"):
+        cnnlab.train(None, ["lr=0.01", "val_fraction=0.1"], dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
+    with pytest.raises(RecipeError, match=r"early_stopping="):  # callbacks' states go by position
+        cnnlab.train(None, {"early_stopping": {"patience": 2}}, dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "oc").iterdir()} == before
+
+    flat = RECIPE.override({"epochs": 2})  # a constant LR: more epochs simply continue, as in Keras
+    cnnlab.train(flat, dataset=toy_dataset(), run_dir=tmp_path / "flat", log=quiet)
+    more = cnnlab.train(None, {"epochs": 3}, dataset=toy_dataset(), resume=tmp_path / "flat", log=quiet)
+    assert [e["epoch"] for e in more.history.epochs] == [1, 2, 3]
+
+
 def test_resume_keeps_this_runs_optimizer_kernels():
     """A saved optimizer state names the kernels of the run that saved it (states from before the
     fused default say foreach): resuming keeps the resuming run's choice, which for AlexNet is

@@ -287,6 +287,41 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
     return int(state["epoch"]) + 1, float(seconds)
 
 
+# What a resumed run cannot change: its saved optimizer, schedule and weights, its data split
+# (a new split would put validation examples into training) and what built the network.
+_FIXED_ON_RESUME = ("dataset", "model", "model_kwargs", "batch_size", "optimizer", "lr", "momentum",
+                    "nesterov", "weight_decay", "eps", "filter_bias_and_bn", "norm_bias_lr_scale",
+                    "schedule", "step_size", "milestones", "gamma", "warmup_epochs", "val_fraction",
+                    "seed", "pretrained", "pretrained_part", "trainable_from", "features_bn_inference")
+# callbacks whose saved states are restored by position: one added or removed would take another's
+_CALLBACK_FIELDS = ("early_stopping", "reduce_lr", "lookahead", "freeze_after")
+
+
+def _resumable_override(saved: Recipe, overrides, run_dir: Path) -> Recipe:
+    """``saved.override(overrides)`` for resuming ``run_dir``, or RecipeError where the resumed run
+    could not honour an override: PyTorch would restore the old optimizer / schedule settings over
+    it (or fail on a schedule whose length is fixed), or the split would change. Other overrides
+    (``epochs`` where the schedule does not span the run, ``ema_decay``, ``tta``, ``precision``,
+    callback settings, ...) apply from the resumed epoch on."""
+    recipe = saved.override(overrides)
+    changed = [k for k in Recipe.model_fields if getattr(saved, k) != getattr(recipe, k)]
+    refused = [k for k in changed if k in _FIXED_ON_RESUME
+               or (k in _CALLBACK_FIELDS and bool(getattr(saved, k)) != bool(getattr(recipe, k)))]
+    spans_run = [what for what, on in (
+        (f"the {saved.schedule} schedule", saved.schedule in ("onecycle", "cosine")),
+        ("Lookahead's ramp", saved.lookahead is not None)) if on]
+    why = "its saved optimizer, schedule, callbacks and data split fix them"
+    if "epochs" in changed and spans_run and not refused:
+        refused, why = ["epochs"], (f"{' and '.join(spans_run)} span{'s' if len(spans_run) == 1 else ''} "
+                                     f"the {saved.epochs} epochs it was started with")
+    if refused:
+        what = ", ".join(f"{k}={getattr(recipe, k)!r} (was {getattr(saved, k)!r})" for k in refused)
+        raise RecipeError(
+            f"cannot resume {run_dir} with {what}: {why}. To train on from its weights, start a "
+            f"new run: cnnlab train {saved.name} --set pretrained={run_dir} pretrained_part=all ...")
+    return recipe
+
+
 def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
           device: str | None = None, dataset: ImageDataset | None = None,
@@ -335,7 +370,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         run_dir = Path(resume)
         recipe = Recipe.model_validate(json.loads((run_dir / "recipe.json").read_text())["recipe"])
         if overrides:
-            recipe = recipe.override(overrides)
+            recipe = _resumable_override(recipe, overrides, run_dir)
         if not (run_dir / "last_state.pt").exists():
             raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                     "finished no epoch)")
