@@ -90,6 +90,17 @@ def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
     assert again["loss"] == pytest.approx(run.test_metrics["loss"], rel=1e-5)
 
 
+@pytest.mark.realdata
+def test_evaluate_finds_the_data_where_the_run_read_it(tmp_path):
+    """A run trained with --data-dir is re-evaluated without it (`cnnlab evaluate RUN`): the
+    folder in its provenance is used while it exists, instead of a download attempt."""
+    from conftest import real_data
+    run = cnnlab.train("iris-conv1d-fast", {"epochs": 2}, data_dir=real_data("iris").parent,
+                       run_dir=tmp_path / "r", log=quiet, progress=False)
+    again = cnnlab.evaluate(tmp_path / "r")  # no data_dir, no $CNNLAB_DATA, offline (conftest)
+    assert again["correct"] == run.test_metrics["correct"]
+
+
 def test_resume_after_kill_matches_uninterrupted(tmp_path):
     # exactly equal needs deterministic kernels: on the CPU (the CUDA variant is below)
     full = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")

@@ -520,7 +520,9 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
 
     Args:
         weights: ``"best"`` or ``"last"``.
-        load_data: also load the dataset (needed by :func:`evaluate_run`).
+        load_data: also load the dataset (needed by :func:`evaluate_run`): from ``data_dir``, else
+            from the folder the run read it from (its provenance) where that still exists, else
+            where :func:`cnnlab.data.load_dataset` looks by default.
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
@@ -540,6 +542,9 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     model.eval()
     history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()
     test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
+    if load_data and data_dir is None:  # where the run read its data, if that folder is still there
+        folder = meta["dataset"].get("provenance", {}).get("folder")
+        data_dir = folder if folder and Path(folder).is_dir() else None
     ds = load_dataset(recipe.dataset, data_dir) if load_data else None
     return Run(run_dir, recipe, model, history, test, ds)
 
