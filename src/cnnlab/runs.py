@@ -77,6 +77,9 @@ class Run:
 
 
 def format_test_line(m: dict) -> str:
+    """The one-line test summary printed after training and by ``cnnlab evaluate``, from a
+    test-metrics dict (``loss``, ``correct``, ``total``, ``accuracy`` and, with TTA, ``tta`` and
+    ``accuracy_without_tta``; accuracies as fractions, printed in %)."""
     line = (f"Test set: Average loss: {m['loss']:.4f}, Accuracy: {m['correct']}/{m['total']} "
             f"({100.0 * m['accuracy']:.2f}%)")
     if "accuracy_without_tta" in m:
@@ -134,6 +137,8 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
 
 
 def default_run_dir(recipe: Recipe, root: str | os.PathLike = "runs") -> Path:
+    """``root/<recipe>-<YYYYmmdd-HHMMSS>`` (local time), with ``-2``, ``-3``, ... appended where
+    that folder exists already; nothing is created."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(root) / f"{recipe.name}-{stamp}"
     i = 1
@@ -499,6 +504,8 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
 
 
 def write_metrics_csv(path: str | os.PathLike, history: History) -> None:
+    """Write ``history`` as ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`, floats to
+    6 significant digits, empty where a metric is absent), atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -508,6 +515,8 @@ def write_metrics_csv(path: str | os.PathLike, history: History) -> None:
 
 
 def read_metrics_csv(path: str | os.PathLike) -> History:
+    """Read a ``metrics.csv`` written by :func:`write_metrics_csv` back into a :class:`History`
+    (``epoch`` as int, the rest as float, empty cells left out)."""
     with open(path, newline="") as f:
         rows = [{k: (float(v) if k != "epoch" else int(v)) for k, v in r.items() if v != ""}
                 for r in csv.DictReader(f)]

@@ -88,6 +88,7 @@ class CifarUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="bytes")
 
     def find_class(self, module: str, name: str):
+        """The allowed global ``module.name``; RefusedGlobal (an UnpicklingError) for any other."""
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
@@ -96,6 +97,7 @@ class CifarUnpickler(pickle.Unpickler):
                 "reconstruction is); the file is not an official batch and may be malicious") from None
 
     def persistent_load(self, pid):
+        """Always RefusedGlobal: official batches hold no persistent ids."""
         raise RefusedGlobal("persistent ids are not allowed in a CIFAR batch")
 
 
