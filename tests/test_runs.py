@@ -130,12 +130,19 @@ def test_resume_refuses_overrides_the_saved_state_would_undo_and_leaves_the_run_
         cnnlab.train(None, ["lr=0.01", "val_fraction=0.1"], dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
     with pytest.raises(RecipeError, match=r"early_stopping="):  # callbacks' states go by position
         cnnlab.train(None, {"early_stopping": {"patience": 2}}, dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
+    with pytest.raises(RecipeError, match=r"monitor='val_loss' \(was 'val_accuracy'\)"):  # the best value's metric
+        cnnlab.train(None, {"monitor": "val_loss"}, dataset=toy_dataset(), resume=tmp_path / "oc", log=quiet)
     assert {f.name: f.read_bytes() for f in (tmp_path / "oc").iterdir()} == before
 
     flat = RECIPE.override({"epochs": 2})  # a constant LR: more epochs simply continue, as in Keras
     cnnlab.train(flat, dataset=toy_dataset(), run_dir=tmp_path / "flat", log=quiet)
     more = cnnlab.train(None, {"epochs": 3}, dataset=toy_dataset(), resume=tmp_path / "flat", log=quiet)
     assert [e["epoch"] for e in more.history.epochs] == [1, 2, 3]
+    es = RECIPE.override({"epochs": 1, "early_stopping": {"patience": 1}})  # patience may change
+    cnnlab.train(es, dataset=toy_dataset(), run_dir=tmp_path / "es", log=quiet)
+    longer = cnnlab.train(None, ["epochs=2", "early_stopping.patience=5"], dataset=toy_dataset(),
+                          resume=tmp_path / "es", log=quiet)
+    assert len(longer.history.epochs) == 2 and longer.recipe.early_stopping.patience == 5
 
 
 def test_resume_keeps_this_runs_optimizer_kernels():

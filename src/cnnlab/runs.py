@@ -297,9 +297,15 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
 _FIXED_ON_RESUME = ("dataset", "model", "model_kwargs", "batch_size", "optimizer", "lr", "momentum",
                     "nesterov", "weight_decay", "eps", "filter_bias_and_bn", "norm_bias_lr_scale",
                     "schedule", "step_size", "milestones", "gamma", "warmup_epochs", "val_fraction",
-                    "seed", "pretrained", "pretrained_part", "trainable_from", "features_bn_inference")
-# callbacks whose saved states are restored by position: one added or removed would take another's
+                    "seed", "pretrained", "pretrained_part", "trainable_from", "features_bn_inference",
+                    "monitor")
+# callbacks whose saved states are restored by position: one added or removed would take another's;
+# a callback's best value is that of its monitored metric and mode (patience etc. may change)
 _CALLBACK_FIELDS = ("early_stopping", "reduce_lr", "lookahead", "freeze_after")
+
+
+def _callback_identity(config) -> tuple | None:
+    return None if not config else (getattr(config, "monitor", None), getattr(config, "mode", None))
 
 
 def _resumable_override(saved: Recipe, overrides, run_dir: Path) -> Recipe:
@@ -311,7 +317,8 @@ def _resumable_override(saved: Recipe, overrides, run_dir: Path) -> Recipe:
     recipe = saved.override(overrides)
     changed = [k for k in Recipe.model_fields if getattr(saved, k) != getattr(recipe, k)]
     refused = [k for k in changed if k in _FIXED_ON_RESUME
-               or (k in _CALLBACK_FIELDS and bool(getattr(saved, k)) != bool(getattr(recipe, k)))]
+               or (k in _CALLBACK_FIELDS
+                   and _callback_identity(getattr(saved, k)) != _callback_identity(getattr(recipe, k)))]
     spans_run = [what for what, on in (
         (f"the {saved.schedule} schedule", saved.schedule in ("onecycle", "cosine")),
         ("Lookahead's ramp", saved.lookahead is not None)) if on]
