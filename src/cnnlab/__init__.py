@@ -8,6 +8,7 @@ The Python API mirrors the command line::
     cnnlab.evaluate(run.dir)                    # re-evaluate the best checkpoint
     print(cnnlab.summary("mnist-cnn-small"))    # Keras-style layer table
     cnnlab.explain.explain_run(run.dir)         # Grad-CAM, filters and feature maps as PNGs
+    cnnlab.predict(run.dir, ["digit.png"])      # [[("7", 0.98), ("1", 0.01), ...]] per image
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from . import explain, transfer
 from .data import DATASETS, load_dataset
 from .models import MODELS, create_model
 from .recipes import RECIPES, Recipe, get_recipe
+from .predict import predict
 from .runs import Run, evaluate_run as evaluate, load_run, train
 
 
@@ -29,4 +31,4 @@ def summary(model, input_size=None) -> str:
 
 
 __all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate", "explain", "transfer",
-           "get_recipe", "load_dataset", "load_run", "summary", "train", "__version__"]
+           "get_recipe", "load_dataset", "load_run", "predict", "summary", "train", "__version__"]

@@ -4,6 +4,7 @@
     torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
     cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
+    cnnlab predict RUN_DIR IMAGE [IMAGE ...] [--top-k 3] [--weights best|last]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -70,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files (default: "
                    "$CNNLAB_DATA, then the cache)")
+
+    p = sub.add_parser("predict", help="classify image files with a run's model (top classes and "
+                       "probabilities)")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...), prepared as the run's "
+                   "data was: its channels, input size and normalisation")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
+    p.add_argument("--weights", choices=("best", "last"), default="best")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
 
     p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
     p.add_argument("model")
@@ -145,6 +155,14 @@ def cmd_evaluate(a) -> int:
     if "top5_accuracy" in m:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
     print("per-class top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["per_class_accuracy"].items()))
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from .predict import predict
+    for path, top in zip(a.images, predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k,
+                                           device=a.device)):
+        print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
     return 0
 
 
@@ -274,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     from .train import NonFiniteLossError
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-                "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "reproduce": cmd_reproduce,
+                "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
+                "reproduce": cmd_reproduce,
                 "bench": cmd_bench}
     try:
         return handlers[a.command](a)

@@ -1,0 +1,99 @@
+"""Classify new images with a trained run: ``cnnlab predict RUN_DIR IMAGE [IMAGE ...]``.
+
+Each image file is prepared as the run's training data was: decoded, converted to the run's
+channels (grayscale or RGB), resized to its input size (the run's resize policy where its dataset
+recorded one, else squashed, as Keras' ``image_dataset_from_directory`` does) and normalised with
+the run's mean and std. Nothing else is changed: MNIST-style runs saw white digits on black, so a
+dark digit on white paper should be inverted first. The prediction uses the run's test-time
+augmentation (its recipe's ``tta``), in float32, so that it agrees with ``cnnlab evaluate``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .runs import load_run
+
+
+def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
+
+    Raises:
+        FileNotFoundError: a file does not exist.
+        ValueError: a file is not a readable image (the message names it).
+    """
+    from .data.images import decode_image
+    c, h, w = meta["image_shape"]
+    policy = (meta.get("provenance", {}).get("resize") or {}).get("policy", "squash")
+    if policy == "none":
+        policy = "squash"  # the run's images all had its input size; a new one must get it too
+    out = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no such image file")
+        try:
+            a = decode_image(p.read_bytes(), (h, w), "grayscale" if c == 1 else "rgb", policy)
+        except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
+            from PIL import UnidentifiedImageError
+            why = "no image format PIL reads" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+            raise ValueError(f"{p}: not a readable image ({why})") from None
+        out.append(torch.from_numpy(a.copy()).permute(2, 0, 1))  # PIL's array is read-only
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | torch.Tensor, *,
+            weights: str = "best", top_k: int = 5, device: str | None = None) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` most probable classes for each image, by a trained run's model.
+
+    Args:
+        run_dir: a run folder (``cnnlab train`` wrote it).
+        images: image files (JPEG, PNG, ...), or uint8 ``(N, C, H, W)`` pixels (0-255) of the run's
+            input size, as its dataset holds them.
+        weights: ``"best"`` or ``"last"`` checkpoint.
+        top_k: classes per image (at most the number of classes).
+        device: where to run the model (default: a GPU if there is one).
+
+    Returns:
+        For each image, ``[(class name, probability), ...]`` in decreasing probability (softmax of
+        the logits; sigmoid for a single-logit two-class model).
+
+    Raises:
+        FileNotFoundError: not a run folder, no such weights, or no such image file.
+        ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
+            signals (e.g. iris), which has no images to read; ``top_k`` < 1.
+    """
+    from .train import tta_logits
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    run = load_run(run_dir, weights, device)
+    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    shape = tuple(meta["image_shape"])
+    if len(shape) != 3:
+        raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals of shape {shape}, "
+                         "not images: predict takes image files")
+    if isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != shape:
+            raise ValueError(f"pixels must be uint8 (N, {', '.join(map(str, shape))}) for this run, "
+                             f"got {images.dtype} {tuple(images.shape)}")
+        x = images
+    else:
+        x = _preprocess(images, meta)
+    dev = next(run.model.parameters()).device
+    mean = torch.tensor(meta["mean"], device=dev).view(1, -1, 1, 1)
+    std = torch.tensor(meta["std"], device=dev).view(1, -1, 1, 1)
+    x = (x.to(dev).float() / 255 - mean) / std
+    logits = tta_logits(run.model, x, run.recipe.tta).float()
+    classes = meta["classes"]
+    if logits.shape[1] == 1:  # one sigmoid output: the probability of class 1
+        p1 = torch.sigmoid(logits[:, 0])
+        probs = torch.stack([1 - p1, p1], 1)
+    else:
+        probs = logits.softmax(1)
+    top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    return [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
+            for ps, idx in zip(top.values.cpu(), top.indices.cpu())]

@@ -1,0 +1,96 @@
+"""cnnlab predict: new image files through a trained run's model, prepared as its data was."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cnnlab
+from cnnlab.predict import predict
+from cnnlab.recipes import Recipe
+from helpers import toy_dataset
+
+RECIPE = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=2,
+                batch_size=64, eval_batch_size=100, val_fraction=0.2, precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """A small CNN trained on the toy set (class k: a bright square at position k), 28x28 gray."""
+    out = tmp_path_factory.mktemp("predict") / "run"
+    run = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=out, log=lambda m: None)
+    assert run.test_metrics["accuracy"] > 0.9
+    return out
+
+
+def test_files_give_the_classes_of_the_pixels_they_hold(toy_run, tmp_path):
+    """PNG files of test images (one saved as RGB at 56x56, so it is converted and resized back)
+    get the same top class as the run's model on the dataset's own pixels, with probabilities."""
+    ds = toy_dataset()
+    x, y = ds.test_images[:8], ds.test_labels[:8]
+    files = []
+    for i, img in enumerate(x[:, 0].numpy()):
+        f = tmp_path / f"img{i}.png"
+        im = Image.fromarray(img)
+        if i == 0:  # RGB and twice the size: the run takes 1-channel 28x28 images
+            im = im.convert("RGB").resize((56, 56), Image.NEAREST)
+        im.save(f)
+        files.append(f)
+    from_files = predict(toy_run, files, top_k=2)
+    from_pixels = predict(toy_run, x, top_k=4)
+    assert [p[0][0] for p in from_files] == [p[0][0] for p in from_pixels]
+    assert [p[0][0] for p in from_pixels] == [ds.classes[int(k)] for k in y]  # the toy set is easy
+    assert all(len(p) == 2 and p[0][1] >= p[1][1] for p in from_files)
+    assert all(len(p) == 4 and sum(q for _, q in p) == pytest.approx(1.0, abs=1e-5) for p in from_pixels)
+    # the pixel path is the one evaluation uses: the same probabilities as softmax of the logits
+    run = cnnlab.load_run(toy_run)
+    with torch.no_grad():
+        logits = run.model((x.float() / 255 - ds.mean[0]) / ds.std[0])
+    top = logits.softmax(1).max(1).values
+    assert [p[0][1] for p in from_pixels] == pytest.approx(top.tolist(), abs=1e-5)
+
+
+def test_bad_inputs_are_named(toy_run, tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"notes.png: not a readable image"):
+        predict(toy_run, [tmp_path / "notes.png"])
+    with pytest.raises(FileNotFoundError, match=r"missing.png: no such image file"):
+        predict(toy_run, [tmp_path / "missing.png"])
+    with pytest.raises(ValueError, match=r"pixels must be uint8 \(N, 1, 28, 28\) for this run, got "
+                                         r"torch.uint8 \(2, 3, 28, 28\)"):
+        predict(toy_run, torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="top_k must be at least 1"):
+        predict(toy_run, torch.zeros(1, 1, 28, 28, dtype=torch.uint8), top_k=0)
+
+
+def test_a_single_logit_model_reports_both_classes(tmp_path):
+    """A binary (sigmoid) run: class 1's probability is the sigmoid of the logit, class 0 the rest."""
+    two = toy_dataset(classes=2)
+    recipe = RECIPE.override({"epochs": 1, "model_kwargs": {"binary": True}})
+    cnnlab.train(recipe, dataset=two, run_dir=tmp_path / "bin", log=lambda m: None)
+    with torch.no_grad():
+        assert cnnlab.load_run(tmp_path / "bin").model(torch.zeros(1, 1, 28, 28)).shape == (1, 1)
+    [[(c1, p1), (c2, p2)]] = predict(tmp_path / "bin", two.test_images[:1])
+    assert {c1, c2} == {"c0", "c1"} and p1 >= p2 and p1 + p2 == pytest.approx(1.0)
+
+
+@pytest.mark.realdata
+def test_a_run_on_signals_is_refused(tmp_path):
+    from conftest import real_data
+    cnnlab.train("iris-conv1d-fast", {"epochs": 1}, data_dir=real_data("iris").parent,
+                 run_dir=tmp_path / "iris", log=lambda m: None, progress=False)
+    f = tmp_path / "x.png"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(f)
+    with pytest.raises(ValueError, match="1-D signals .* not images"):
+        predict(tmp_path / "iris", [f])
+
+
+def test_predict_command_prints_top_classes_per_file(toy_run, tmp_path, capsys):
+    from cnnlab.cli import main
+    ds = toy_dataset()
+    f = tmp_path / "square.png"
+    Image.fromarray(ds.test_images[1, 0].numpy()).save(f)
+    assert main(["predict", str(toy_run), str(f), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{f}: {ds.classes[int(ds.test_labels[1])]} ") and out.count("%") == 2
+    assert main(["predict", str(toy_run), str(tmp_path / "none.png")]) == 2
+    assert "none.png: no such image file" in capsys.readouterr().err
