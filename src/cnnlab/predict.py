@@ -39,7 +39,8 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
             a = decode_image(p.read_bytes(), (h, w), "grayscale" if c == 1 else "rgb", policy)
         except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
             from PIL import UnidentifiedImageError
-            why = "no image format PIL reads" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+            why = ("no image format PIL reads" if isinstance(e, UnidentifiedImageError)
+                   else f"{type(e).__name__}: {e}")
             raise ValueError(f"{p}: not a readable image ({why})") from None
         out.append(torch.from_numpy(a.copy()).permute(2, 0, 1))  # PIL's array is read-only
     return torch.stack(out)

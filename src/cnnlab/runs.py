@@ -122,10 +122,10 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
     # a final batch of one example would break BatchNorm's training statistics: drop only that
     drop_last = len(train_idx) % recipe.batch_size == 1
     if len(train_idx) - drop_last < 1:  # else the run would "train" on nothing and report it
-        raise RecipeError(f"val_fraction={recipe.val_fraction} holds out {len(ds.train_labels) - len(train_idx)} of the "
-                          f"{len(ds.train_labels)} training examples of {ds.name!r}, leaving "
-                          f"{len(train_idx)} to train on{' (a batch of one is dropped)' if drop_last else ''}: "
-                          "lower val_fraction")
+        n, left = len(ds.train_labels), len(train_idx)
+        raise RecipeError(f"val_fraction={recipe.val_fraction} holds out {n - left} of the {n} training "
+                          f"examples of {ds.name!r}, leaving {left} to train on"
+                          f"{' (a batch of one is dropped)' if drop_last else ''}: lower val_fraction")
     train = BatchLoader(ds.train_images[train_idx], ds.train_labels[train_idx], recipe.batch_size,
                         shuffle=True, seed=recipe.seed, augment=augment, drop_last=drop_last,
                         alternate_flip=recipe.augment is not None and recipe.augment.alternate_flip,
@@ -366,7 +366,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         The :class:`Run`, with the best weights loaded and the test metrics filled in.
 
     Raises:
-        UnknownNameError, RecipeError: bad recipe name or override.
+        UnknownNameError, RecipeError: bad recipe name or override (or, with ``resume``, one the
+            resumed run cannot honour: see :func:`_resumable_override`).
         FileNotFoundError, DataFileError: the dataset cannot be read.
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
