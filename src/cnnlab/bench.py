@@ -98,6 +98,7 @@ class CnnlabRunner:
         self.first_s = None  # wall time of the first run: includes compilation when compiling
 
     def run(self) -> float:
+        """One timed sample: ``steps`` training steps through cnnlab's trainer; images/s."""
         t0 = time.perf_counter()
         self.setup.trainer.fit(self.setup.train, None, epochs=1)
         dt = time.perf_counter() - t0
@@ -146,6 +147,7 @@ class PlainTorchRunner:
         self.batch, self.steps = batch, steps
 
     def run(self) -> float:
+        """One timed sample: ``steps`` steps of the notebook-style DataLoader loop; images/s."""
         t0 = time.perf_counter()
         self.model.train()
         running = 0.0
@@ -181,6 +183,7 @@ class Series:
         return statistics.median(self.samples)
 
     def span(self) -> str:
+        """``"1,200-1,260"``: the range of the samples."""
         return f"{min(self.samples):,.0f}-{max(self.samples):,.0f}"
 
 
@@ -218,6 +221,7 @@ def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> li
 
 
 def format_rows(rows: list[dict]) -> str:
+    """The markdown table ``cnnlab bench`` prints, one row per timed model."""
     lines = ["| model (batch) | cnnlab images/s | plain PyTorch images/s | ratio | GFLOP/s | of matmul ceiling |",
              "|---|---|---|---|---|---|"]
     for r in rows:

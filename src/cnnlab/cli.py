@@ -30,6 +30,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cnnlab`` argument parser, one sub-command per ``cmd_*`` function (each returns the exit
+    code; :func:`main` turns the errors a user can fix into a message and exit code 2)."""
     ap = argparse.ArgumentParser(prog="cnnlab", description="Train, evaluate and explain image classifiers.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a) -> int:
+    """``cnnlab train``: train a recipe (or resume a run), print the test line; exit code 0."""
     from .runs import train
     overrides = list(a.overrides)
     if a.precision:
@@ -148,6 +151,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
+    """``cnnlab evaluate``: re-evaluate a run's checkpoint on the test split and print it."""
     from .runs import evaluate_run, format_test_line
     m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device, precision=a.precision,
                      tta=a.tta)
@@ -159,6 +163,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_predict(a) -> int:
+    """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.predict.predict`)."""
     from .predict import predict
     for path, top in zip(a.images, predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k,
                                            device=a.device)):
@@ -167,6 +172,7 @@ def cmd_predict(a) -> int:
 
 
 def cmd_explain(a) -> int:
+    """``cnnlab explain``: write the Grad-CAM, filter and feature-map PNGs; print their paths."""
     from .explain import explain_run
     out = explain_run(a.run_dir, weights=a.weights, images=a.images, select=a.select, layer=a.layer,
                       out_dir=a.out, data_dir=a.data_dir, seed=a.seed)
@@ -177,6 +183,7 @@ def cmd_explain(a) -> int:
 
 
 def cmd_summary(a) -> int:
+    """``cnnlab summary``: print a model's Keras-style layer table and its source."""
     from .models import MODELS, create_model
     from .summary import summary
     info = MODELS.get(a.model).info
@@ -193,6 +200,7 @@ def cmd_summary(a) -> int:
 
 
 def cmd_list(a) -> int:
+    """``cnnlab list``: print registered models, datasets or recipes matching a pattern."""
     from .data import DATASETS
     from .models import MODELS
     from .recipes import RECIPES
@@ -214,6 +222,7 @@ def cmd_list(a) -> int:
 
 
 def cmd_reproduce(a) -> int:
+    """``cnnlab reproduce``: run recipes over seeds and rewrite benchmarks/RESULTS.md."""
     from pathlib import Path
     from .reproduce import reproduce
     from .recipes import parse_overrides
@@ -231,6 +240,7 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_bench(a) -> int:
+    """``cnnlab bench``: time cnnlab against a plain PyTorch loop on this machine."""
     from .bench import SEED_MODELS, bench, format_rows, machine_line
     from .device import describe_machine
     models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
@@ -246,6 +256,7 @@ def cmd_bench(a) -> int:
 
 
 def cmd_data(a) -> int:
+    """``cnnlab data``: list, describe, verify (exit code 1 on a checksum mismatch) or plot datasets."""
     from .data import DATASETS, load_dataset
     if a.data_command == "list":
         for n in DATASETS:

@@ -23,6 +23,7 @@ class ChecksumError(ValueError):
 
 
 def file_digest(path: str | os.PathLike, algo: str = "md5") -> str:
+    """The hex digest of a file's bytes by ``hashlib`` algorithm ``algo``, read in 1 MiB blocks."""
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         while b := f.read(1 << 20):

@@ -83,6 +83,9 @@ class AlexNetCifar(ImageClassifier):
                 paper="Krizhevsky, Sutskever & Hinton 2012, NeurIPS 25; torchvision layout "
                       "(Krizhevsky 2014, arXiv:1404.5997)")
 def alexnet(input_size=None, **kw) -> AlexNet:
+    """Registered as ``alexnet``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: Krizhevsky, Sutskever & Hinton 2012, NeurIPS 25; torchvision layout (Krizhevsky 2014,
+    arXiv:1404.5997)."""
     return AlexNet(**kw)  # any size >= 63: the adaptive pool feeds the dense layers
 
 
@@ -90,4 +93,6 @@ def alexnet(input_size=None, **kw) -> AlexNet:
                 first_conv="features.conv1", classifier="classifier.fc8",
                 paper="Krizhevsky et al. 2012, NeurIPS 25; 32x32 adaptation for seed 001 §4")
 def alexnet_cifar(**kw) -> AlexNetCifar:
+    """Registered as ``alexnet-cifar``: float (N, 3, 32, 32) -> logits float (N, num_classes).
+    Source: Krizhevsky et al. 2012, NeurIPS 25; 32x32 adaptation for seed 001 §4."""
     return AlexNetCifar(**kw)

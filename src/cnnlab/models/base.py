@@ -64,6 +64,11 @@ class ImageClassifier(nn.Module):
         return self.classifier(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images float ``(N, C, H, W)`` (signals ``(N, C, L)``) -> logits float ``(N, num_classes)``.
+
+        Raises:
+            ValueError: the input's channels or size do not fit the model (the message says which).
+        """
         info = getattr(self, "info", None)
         if info is not None and x.dim() >= 3:
             _check_input(info, tuple(x.shape[1:]), self.in_chans)

@@ -106,4 +106,7 @@ class DenseNet(ImageClassifier):
                 paper="Huang, Liu, van der Maaten & Weinberger 2017, 'Densely connected "
                       "convolutional networks', arXiv:1608.06993 (CVPR 2017); torchvision layout")
 def densenet121(input_size=None, **kw) -> DenseNet:
+    """Registered as ``densenet121``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: Huang, Liu, van der Maaten & Weinberger 2017, 'Densely connected convolutional
+    networks', arXiv:1608.06993 (CVPR 2017); torchvision layout."""
     return DenseNet(32, (6, 12, 24, 16), 64, **kw)

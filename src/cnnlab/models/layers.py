@@ -40,6 +40,8 @@ class Dropout(nn.Module):
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with a fraction ``p`` of its elements zeroed and the rest scaled by ``1 / (1 - p)``
+        in training; ``x`` itself in evaluation. Same shape and dtype."""
         if not self.training or self.p == 0.0:
             return x
         return x * dropout_mask(x, self.p)
@@ -60,6 +62,7 @@ class FlattenNHWC(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> ``(N, H * W * C)`` in Keras' channels-last order; other ranks flatten."""
         return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
 
 
@@ -184,6 +187,8 @@ class Conv2dReLU(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``relu(conv(x))``: float ``(N, C_in, H, W)`` -> ``(N, C_out, H', W')``, fused where the
+        class docstring says."""
         if (not _FUSED_CONV_RELU or x.device.type != "cpu" or self.weight.device.type != "cpu"
                 or self.groups != 1
                 or self.padding_mode != "zeros" or isinstance(self.padding, str)

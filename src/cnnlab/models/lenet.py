@@ -48,6 +48,8 @@ class LeNet5(ImageClassifier):
                 classifier="classifier.output",
                 paper="LeCun et al. 1998, Proc. IEEE 86(11); ReLU/avg-pool variant of seed 001 §3")
 def lenet5(input_size=(28, 28), **kw) -> LeNet5:
+    """Registered as ``lenet5``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: LeCun et al. 1998, Proc. IEEE 86(11); ReLU/avg-pool variant of seed 001 §3."""
     return LeNet5(input_size=input_size, **kw)
 
 
@@ -227,4 +229,7 @@ class LeNet5Original(ImageClassifier):
                 paper="LeCun, Bottou, Bengio & Haffner 1998, 'Gradient-based learning applied to "
                       "document recognition', Proc. IEEE 86(11); 60,000 trainable + 840 fixed RBF")
 def lenet5_original(input_size=(28, 28), output: str = "rbf", **kw) -> LeNet5Original:
+    """Registered as ``lenet5-original``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: LeCun, Bottou, Bengio & Haffner 1998, 'Gradient-based learning applied to document
+    recognition', Proc. IEEE 86(11); 60,000 trainable + 840 fixed RBF."""
     return LeNet5Original(input_size=input_size, output=output, **kw)

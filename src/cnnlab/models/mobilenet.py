@@ -99,4 +99,7 @@ class MobileNetV2(ImageClassifier):
                 paper="Sandler et al. 2018, 'MobileNetV2: Inverted residuals and linear "
                       "bottlenecks', arXiv:1801.04381 (CVPR 2018); torchvision layout")
 def mobilenet_v2(input_size=None, **kw) -> MobileNetV2:
+    """Registered as ``mobilenet_v2``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: Sandler et al. 2018, 'MobileNetV2: Inverted residuals and linear bottlenecks',
+    arXiv:1801.04381 (CVPR 2018); torchvision layout."""
     return MobileNetV2(**kw)  # global pool: any size >= 32

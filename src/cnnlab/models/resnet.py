@@ -243,6 +243,9 @@ PAPER = ("He, Zhang, Ren & Sun 2015, 'Deep residual learning for image recogniti
                 classifier="fc", fixed_size=False, min_size=32,
                 paper=f"{PAPER}; Table 1, torchvision layout")
 def resnet18(input_size=None, **kw) -> ResNet:
+    """Registered as ``resnet18``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: He, Zhang, Ren & Sun 2015, 'Deep residual learning for image recognition',
+    arXiv:1512.03385 (CVPR 2016); Table 1, torchvision layout."""
     return ResNet(BasicBlock, (2, 2, 2, 2), **kw)  # global pool: input_size needs no change
 
 
@@ -250,6 +253,9 @@ def resnet18(input_size=None, **kw) -> ResNet:
                 classifier="fc", fixed_size=False, min_size=32,
                 paper=f"{PAPER}; Table 1, torchvision layout")
 def resnet34(input_size=None, **kw) -> ResNet:
+    """Registered as ``resnet34``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: He, Zhang, Ren & Sun 2015, 'Deep residual learning for image recognition',
+    arXiv:1512.03385 (CVPR 2016); Table 1, torchvision layout."""
     return ResNet(BasicBlock, (3, 4, 6, 3), **kw)
 
 
@@ -257,6 +263,9 @@ def resnet34(input_size=None, **kw) -> ResNet:
                 classifier="fc", fixed_size=False, min_size=32,
                 paper=f"{PAPER}; Table 1, torchvision layout (v1.5: stride on the 3x3)")
 def resnet50(input_size=None, **kw) -> ResNet:
+    """Registered as ``resnet50``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: He, Zhang, Ren & Sun 2015, 'Deep residual learning for image recognition',
+    arXiv:1512.03385 (CVPR 2016); Table 1, torchvision layout (v1.5: stride on the 3x3)."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kw)
 
 
@@ -265,6 +274,8 @@ def _cifar(depth: int, num_params: int) -> None:
                     first_conv="conv1", classifier="fc", fixed_size=False, min_size=4,
                     paper=f"{PAPER}; Section 4.2, CIFAR-10, depth 6n+2 = {depth}, option A")
     def builder(input_size=None, shortcut: str = "A", **kw) -> CifarResNet:
+        """The CIFAR ResNet of this depth: float (N, 3, 32, 32) -> logits float (N, num_classes);
+        ``shortcut`` "A" (zero-padding identity, as He et al. on CIFAR-10) or "B" (1x1 projection)."""
         return CifarResNet(depth, shortcut=shortcut, **kw)
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
 

@@ -71,6 +71,8 @@ class MnistCnnWide(ImageClassifier):
                 first_conv="features.conv1", classifier="classifier.fc2",
                 paper="seed 003: Keras MNIST CNN, 99.2% test top-1 after 10 epochs")
 def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
+    """Registered as ``mnist-cnn-small``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 003: Keras MNIST CNN, 99.2% test top-1 after 10 epochs."""
     return MnistCnnSmall(input_size=input_size, **kw)
 
 
@@ -78,6 +80,8 @@ def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
                 first_conv="features.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.2 'My_First_CNN': 98.97% test top-1")
 def mnist_cnn_wide(input_size=(28, 28), **kw) -> MnistCnnWide:
+    """Registered as ``mnist-cnn-wide``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 000 §1.2 'My_First_CNN': 98.97% test top-1."""
     return MnistCnnWide(input_size=input_size, **kw)
 
 
@@ -277,6 +281,8 @@ class MnistCnn2m(ImageClassifier):
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.3 'CNN_exercise 1' (Fashion-MNIST): 92.63% test top-1")
 def fashion_cnn_bn(input_size=(28, 28), **kw) -> FashionCnnBn:
+    """Registered as ``fashion-cnn-bn``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 000 §1.3 'CNN_exercise 1' (Fashion-MNIST): 92.63% test top-1."""
     return FashionCnnBn(input_size=input_size, **kw)
 
 
@@ -284,6 +290,8 @@ def fashion_cnn_bn(input_size=(28, 28), **kw) -> FashionCnnBn:
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.4 'CNN_exercise 2' (CIFAR-10): 79.27% test top-1")
 def cifar10_cnn_bn(input_size=(32, 32), **kw) -> Cifar10CnnBn:
+    """Registered as ``cifar10-cnn-bn``: float (N, 3, 32, 32) -> logits float (N, num_classes).
+    Source: seed 000 §1.4 'CNN_exercise 2' (CIFAR-10): 79.27% test top-1."""
     return Cifar10CnnBn(input_size=input_size, **kw)
 
 
@@ -291,6 +299,8 @@ def cifar10_cnn_bn(input_size=(32, 32), **kw) -> Cifar10CnnBn:
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 003 (carl-221b/deeplearning): Keras CIFAR-10 CNN, 86.87% test top-1")
 def cifar10_cnn_3block(input_size=(32, 32), **kw) -> Cifar10Cnn3Block:
+    """Registered as ``cifar10-cnn-3block``: float (N, 3, 32, 32) -> logits float (N, num_classes).
+    Source: seed 003 (carl-221b/deeplearning): Keras CIFAR-10 CNN, 86.87% test top-1."""
     return Cifar10Cnn3Block(input_size=input_size, **kw)
 
 
@@ -299,6 +309,9 @@ def cifar10_cnn_3block(input_size=(32, 32), **kw) -> Cifar10Cnn3Block:
                 paper="seed 002 §1 (mrmoxon/Deep-Image-Learning): 403,562 params as printed "
                       "(first conv typo'd 128 for 288); scores [99.72, 98.93]")
 def mnist_cnn_bn_403k(input_size=(28, 28), **kw) -> MnistCnnBn403k:
+    """Registered as ``mnist-cnn-bn-403k``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 002 §1 (mrmoxon/Deep-Image-Learning): 403,562 params as printed (first conv typo'd
+    128 for 288); scores [99.72, 98.93]."""
     return MnistCnnBn403k(input_size=input_size, **kw)
 
 
@@ -307,4 +320,7 @@ def mnist_cnn_bn_403k(input_size=(28, 28), **kw) -> MnistCnnBn403k:
                 paper="seed 002 §2 (mrmoxon/Deep-Image-Learning): '2.2m parameters', "
                       "scores [99.65, 98.81]; widths reconstructed")
 def mnist_cnn_2m(input_size=(28, 28), **kw) -> MnistCnn2m:
+    """Registered as ``mnist-cnn-2m``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 002 §2 (mrmoxon/Deep-Image-Learning): '2.2m parameters', scores [99.65, 98.81];
+    widths reconstructed."""
     return MnistCnn2m(input_size=input_size, **kw)

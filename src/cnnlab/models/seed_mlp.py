@@ -71,6 +71,8 @@ class IrisConv1d(ImageClassifier):
                 classifier="classifier",
                 paper="seed 000 §1.1: notMNIST small MLP with BatchNorm and Dropout (no score given)")
 def notmnist_mlp(input_size=(28, 28), **kw) -> NotMnistMlp:
+    """Registered as ``notmnist-mlp``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: seed 000 §1.1: notMNIST small MLP with BatchNorm and Dropout (no score given)."""
     return NotMnistMlp(input_size=input_size, **kw)
 
 
@@ -78,4 +80,6 @@ def notmnist_mlp(input_size=(28, 28), **kw) -> NotMnistMlp:
                 classifier="classifier.fc",
                 paper="seed 004: Keras Conv1D(4, 3, relu) on iris' 4 features (no score given)")
 def iris_conv1d(input_size=(4,), **kw) -> IrisConv1d:
+    """Registered as ``iris-conv1d``: float (N, 1, 4) -> logits float (N, num_classes).
+    Source: seed 004: Keras Conv1D(4, 3, relu) on iris' 4 features (no score given)."""
     return IrisConv1d(input_size=input_size, **kw)

@@ -103,6 +103,8 @@ def _register(name: str, depth: int, batch_norm: bool, imagenet: bool, num_param
                     num_params=num_params, first_conv="features.0", classifier="classifier.6",
                     fixed_size=False, min_size=32, paper=f"{PAPER}; {note}")
     def builder(num_classes: int = 1000 if imagenet else 10, input_size=None, **kw) -> VGG:
+        """This VGG variant: float (N, 3, H, W), H and W >= 32 (224 for the ImageNet layout, 32 for
+        the CIFAR head) -> logits float (N, num_classes)."""
         # input_size is accepted and ignored: the adaptive pool takes any size >= 32
         return VGG(depth, batch_norm, num_classes=num_classes, **head, **kw)
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")

@@ -89,6 +89,9 @@ class ZFNetCifar(ImageClassifier):
                 paper="Zeiler & Fergus 2013, 'Visualizing and understanding convolutional "
                       "networks', arXiv:1311.2901 (ECCV 2014)")
 def zfnet(**kw) -> ZFNet:
+    """Registered as ``zfnet``: float (N, 3, 224, 224) -> logits float (N, num_classes).
+    Source: Zeiler & Fergus 2013, 'Visualizing and understanding convolutional networks',
+    arXiv:1311.2901 (ECCV 2014)."""
     return ZFNet(**kw)
 
 
@@ -96,4 +99,6 @@ def zfnet(**kw) -> ZFNet:
                 first_conv="features.conv1", classifier="classifier.fc8",
                 paper="Zeiler & Fergus 2013, arXiv:1311.2901; ZFNet-like 32x32 net of seed 001 §5")
 def zfnet_cifar(**kw) -> ZFNetCifar:
+    """Registered as ``zfnet-cifar``: float (N, 3, 32, 32) -> logits float (N, num_classes).
+    Source: Zeiler & Fergus 2013, arXiv:1311.2901; ZFNet-like 32x32 net of seed 001 §5."""
     return ZFNetCifar(**kw)

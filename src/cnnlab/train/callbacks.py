@@ -42,19 +42,26 @@ def _metric(logs: dict, monitor: str, who: str) -> float | None:
 class Callback:
     """Base class. Override any of the hooks; keep resumable state in ``state_dict``."""
 
-    def on_train_begin(self, trainer: "Trainer") -> None: ...
+    def on_train_begin(self, trainer: "Trainer") -> None:
+        """Once, before the first epoch of a new run (not when a run resumes)."""
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None:
         """Before the epoch's first step, also the first epoch of a resumed run."""
     def on_train_batch_end(self, trainer: "Trainer", epoch: int, step: int) -> None:
         """After each optimizer (and per-batch scheduler) step; ``step`` counts from 0 in the
         epoch. ``trainer.epochs`` and ``trainer.steps_per_epoch`` give the run's length."""
-    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict) -> None: ...
-    def on_train_end(self, trainer: "Trainer") -> None: ...
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict) -> None:
+        """After the epoch's validation, before its checkpoint is saved; ``logs`` holds ``loss``,
+        ``accuracy``, ``val_loss``, ``val_accuracy`` (with a validation split) and
+        ``learning_rate``. Set ``trainer.should_stop = True`` to end training after this epoch."""
+    def on_train_end(self, trainer: "Trainer") -> None:
+        """Once, after the last epoch (or the early stop)."""
 
     def state_dict(self) -> dict:
+        """What must survive a restart: saved in ``last_state.pt`` after every epoch."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` when a run resumes (default: set each key as an attribute)."""
         for k, v in state.items():
             setattr(self, k, v)
 
