@@ -225,6 +225,18 @@ def test_disk_full_keeps_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["test_metrics.json"]
 
 
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    """The temporary file behind an atomic write is created 0600 by mkstemp; the finished file
+    gets what open() would give under the umask (run folders were private to their writer)."""
+    import stat
+    from cnnlab._io import _UMASK
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o666 & ~_UMASK
+    old = os.umask(0o077)  # what _UMASK read at import must be the process's own
+    os.umask(old)
+    assert _UMASK == old
+
+
 def test_training_state_refuses_pickled_objects(tmp_path):
     from cnnlab.checkpoint import load_state
 
