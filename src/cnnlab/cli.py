@@ -5,6 +5,7 @@
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
     cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
     cnnlab predict RUN_DIR IMAGE [IMAGE ...] [--top-k 3] [--weights best|last]
+    cnnlab export RUN_DIR [--out model.onnx] [--weights best|last]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -82,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
     p.add_argument("--weights", choices=("best", "last"), default="best")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
+
+    p = sub.add_parser("export", help="write a run's model, with its normalisation, as an ONNX file "
+                       "(needs the onnx extra)")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None, help="the .onnx file (default: RUN_DIR/model.onnx)")
+    p.add_argument("--weights", choices=("best", "last"), default="best")
 
     p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
     p.add_argument("model")
@@ -168,6 +175,21 @@ def cmd_predict(a) -> int:
     for path, top in zip(a.images, predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k,
                                            device=a.device)):
         print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
+    return 0
+
+
+def cmd_export(a) -> int:
+    """``cnnlab export``: write the ONNX file (:func:`cnnlab.export.export_onnx`), checked with
+    onnxruntime; exit code 2 where the onnx extra is missing."""
+    from .export import export_onnx
+    try:
+        out = export_onnx(a.run_dir, a.out, weights=a.weights)
+    except ModuleNotFoundError as e:
+        print(f"cnnlab export: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out['file']}\n  input  {out['input']}\n  output {out['output']}; classes "
+          f"{', '.join(out['classes'])}\n  onnxruntime vs PyTorch: max |logit difference| "
+          f"{out['max_abs_diff']:.2g} on a random batch")
     return 0
 
 
@@ -304,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
                 "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
+                "export": cmd_export,
                 "reproduce": cmd_reproduce,
                 "bench": cmd_bench}
     try:

@@ -1,0 +1,123 @@
+"""A trained run as an ONNX file, for inference without cnnlab or PyTorch.
+
+    cnnlab export RUN_DIR [--out model.onnx] [--weights best|last]
+
+The file takes what the run's dataset holds -- uint8 pixels ``(N, C, H, W)`` (0-255), or float32
+signals ``(N, C, L)`` for 1-D datasets -- and does the run's normalisation itself, so a user feeds
+decoded images as they are; it returns float32 logits ``(N, K)`` (one logit per image for a
+single-sigmoid two-class run). The batch size is free. The class names, the run's recipe and its
+normalisation are stored in the file's metadata (``metadata_props``). Exported with PyTorch's
+``torch.export``-based ONNX exporter, then checked: onnxruntime's logits on a random batch must
+match PyTorch's (float32, eval mode).
+
+Needs the ``onnx`` extra: ``pip install 'cnnlab[onnx]'`` (onnx, onnxscript, onnxruntime).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ._io import atomic_write
+from .runs import load_run
+
+ONNX_EXTRA = "cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (onnx, onnxscript, onnxruntime)"
+
+
+class WithNormalisation(nn.Module):
+    """``model`` behind the run's input normalisation: ``(x * scale + shift)`` with
+    ``scale = 1 / (255 std)`` for uint8 pixels (``1 / std`` for float signals) and
+    ``shift = -mean / std``, per channel, as :class:`cnnlab.data.loader.BatchLoader` does.
+
+    Input uint8 ``(N, C, H, W)`` or float32 ``(N, C, L)``; output the model's float32 logits."""
+
+    def __init__(self, model: nn.Module, mean, std, images: bool):
+        super().__init__()
+        self.model = model
+        shape = (1, -1, 1, 1) if images else (1, -1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(shape)
+        self.register_buffer("scale", 1.0 / ((255.0 if images else 1.0) * std_t))
+        self.register_buffer("shift", -torch.tensor(mean, dtype=torch.float32).view(shape) / std_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs (module docstring) -> logits float32 ``(N, K)``."""
+        return self.model(x.float() * self.scale + self.shift).float()
+
+
+def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                weights: str = "best", check: bool = True) -> dict:
+    """Write a run's model, with its normalisation, as an ONNX file (module docstring).
+
+    Args:
+        run_dir: a run folder (``cnnlab train`` wrote it).
+        out: the file to write (default: ``RUN_DIR/model.onnx``); written atomically.
+        weights: ``"best"`` or ``"last"`` checkpoint.
+        check: run the file with onnxruntime on a random batch of 3 and compare with PyTorch.
+
+    Returns:
+        ``{"file", "input", "output", "classes", "max_abs_diff"}``: the path, the input and output
+        names with their dtypes and shapes, the class names, and the largest difference between
+        onnxruntime's and PyTorch's logits (None without ``check``).
+
+    Raises:
+        FileNotFoundError: not a run folder, or no such weights.
+        ModuleNotFoundError: the onnx extra is not installed (the message says how to install it).
+        RuntimeError: onnxruntime's logits differ from PyTorch's by more than 1e-3.
+    """
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (what torch.onnx's exporter needs)
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(ONNX_EXTRA) from None
+    run = load_run(run_dir, weights, device="cpu")
+    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    shape = tuple(meta["image_shape"])
+    images = len(shape) == 3
+    net = WithNormalisation(run.model, meta["mean"], meta["std"], images).eval()
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 256, (3, *shape), generator=g, dtype=torch.uint8) if images
+         else torch.randn(3, *shape, generator=g))
+    with torch.no_grad():
+        expected = net(x)
+    out = Path(out) if out is not None else Path(run_dir) / "model.onnx"
+    # the exporter prints its progress and warns about torchvision ops; the result is checked below
+    quiet = logging.getLogger("torch.onnx")
+    level, quiet.level = quiet.level, logging.ERROR
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(net, (x,), dynamo=True, verbose=False,
+                                        input_names=["pixels" if images else "signals"],
+                                        output_names=["logits"],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},))
+    finally:
+        quiet.setLevel(level)
+    model = program.model_proto
+    onnx.helper.set_model_props(model, {
+        "cnnlab.classes": json.dumps(meta["classes"]), "cnnlab.recipe": run.recipe.name,
+        "cnnlab.model": run.recipe.model, "cnnlab.weights": f"{weights}.safetensors",
+        "cnnlab.input": "uint8 pixels 0-255, NCHW" if images else "float32 signals (N, C, L)",
+        "cnnlab.normalisation": json.dumps({"mean": meta["mean"], "std": meta["std"]})})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda f: f.write(model.SerializeToString()), mode="wb")
+    diff = None
+    if check:
+        import onnxruntime as ort
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        diff = float((torch.from_numpy(got) - expected).abs().max())
+        if not diff <= 1e-3:
+            raise RuntimeError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
+                               "(more than 1e-3); the file is kept for inspection")
+    name_in = "pixels" if images else "signals"
+    dims = ", ".join(map(str, shape))
+    return {"file": str(out), "input": f"{name_in}: {'uint8' if images else 'float32'} (N, {dims})",
+            "output": f"logits: float32 (N, {expected.shape[1]})", "classes": meta["classes"],
+            "max_abs_diff": diff}

@@ -1,0 +1,65 @@
+"""cnnlab export: a run as an ONNX file that takes raw pixels and gives the run's logits."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.recipes import Recipe
+from helpers import toy_dataset
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra (pip install 'cnnlab[onnx]') is not installed")
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+
+RECIPE = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=1,
+                batch_size=64, eval_batch_size=100, val_fraction=0.2, precision="fp32")
+
+
+def test_exported_file_takes_uint8_pixels_and_gives_the_runs_logits(tmp_path):
+    """The ONNX file normalises raw pixels itself: onnxruntime on a dataset's uint8 test images
+    gives the logits cnnlab's evaluation computes (any batch size), and the metadata names the
+    classes and the normalisation."""
+    ds = toy_dataset()
+    cnnlab.train(RECIPE, dataset=ds, run_dir=tmp_path / "run", log=lambda m: None)
+    from cnnlab.export import export_onnx
+    out = export_onnx(tmp_path / "run")
+    assert out["file"] == str(tmp_path / "run" / "model.onnx") and out["max_abs_diff"] < 1e-4
+    assert out["input"] == "pixels: uint8 (N, 1, 28, 28)" and out["output"] == "logits: float32 (N, 4)"
+
+    session = ort.InferenceSession(out["file"], providers=["CPUExecutionProvider"])
+    x = ds.test_images[:7]
+    got = session.run(None, {"pixels": x.numpy()})[0]
+    run = cnnlab.load_run(tmp_path / "run")
+    with torch.no_grad():
+        want = run.model((x.float() / 255 - ds.mean[0]) / ds.std[0]).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+    props = {p.key: p.value for p in onnx.load(out["file"]).metadata_props}
+    assert json.loads(props["cnnlab.classes"]) == ds.classes and props["cnnlab.recipe"] == "toy"
+    assert json.loads(props["cnnlab.normalisation"]) == {"mean": list(ds.mean), "std": list(ds.std)}
+
+
+def test_export_command(tmp_path, capsys):
+    cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "run", log=lambda m: None)
+    from cnnlab.cli import main
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx"), "--weights", "last"]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'm.onnx'}" in text and "classes c0, c1, c2, c3" in text
+    assert (tmp_path / "m.onnx").stat().st_size > 1000
+    assert main(["export", str(tmp_path / "nowhere")]) == 2
+    assert "not a cnnlab run folder" in capsys.readouterr().err
+
+
+def test_a_missing_extra_is_named(tmp_path, monkeypatch, capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_onnxscript(name, *a, **k):
+        if name == "onnxscript":
+            raise ModuleNotFoundError("No module named 'onnxscript'")
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_onnxscript)
+    from cnnlab.cli import main
+    assert main(["export", str(tmp_path)]) == 2
+    assert "pip install 'cnnlab[onnx]'" in capsys.readouterr().err
