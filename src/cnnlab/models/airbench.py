@@ -75,6 +75,8 @@ class PatchWhitening(nn.Conv2d):
             self.weight.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, C, H, W)`` -> ``(N, 2 * C * k * k, H - k + 1, W - k + 1)``. The first call in
+        training mode sets the filters from ``x`` (:meth:`init_from`) unless they are already set."""
         if self.training and not self._checked and not x.is_meta:
             if not bool(self.initialised):
                 self.init_from(x)
@@ -104,6 +106,7 @@ class PatchWhitening(nn.Conv2d):
         self._checked = False  # re-read the loaded buffer at the next training step
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return super().extra_repr() + (", learned" if self.learned else ", patch-whitening init")
 
 
@@ -140,9 +143,11 @@ class Scale(nn.Module):
         self.factor = factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * factor``: any shape, same shape and dtype out."""
         return x * self.factor
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return f"factor={self.factor:.4g}"
 
 

@@ -51,6 +51,8 @@ class AlexNet(ImageClassifier):
             nn.Linear(4096, num_classes))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature maps float ``(N, 256, H', W')`` -> 6x6 adaptive average pool -> flatten ->
+        dense layers -> logits float ``(N, num_classes)``."""
         return self.classifier(torch.flatten(self.avgpool(features), 1))
 
 

@@ -35,6 +35,8 @@ class DenseLayer(nn.Module):
         self.drop_rate = drop_rate
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """A list of float ``(N, C_i, H, W)`` maps, concatenated along channels -> the new maps
+        float ``(N, growth_rate, H, W)`` (dropout ``drop_rate`` in training)."""
         x = torch.cat(inputs, 1)
         x = self.conv1(self.relu1(self.norm1(x)))
         x = self.conv2(self.relu2(self.norm2(x)))
@@ -52,6 +54,8 @@ class DenseBlock(nn.ModuleDict):
                                                     drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, C, H, W)`` -> ``(N, C + num_layers * growth_rate, H, W)``: the input and every
+        layer's new maps, concatenated along channels."""
         maps = [x]
         for layer in self.values():
             maps.append(layer(maps))
@@ -97,6 +101,8 @@ class DenseNet(ImageClassifier):
         torchvision_init(self, conv_mode="fan_in", linear_std=None)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature maps float ``(N, C, H', W')`` (``norm5``'s output) -> ReLU -> global average pool
+        -> logits float ``(N, num_classes)``."""
         x = F.adaptive_avg_pool2d(F.relu(features), 1)  # norm5 has no ReLU of its own
         return self.classifier(torch.flatten(x, 1))
 

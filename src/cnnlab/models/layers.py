@@ -47,6 +47,7 @@ class Dropout(nn.Module):
         return x * dropout_mask(x, self.p)
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return f"p={self.p}"
 
 
@@ -110,6 +111,8 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, C, H, W)`` -> the normalised maps, same shape and memory format (float32 for a
+        bfloat16 input); other ranks go to ``nn.LocalResponseNorm``."""
         if x.dim() != 4:
             return super().forward(x)
         c = x.shape[1]

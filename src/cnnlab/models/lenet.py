@@ -73,6 +73,7 @@ class ScaledTanh(nn.Module):
     |f''| peaks at ±1, which the paper says improves convergence late in training."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``1.7159 * tanh(2 x / 3)`` elementwise: any shape, same shape and dtype out."""
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
@@ -87,10 +88,13 @@ class Subsampling(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, C, H, W)`` -> ``(N, C, H // 2, W // 2)``: each 2x2 window's sum times the
+        map's ``weight`` plus its ``bias``."""
         s = 4.0 * F.avg_pool2d(x, 2)  # the sum of the 2x2 window
         return s * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return f"channels={self.weight.numel()}"
 
 
@@ -114,6 +118,8 @@ class PartialConv2d(nn.Module):
         self.bias = nn.Parameter(torch.empty(len(table)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, in_channels, H, W)`` -> ``(N, out_channels, H - k + 1, W - k + 1)`` (valid conv,
+        each output map reading only its ``table`` entries)."""
         k = self.kernel_size
         dense = self.weight.new_zeros(self.out_channels, self.in_channels, k, k)
         dense[self.mask] = self.weight  # row-major over (out, in): the order of `weight`
@@ -124,6 +130,7 @@ class PartialConv2d(nn.Module):
         return [len(inputs) * self.kernel_size ** 2 for inputs in self.table]
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"connections={self.weight.shape[0]}")
 
@@ -148,11 +155,14 @@ class EuclideanRBF(nn.Module):
         self.weight = nn.Parameter(signs, requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, in_features)`` -> ``(N, out_features)``: minus the squared Euclidean distance
+        to each class prototype (usable as logits)."""
         # (x - w)^2 summed = |x|^2 - 2 x.w + |w|^2, as a matmul (no (N, classes, 84) temporary)
         return -((x * x).sum(1, keepdim=True) - 2 * x @ self.weight.t()
                  + (self.weight * self.weight).sum(1))
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 

@@ -63,6 +63,8 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, cin, H, W)`` -> ``(N, cout, H', W')`` (``H / stride``), plus ``x`` when stride is
+        1 and ``cin == cout``."""
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
 
 
@@ -91,6 +93,8 @@ class MobileNetV2(ImageClassifier):
         torchvision_init(self)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature maps float ``(N, 1280, H', W')`` (at width 1.0) -> global average pool -> Dropout ->
+        Linear -> logits float ``(N, num_classes)``."""
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(features, 1), 1))
 
 

@@ -66,6 +66,8 @@ class TopLevelLayout(ImageClassifier):
         return self.fc
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature maps float ``(N, C, H', W')`` -> ``avgpool`` (global) -> flatten -> ``fc`` -> logits
+        float ``(N, num_classes)``."""
         return self.fc(torch.flatten(self.avgpool(features), 1))
 
 
@@ -92,6 +94,8 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, cin, H, W)`` -> ``(N, planes, H / stride, W / stride)``:
+        ``relu(F(x) + shortcut(x))``."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -116,6 +120,8 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, cin, H, W)`` -> ``(N, 4 * planes, H / stride, W / stride)``:
+        ``relu(F(x) + shortcut(x))``."""
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -133,11 +139,14 @@ class PadShortcut(nn.Module):
         self.cin, self.cout, self.stride = cin, cout, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``(N, cin, H, W)`` -> ``(N, cout, ceil(H / stride), ceil(W / stride))``: every
+        ``stride``-th pixel, the new channels zero."""
         x = x[:, :, ::self.stride, ::self.stride]
         extra = self.cout - self.cin
         return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
 
     def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
         return f"{self.cin}, {self.cout}, stride={self.stride}"
 
 

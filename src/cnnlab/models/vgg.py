@@ -75,6 +75,8 @@ class VGG(ImageClassifier):
         torchvision_init(self)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature maps float ``(N, 512, H', W')`` -> ``avgpool`` (``pool`` x ``pool``) -> flatten ->
+        ``classifier`` -> logits float ``(N, num_classes)``."""
         return self.classifier(torch.flatten(self.avgpool(features), 1))
 
 

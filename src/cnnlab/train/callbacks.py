@@ -51,8 +51,8 @@ class Callback:
         epoch. ``trainer.epochs`` and ``trainer.steps_per_epoch`` give the run's length."""
     def on_epoch_end(self, trainer: "Trainer", epoch: int, logs: dict) -> None:
         """After the epoch's validation, before its checkpoint is saved; ``logs`` holds ``loss``,
-        ``accuracy``, ``val_loss``, ``val_accuracy`` (with a validation split) and
-        ``learning_rate``. Set ``trainer.should_stop = True`` to end training after this epoch."""
+        ``accuracy``, ``val_loss``, ``val_accuracy`` (with a validation split), ``learning_rate``
+        and ``time_s`` (seconds). Set ``trainer.should_stop = True`` to end training after it."""
     def on_train_end(self, trainer: "Trainer") -> None:
         """Once, after the last epoch (or the early stop)."""
 
