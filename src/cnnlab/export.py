@@ -5,8 +5,10 @@
 The file takes what the run's dataset holds -- uint8 pixels ``(N, C, H, W)`` (0-255), or float32
 signals ``(N, C, L)`` for 1-D datasets -- and does the run's normalisation itself, so a user feeds
 decoded images as they are; it returns float32 logits ``(N, K)`` (one logit per image for a
-single-sigmoid two-class run). The batch size is free. The class names, the run's recipe and its
-normalisation are stored in the file's metadata (``metadata_props``). Exported with PyTorch's
+single-sigmoid two-class run), without the recipe's test-time augmentation (``tta``: average
+the logits of mirrored copies yourself where the recipe has it). The batch size is free. The
+class names, the run's recipe and its normalisation are stored in the file's metadata
+(``metadata_props``). Exported with PyTorch's
 ``torch.export``-based ONNX exporter, then checked: onnxruntime's logits on a random batch must
 match PyTorch's (float32, eval mode).
 
