@@ -25,32 +25,12 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ._io import atomic_write
+from .predict import WithNormalisation
 from .runs import load_run
 
 ONNX_EXTRA = "cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (onnx, onnxscript, onnxruntime)"
-
-
-class WithNormalisation(nn.Module):
-    """``model`` behind the run's input normalisation: ``(x * scale + shift)`` with
-    ``scale = 1 / (255 std)`` for uint8 pixels (``1 / std`` for float signals) and
-    ``shift = -mean / std``, per channel, as :class:`cnnlab.data.loader.BatchLoader` does.
-
-    Input uint8 ``(N, C, H, W)`` or float32 ``(N, C, L)``; output the model's float32 logits."""
-
-    def __init__(self, model: nn.Module, mean, std, images: bool):
-        super().__init__()
-        self.model = model
-        shape = (1, -1, 1, 1) if images else (1, -1, 1)
-        std_t = torch.tensor(std, dtype=torch.float32).view(shape)
-        self.register_buffer("scale", 1.0 / ((255.0 if images else 1.0) * std_t))
-        self.register_buffer("shift", -torch.tensor(mean, dtype=torch.float32).view(shape) / std_t)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw inputs (module docstring) -> logits float32 ``(N, K)``."""
-        return self.model(x.float() * self.scale + self.shift).float()
 
 
 def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,

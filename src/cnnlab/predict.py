@@ -15,8 +15,30 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from .runs import load_run
+
+
+class WithNormalisation(nn.Module):
+    """``model`` behind the run's input normalisation: ``(x * scale + shift)`` with
+    ``scale = 1 / (255 std)`` for uint8 pixels (``1 / std`` for float signals) and
+    ``shift = -mean / std``, per channel, as :class:`cnnlab.data.loader.BatchLoader` does.
+    Used by :func:`predict` and by the ONNX export (:mod:`cnnlab.export`).
+
+    Input uint8 ``(N, C, H, W)`` or float32 ``(N, C, L)``; output the model's float32 logits."""
+
+    def __init__(self, model: nn.Module, mean, std, images: bool):
+        super().__init__()
+        self.model = model
+        shape = (1, -1, 1, 1) if images else (1, -1, 1)
+        std_t = torch.tensor(std, dtype=torch.float32).view(shape)
+        self.register_buffer("scale", 1.0 / ((255.0 if images else 1.0) * std_t))
+        self.register_buffer("shift", -torch.tensor(mean, dtype=torch.float32).view(shape) / std_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs (module docstring) -> logits float32 ``(N, K)``."""
+        return self.model(x.float() * self.scale + self.shift).float()
 
 
 def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
@@ -85,10 +107,9 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
     else:
         x = _preprocess(images, meta)
     dev = next(run.model.parameters()).device
-    mean = torch.tensor(meta["mean"], device=dev).view(1, -1, 1, 1)
-    std = torch.tensor(meta["std"], device=dev).view(1, -1, 1, 1)
-    x = (x.to(dev).float() / 255 - mean) / std
-    logits = tta_logits(run.model, x, run.recipe.tta).float()
+    net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
+    # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation
+    logits = tta_logits(net, x.to(dev).float(), run.recipe.tta).float()
     classes = meta["classes"]
     if logits.shape[1] == 1:  # one sigmoid output: the probability of class 1
         p1 = torch.sigmoid(logits[:, 0])
