@@ -26,7 +26,8 @@ class WithNormalisation(nn.Module):
     ``shift = -mean / std``, per channel, as :class:`cnnlab.data.loader.BatchLoader` does.
     Used by :func:`predict` and by the ONNX export (:mod:`cnnlab.export`).
 
-    Input uint8 ``(N, C, H, W)`` or float32 ``(N, C, L)``; output the model's float32 logits."""
+    Input pixels ``(N, C, H, W)`` (uint8, or float in 0-255) or float32 signals ``(N, C, L)``;
+    output the model's float32 logits."""
 
     def __init__(self, model: nn.Module, mean, std, images: bool):
         super().__init__()
