@@ -353,3 +353,28 @@ def test_lookahead_averages_every_k_steps_and_sets_the_model_to_the_slow_weights
                 assert model.weight.item() == t and la.slow is None  # before start_epoch: nothing
     assert model.weight.item() == pytest.approx(slow)  # the epoch ends on the slow weights
     assert la.state_dict()["slow"]["weight"].item() == pytest.approx(slow)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_logged_learning_rate_is_that_of_the_epochs_last_step():
+    """A per-step schedule is stepped after every batch; the log must show the rate the epoch's
+    last step used, not the next one (after the last epoch: one step past the one-cycle's end)."""
+    torch.manual_seed(0)
+    ds = toy_dataset()
+    model = create_model("lenet5", num_classes=4)
+    tr, va = make_loaders(ds)
+    opt = build_optimizer(model.parameters(), "adamw", 1e-2)
+    used, real_step = [], opt.step
+
+    def step(*a, **k):  # records the rate each optimizer step uses
+        used.append(opt.param_groups[0]["lr"])
+        return real_step(*a, **k)
+
+    sched, per_step = build_scheduler(opt, "onecycle", epochs=2, steps_per_epoch=len(tr))
+    assert per_step
+    opt.step = step
+    t = Trainer(model, opt, classification_loss(), scheduler=sched, step_per_batch=True, log=lambda m: None)
+    h = t.fit(tr, va, epochs=2)
+    assert len(used) == 2 * len(tr)
+    assert h["learning_rate"] == pytest.approx([used[len(tr) - 1], used[-1]])
+    assert h["learning_rate"][-1] < 1e-2 / 1000  # the one-cycle ends near zero

@@ -33,7 +33,8 @@ class History:
     """Per-epoch metrics, like Keras' ``History.history`` but one dict per epoch.
 
     Each entry has ``epoch`` (1-based), ``loss``, ``accuracy`` (top-1, fraction), ``val_loss``,
-    ``val_accuracy`` (when a validation set is given), ``learning_rate`` and ``time_s``.
+    ``val_accuracy`` (when a validation set is given), ``learning_rate`` (the rate of the epoch's
+    last optimizer step) and ``time_s``.
     """
 
     epochs: list[dict] = field(default_factory=list)
@@ -136,6 +137,7 @@ class Trainer:
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), dtype=torch.long, device=self.device)
             seen = 0
+            step_lr = self.optimizer.param_groups[0]["lr"]
             bar = _progress(len(train), f"epoch {epoch + 1}/{epochs}", self.progress)
             for step, (x, y) in enumerate(train):
                 with autocast(self.device, self.precision):
@@ -146,6 +148,7 @@ class Trainer:
                 self.optimizer.step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
+                step_lr = self.optimizer.param_groups[0]["lr"]  # a float: no sync
                 if self.scheduler is not None and self.step_per_batch:
                     self.scheduler.step()
                 for cb in self.callbacks:
@@ -177,7 +180,9 @@ class Trainer:
             if val is not None:
                 v = self.evaluate(val)
                 logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
-            logs["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+            # the rate the epoch's last step used, not the next one's (one past the end of a
+            # per-step schedule after the last epoch)
+            logs["learning_rate"] = float(step_lr)
             if self.scheduler is not None and not self.step_per_batch:
                 self.scheduler.step()
             logs["time_s"] = time.perf_counter() - t0
