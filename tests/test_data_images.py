@@ -3,6 +3,7 @@ hit on the second load and missed when a file changes; the real cats_vs_dogs pho
 from __future__ import annotations
 
 import io
+import json
 import os
 import warnings
 
@@ -207,6 +208,31 @@ def test_registered_image_folder(tmp_path):
     assert ds.train_images.shape == (8, 1, 8, 8) and ds.name == "image-folder"
     with pytest.raises(ValueError, match="needs the folder"):
         load_dataset("image-folder")
+
+
+def test_dataset_options_are_checked_by_name(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    with pytest.raises(ValueError, match="'image-folder' has no option 'colour'; did you mean 'color'"):
+        load_dataset("image-folder", root, colour="grayscale")
+    with pytest.raises(ValueError, match="'mnist' has no option 'size' \\(its options: none\\)"):
+        load_dataset("mnist", tmp_path, size=8)
+
+
+def test_training_on_an_image_folder_with_dataset_options(tmp_path):
+    """A user's folder of photos: the recipe's dataset_kwargs choose size and colour; the run
+    records them, and predict prepares a new file the same way."""
+    from cnnlab import predict
+    from cnnlab.runs import train
+    root = make_split_folder(tmp_path / "pets")
+    run = tmp_path / "run"
+    train("mnist-lenet5", ["dataset=image-folder", "epochs=1", "val_fraction=0.25",
+                           "dataset_kwargs.size=28", "dataset_kwargs.color=grayscale"],
+          data_dir=root, run_dir=run, log=lambda m: None, progress=False)
+    meta = json.loads((run / "recipe.json").read_text())
+    assert meta["recipe"]["dataset_kwargs"] == {"size": 28, "color": "grayscale"}
+    assert meta["dataset"]["image_shape"] == [1, 28, 28] and meta["dataset"]["classes"] == ["cats", "dogs"]
+    [[(top, p)]] = predict(run, [root / "validation" / "dogs" / "dogs.0.jpg"], top_k=1)
+    assert top in ("cats", "dogs") and 0.5 <= p <= 1
 
 
 def test_cats_vs_dogs_from_a_small_folder(tmp_path):

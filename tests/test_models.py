@@ -536,3 +536,15 @@ def test_conv2d_relu_falls_back_where_onednn_has_no_bf16_convolution(monkeypatch
     assert y.dtype == torch.bfloat16 and not called and (y >= 0).all()
     conv(x)  # fp32 still takes the fused path where oneDNN is there
     assert len(called) == int(layers._FUSED_CONV_RELU)
+
+
+def test_model_options_are_checked_with_close_matches():
+    from cnnlab.models.base import model_options
+    assert model_options("mnist-cnn-small") == ["dropout1", "dropout2"]
+    assert model_options("resnet20") == ["shortcut"]  # depth is the name's, not an option
+    assert model_options("vgg16-cifar") == ["dropout", "hidden", "pool"]
+    with pytest.raises(ValueError, match="'iris-conv1d' has no option 'width' \\(its options: none\\)"):
+        create_model("iris-conv1d", width=3)
+    with pytest.raises(ValueError, match="no option 'shortcutt'; did you mean 'shortcut'"):
+        create_model("resnet20", shortcutt="B")
+    assert create_model("vgg16-cifar", hidden=64).classifier[0].out_features == 64

@@ -32,6 +32,11 @@ def test_overrides_apply_and_validate():
                                     "alternate_flip=true needs horizontal_flip=true"),
     ("lookahead.evry=3", "Did you mean every"),
     ("norm_bias_lr_scale=0", "greater than 0"),
+    # names and options are checked before any data is read
+    ("model=lenet", r"--set model='lenet': unknown model 'lenet'; did you mean 'lenet5'"),
+    ("model_kwargs.dropout=0.2", r"model 'mnist-cnn-small' has no option 'dropout'; did you mean "
+                                 r"'dropout2', 'dropout1'\? \(its options: dropout1, dropout2, binary"),
+    ("dataset_kwargs.size=32", r"dataset 'mnist' has no option 'size' \(its options: none"),
 ])
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):

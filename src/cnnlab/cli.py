@@ -207,6 +207,7 @@ def cmd_explain(a) -> int:
 def cmd_summary(a) -> int:
     """``cnnlab summary``: print a model's Keras-style layer table and its source."""
     from .models import MODELS, create_model
+    from .models.base import model_options
     from .summary import summary
     info = MODELS.get(a.model).info
     size = tuple(a.input_size) if a.input_size else info.input_size
@@ -218,6 +219,9 @@ def cmd_summary(a) -> int:
                          input_size=size[1:] if size != info.input_size else None)
     print(summary(model, size))
     print(f"Source: {info.paper}")
+    options = model_options(a.model)
+    if options:
+        print(f"Options (--set model_kwargs.KEY=VALUE): {', '.join(options)}")
     return 0
 
 
@@ -279,7 +283,7 @@ def cmd_bench(a) -> int:
 
 def cmd_data(a) -> int:
     """``cnnlab data``: list, describe, verify (exit code 1 on a checksum mismatch) or plot datasets."""
-    from .data import DATASETS, load_dataset
+    from .data import DATASETS, dataset_options, load_dataset
     if a.data_command == "list":
         for n in DATASETS:
             print(f"  {n:<24} {DATASETS.get(n).description}")
@@ -292,6 +296,9 @@ def cmd_data(a) -> int:
     ds = load_dataset(a.name, a.data_dir)
     if a.data_command == "info":
         print(dinfo.dataset_info(ds))
+        options = dataset_options(a.name)
+        if options:
+            print(f"options (--set dataset_kwargs.KEY=VALUE): {', '.join(options)}")
     elif a.data_command == "plot":
         dinfo.plot_class_distribution(ds, a.out)
         print(f"wrote {a.out}")

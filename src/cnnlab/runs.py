@@ -294,8 +294,8 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
 
 # What a resumed run cannot change: its saved optimizer, schedule and weights, its data split
 # (a new split would put validation examples into training) and what built the network.
-_FIXED_ON_RESUME = ("dataset", "model", "model_kwargs", "batch_size", "optimizer", "lr", "momentum",
-                    "nesterov", "weight_decay", "eps", "filter_bias_and_bn", "norm_bias_lr_scale",
+_FIXED_ON_RESUME = ("dataset", "dataset_kwargs", "model", "model_kwargs", "batch_size", "optimizer", "lr",
+                    "momentum", "nesterov", "weight_decay", "eps", "filter_bias_and_bn", "norm_bias_lr_scale",
                     "schedule", "step_size", "milestones", "gamma", "warmup_epochs", "val_fraction",
                     "seed", "pretrained", "pretrained_part", "trainable_from", "features_bn_inference",
                     "monitor")
@@ -395,7 +395,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
 
     if dataset is None:  # in a torchrun job each machine's first process downloads (or builds
         with distributed.local_main_first():  # a cache) before the others read the files
-            dataset = load_dataset(recipe.dataset, data_dir)
+            dataset = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
     ds = dataset
     if limit:
         ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
@@ -562,7 +562,7 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if load_data and data_dir is None:  # where the run read its data, if that folder is still there
         folder = meta["dataset"].get("provenance", {}).get("folder")
         data_dir = folder if folder and Path(folder).is_dir() else None
-    ds = load_dataset(recipe.dataset, data_dir) if load_data else None
+    ds = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs) if load_data else None
     return Run(run_dir, recipe, model, history, test, ds)
 
 

@@ -6,6 +6,7 @@ memory many times over, and slicing a uint8 tensor is far faster than any per-sa
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..registry import Registry
+from ..registry import Registry, did_you_mean
 
 
 @dataclass
@@ -130,17 +131,40 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
             then the user cache folder (see :func:`cache_dir`).
         download: allow downloading from the official source when the files are nowhere found.
             Default: allowed unless ``$CNNLAB_OFFLINE`` is set.
+        kwargs: the dataset's own options (:func:`dataset_options`), e.g. ``size=64`` for
+            ``image-folder``; a recipe's ``dataset_kwargs``.
 
     Raises:
         UnknownNameError: unknown dataset name.
         FileNotFoundError: the files are not found and downloading is off or failed; the message
             lists every folder searched.
         DataFileError: a file is corrupt, truncated or inconsistent.
+        ValueError: an option (``kwargs`` key) the dataset does not take, with close matches.
     """
     entry = DATASETS.get(name)
+    options = dataset_options(name)
+    for key in kwargs:
+        if options is not None and key not in options:
+            raise ValueError(f"dataset {name!r} has no option {key!r}{did_you_mean(key, options)} "
+                             f"(its options: {', '.join(options) or 'none'})")
     if download is None:
         download = not os.environ.get("CNNLAB_OFFLINE")
     return entry.loader(data_dir=data_dir, download=download, **kwargs)
+
+
+def dataset_options(name: str) -> list[str] | None:
+    """The options (keyword arguments besides ``data_dir`` and ``download``) the dataset ``name``
+    takes, e.g. ``image-folder``'s ``size``, ``color`` and ``resize``; ``None`` for a loader that
+    takes any (nothing is checked then).
+
+    Raises:
+        UnknownNameError: unknown dataset name.
+    """
+    params = inspect.signature(DATASETS.get(name).loader).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in ("data_dir", "download"))
 
 
 def cache_dir() -> Path:

@@ -603,15 +603,19 @@ def cats_vs_dogs_64(data_dir=None, download: bool = True, workers: int | None = 
 @register_dataset("image-folder", folder=".", description="any folder of images with one sub-folder "
                   "per class (train/ + test/|validation/, or class folders only); --data-dir is the folder")
 def image_folder(data_dir=None, download: bool = True, size: int | Sequence[int] | None = 150,
-                 color: str = "rgb", resize: str = "squash", **kwargs) -> ImageDataset:
-    """A user's image folder: see :func:`load_image_folder` (``data_dir`` is the folder itself).
+                 color: str = "rgb", resize: str = "squash", test_dir: str | None = None,
+                 test_fraction: float = 0.2, seed: int = 0, classes: Sequence[str] | None = None,
+                 workers: int | None = None) -> ImageDataset:
+    """A user's image folder: see :func:`load_image_folder` (``data_dir`` is the folder itself;
+    the other arguments are its options, a recipe's ``dataset_kwargs``).
 
     Raises:
         ValueError: no ``data_dir`` given.
     """
     if data_dir is None:
         raise ValueError("dataset 'image-folder' needs the folder: pass data_dir (--data-dir PATH)")
-    return load_image_folder(data_dir, size, color, resize, **kwargs)
+    return load_image_folder(data_dir, size, color, resize, test_dir=test_dir,
+                             test_fraction=test_fraction, seed=seed, classes=classes, workers=workers)
 
 
 __all__ = ["DataSkipWarning", "Decoded", "FolderSplit", "IMAGE_EXTENSIONS", "RESIZE_POLICIES",

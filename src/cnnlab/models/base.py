@@ -9,13 +9,15 @@ code. Builders are registered by name with :func:`register_model`, in the style 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..registry import Registry, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -171,9 +173,15 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
 
     Raises:
         UnknownNameError: unknown name, with close matches.
-        ValueError: an input size or channel count the architecture cannot take.
+        ValueError: an input size or channel count the architecture cannot take, or an option
+            (``kwargs`` key) the model does not have (with close matches and its options).
     """
     entry = MODELS.get(name)
+    options = model_options(name)
+    for key in kwargs:
+        if options is not None and key not in options:
+            raise ValueError(f"model {name!r} has no option {key!r}{did_you_mean(key, options)} "
+                             f"(its options: {', '.join(options) or 'none'})")
     kw = dict(kwargs)
     if num_classes is not None:
         kw["num_classes"] = num_classes
@@ -194,6 +202,38 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     hw = tuple(input_size) if input_size is not None else entry.info.input_size[1:]
     model.info = dataclasses.replace(entry.info, input_size=(c, *hw))
     return model
+
+
+_BUILT_IN = ("num_classes", "in_chans", "input_size")
+
+
+def model_options(name: str) -> list[str] | None:
+    """The builder-specific options (``create_model`` keyword arguments besides ``num_classes``,
+    ``in_chans`` and ``input_size``) the model ``name`` takes, sorted; ``None`` where they cannot
+    be read from the signatures (nothing is checked then).
+
+    A builder that passes ``**kwargs`` on to its model class also takes those arguments of the
+    class's ``__init__`` (found through the builder's return annotation) that have a default and
+    that the builder does not fix itself (``depth`` of ``resnet20``: a variable of its closure).
+
+    Raises:
+        UnknownNameError: unknown model name.
+    """
+    builder = MODELS.get(name).builder
+    params = inspect.signature(builder).parameters.values()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        try:
+            cls = typing.get_type_hints(builder).get("return")
+        except Exception:  # an annotation that does not resolve: do not guess
+            return None
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            return None
+        init = inspect.signature(cls.__init__).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in init):
+            return None
+        names |= {p.name for p in init if p.default is not p.empty} - set(builder.__code__.co_freevars)
+    return sorted(names - set(_BUILT_IN))
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

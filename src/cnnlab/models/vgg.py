@@ -108,7 +108,7 @@ def _register(name: str, depth: int, batch_norm: bool, imagenet: bool, num_param
         """This VGG variant: float (N, 3, H, W), H and W >= 32 (224 for the ImageNet layout, 32 for
         the CIFAR head) -> logits float (N, num_classes)."""
         # input_size is accepted and ignored: the adaptive pool takes any size >= 32
-        return VGG(depth, batch_norm, num_classes=num_classes, **head, **kw)
+        return VGG(depth, batch_norm, num_classes=num_classes, **{**head, **kw})
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")
 
 

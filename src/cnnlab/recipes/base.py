@@ -11,9 +11,9 @@ import difflib
 import json
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..registry import Registry
+from ..registry import Registry, did_you_mean
 
 
 class _Strict(BaseModel):
@@ -93,8 +93,12 @@ class Recipe(_Strict):
         "schedule; best: the best per dataset; transfer: transfer learning (a backbone's "
         "pretraining, feature extraction, fine-tuning)")
     dataset: str
+    dataset_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="the dataset's options (`cnnlab data info NAME`), e.g. "
+        "image-folder's size, color, resize, test_fraction")
     model: str
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    model_kwargs: dict[str, Any] = Field(default_factory=dict, description="the model's options "
+                                         "(`cnnlab summary MODEL`), and binary: one sigmoid logit")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     eval_batch_size: int = Field(1000, ge=1)
@@ -157,6 +161,35 @@ class Recipe(_Strict):
     monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
     early_stopping: Optional[EarlyStoppingConfig] = None
     reduce_lr: Optional[ReduceLROnPlateauConfig] = None
+
+    @field_validator("model")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from ..models import MODELS  # importing the package fills the registry
+        try:
+            MODELS.get(name)
+        except KeyError as e:  # UnknownNameError, with close matches
+            raise ValueError(str(e)) from None
+        return name
+
+    @field_validator("dataset_kwargs", "model_kwargs")
+    @classmethod
+    def _known_options(cls, kwargs: dict, info: ValidationInfo) -> dict:
+        from ..data import DATASETS, dataset_options
+        from ..models.base import model_options
+        kind = info.field_name.removesuffix("_kwargs")
+        name = info.data.get(kind)
+        if name is None or (kind == "dataset" and name not in DATASETS):
+            return kwargs  # the name failed validation, or a dataset passed in by the caller
+        options = (dataset_options if kind == "dataset" else model_options)(name)
+        if options is not None:
+            options = options + ["binary"] * (kind == "model")
+            for key in kwargs:
+                if key not in options:
+                    raise ValueError(f"{kind} {name!r} has no option {key!r}{did_you_mean(key, options)}"
+                                     f" (its options: {', '.join(options) or 'none'}; "
+                                     f"--set {info.field_name}={{}} clears the recipe's)")
+        return kwargs
 
     def override(self, overrides: dict[str, Any] | list[str] | None) -> "Recipe":
         """A copy with ``overrides`` applied: ``{"epochs": 3}`` or ``["epochs=3", "lr=1e-3"]``.
@@ -247,6 +280,9 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
         if isinstance(given, dict) and inner:  # a check across a sub-config's fields: name the
             sets = " ".join(f"{k}={v!r}" for k, v in inner.items())  # keys the user set
             lines.append(f"--set {sets}: {e['msg'].removeprefix('Value error, ')}")
+            continue
+        if e["type"] == "value_error":  # our validators' messages say what is allowed
+            lines.append(f"--set {loc}={given!r}: {e['msg'].removeprefix('Value error, ')}")
             continue
         lines.append(f"--set {loc}={given!r}: {e['msg']}{allowed}")
     return "invalid recipe override:\n  " + "\n  ".join(lines)
