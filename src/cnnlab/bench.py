@@ -180,6 +180,7 @@ class Series:
 
     @property
     def median(self) -> float:
+        """Median of the samples, images/s."""
         return statistics.median(self.samples)
 
     def span(self) -> str:

@@ -68,6 +68,7 @@ class ImageDataset:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes, ``len(classes)``."""
         return len(self.classes)
 
 

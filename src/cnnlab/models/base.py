@@ -78,11 +78,13 @@ class ImageClassifier(nn.Module):
 
     @property
     def in_chans(self) -> int:
+        """Input channels ``C`` the first layer takes (1 for the MNIST models, 3 for RGB)."""
         conv = self.get_submodule(self.info.first_conv) if self.info.first_conv else None
         return getattr(conv, "in_channels", getattr(conv, "in_features", self.info.input_size[0]))
 
     @property
     def num_classes(self) -> int:
+        """Number of logits the final layer gives (1 for a single-sigmoid two-class model)."""
         head = self.get_submodule(self.info.classifier)
         return getattr(head, "out_features", getattr(head, "out_channels", None))
 

@@ -54,6 +54,8 @@ class TopLevelLayout(ImageClassifier):
 
     @property
     def features(self) -> nn.Sequential:
+        """The convolutional base as an ``nn.Sequential`` view of the top-level modules (their
+        own names, as torchvision's), rebuilt when one of them is replaced."""
         mods = [(n, getattr(self, n)) for n in self._feature_names]
         view = self.__dict__.get("_features_view")
         if view is None or any(view._modules.get(n) is not m for n, m in mods):
@@ -63,6 +65,7 @@ class TopLevelLayout(ImageClassifier):
 
     @property
     def classifier(self) -> nn.Module:
+        """The final ``nn.Linear`` (``fc``, torchvision's name): pooled features -> logits."""
         return self.fc
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
