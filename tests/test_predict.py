@@ -94,3 +94,30 @@ def test_predict_command_prints_top_classes_per_file(toy_run, tmp_path, capsys):
     assert out.startswith(f"{f}: {ds.classes[int(ds.test_labels[1])]} ") and out.count("%") == 2
     assert main(["predict", str(toy_run), str(tmp_path / "none.png")]) == 2
     assert "none.png: no such image file" in capsys.readouterr().err
+
+
+def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, tmp_path, capsys):
+    """A folder stands for the image files in it and its sub-folders (sorted; other files left
+    out); more images than the recipe's eval_batch_size (100) go through in several batches with
+    the same answers as the pixels in one."""
+    from cnnlab.cli import main
+    from cnnlab.predict import image_files
+    ds = toy_dataset()
+    x = ds.test_images[:150]
+    for i, img in enumerate(x[:, 0].numpy()):
+        (tmp_path / "photos" / f"k{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "photos" / f"k{i % 2}" / f"{i:03d}.png")
+    (tmp_path / "photos" / "README.txt").write_text("not an image")
+    files = image_files([tmp_path / "photos"])
+    assert len(files) == 150 and files == sorted(files) and all(f.suffix == ".png" for f in files)
+    order = [int(f.stem) for f in files]
+    from_folder = predict(toy_run, [tmp_path / "photos"], top_k=1)
+    from_pixels = predict(toy_run, x[order], top_k=1)
+    assert [p[0][0] for p in from_folder] == [p[0][0] for p in from_pixels]
+    assert [p[0][1] for p in from_folder] == pytest.approx([p[0][1] for p in from_pixels], abs=1e-5)
+    assert main(["predict", str(toy_run), str(tmp_path / "photos"), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 150 and lines[0].startswith(f"{files[0]}: ")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: a folder without image files"):
+        predict(toy_run, [tmp_path / "empty"])

@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify image files with a run's model (top classes and "
                        "probabilities)")
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...), prepared as the run's "
-                   "data was: its channels, input size and normalisation")
+    p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...) or folders of them, "
+                   "prepared as the run's data was: its channels, input size and normalisation")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
     p.add_argument("--weights", choices=("best", "last"), default="best")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
@@ -171,9 +171,10 @@ def cmd_evaluate(a) -> int:
 
 def cmd_predict(a) -> int:
     """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.predict.predict`)."""
-    from .predict import predict
-    for path, top in zip(a.images, predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k,
-                                           device=a.device)):
+    from .predict import image_files, predict
+    files = image_files(a.images)
+    for path, top in zip(files, predict(a.run_dir, files, weights=a.weights, top_k=a.top_k,
+                                        device=a.device)):
         print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))
     return 0
 

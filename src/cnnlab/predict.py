@@ -42,6 +42,29 @@ class WithNormalisation(nn.Module):
         return self.model(x.float() * self.scale + self.shift).float()
 
 
+def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The files to classify: each path as given, a folder replaced by the image files in it and
+    its sub-folders (by extension, sorted).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no image file.
+    """
+    from .data.images import IMAGE_EXTENSIONS
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            if not found:
+                raise FileNotFoundError(f"{p}: a folder without image files "
+                                        f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            out += found
+        elif not p.is_file():
+            raise FileNotFoundError(f"{p}: no such image file")
+        else:
+            out.append(p)
+    return out
+
+
 def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
 
@@ -76,8 +99,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
 
     Args:
         run_dir: a run folder (``cnnlab train`` wrote it).
-        images: image files (JPEG, PNG, ...), or uint8 ``(N, C, H, W)`` pixels (0-255) of the run's
-            input size, as its dataset holds them.
+        images: image files (JPEG, PNG, ...) or folders of them (:func:`image_files`), or uint8
+            ``(N, C, H, W)`` pixels (0-255) of the run's input size, as its dataset holds them.
         weights: ``"best"`` or ``"last"`` checkpoint.
         top_k: classes per image (at most the number of classes).
         device: where to run the model (default: a GPU if there is one).
@@ -87,7 +110,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
         the logits; sigmoid for a single-logit two-class model).
 
     Raises:
-        FileNotFoundError: not a run folder, no such weights, or no such image file.
+        FileNotFoundError: not a run folder, no such weights, no such image file, or a folder
+            without images.
         ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
             signals (e.g. iris), which has no images to read; ``top_k`` < 1.
     """
@@ -106,11 +130,14 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
                              f"got {images.dtype} {tuple(images.shape)}")
         x = images
     else:
-        x = _preprocess(images, meta)
+        x = _preprocess(image_files(images), meta)
     dev = next(run.model.parameters()).device
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
-    # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation
-    logits = tta_logits(net, x.to(dev).float(), run.recipe.tta).float()
+    # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
+    # in batches of the recipe's evaluation size, so that a folder of photos fits in memory
+    bs = run.recipe.eval_batch_size
+    logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
+                        for i in range(0, len(x), bs)])
     classes = meta["classes"]
     if logits.shape[1] == 1:  # one sigmoid output: the probability of class 1
         p1 = torch.sigmoid(logits[:, 0])
