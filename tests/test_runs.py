@@ -41,7 +41,8 @@ def test_run_folder_has_everything(tmp_path):
     run = cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert {"recipe.json", "metrics.csv", "best.safetensors", "last.safetensors", "last_state.pt",
-            "test_metrics.json", "curves.png", "predictions_best.png", "predictions_worst.png"} <= files
+            "test_metrics.json", "curves.png", "confusion_matrix.png", "predictions_best.png",
+            "predictions_worst.png"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
     meta = json.loads((tmp_path / "r" / "recipe.json").read_text())
     assert meta["recipe"]["epochs"] == 3 and meta["dataset"]["validation"] == 120
@@ -53,6 +54,7 @@ def test_run_folder_has_everything(tmp_path):
     assert sum(map(sum, test["confusion_matrix"])) == 200
     assert run.test_line().startswith("Test set: Average loss: ")
     assert (tmp_path / "r" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "r" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_training_flushes_denormals_to_zero(tmp_path):
@@ -682,3 +684,12 @@ def test_fp32_on_the_cpu_trains_channels_last_and_says_why_auto_chose_fp32(tmp_p
     cnnlab.train(recipe.model_copy(update={"precision": "bf16"}), dataset=toy_dataset(n_train=64, n_test=16),
                  run_dir=tmp_path / "b", log=lines.append)
     assert "this CPU has no native bf16; PyTorch emulates it" in [m for m in lines if m.startswith("training")][0]
+
+
+def test_confusion_matrix_plot_checks_its_shape(tmp_path):
+    from cnnlab.report.plots import plot_confusion_matrix
+    plot_confusion_matrix([[3, 1], [0, 4]], ["cat", "dog"], tmp_path / "cm.png")
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"confusion matrix of shape \(2, 2\) for 3 classes"):
+        plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b", "c"], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()

@@ -11,6 +11,7 @@ A run folder holds::
     last_state.pt        optimizer, schedule, callbacks, RNG and history: what resuming needs
     test_metrics.json    final evaluation of the best weights on the official test split
     curves.png           accuracy and loss curves, training vs validation
+    confusion_matrix.png the test split's confusion matrix (counts; colour: share of the true class)
     predictions_best.png, predictions_worst.png
                          the most confident correct and wrong test predictions (seed 003's grids)
 
@@ -467,6 +468,9 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     load_weights(model, run_dir / "best.safetensors")
     test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes, keep_logits=True)
     logits = test.pop("logits")
+    from .report.plots import plot_confusion_matrix
+    plot_confusion_matrix(test["confusion_matrix"], ds.classes, run_dir / "confusion_matrix.png",
+                          title=recipe.name)
     if ds.test_images.dim() == 4:  # image grids of seed 003: best and worst test predictions
         from .report.plots import plot_predictions
         for kind in ("best", "worst"):

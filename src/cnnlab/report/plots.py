@@ -95,6 +95,40 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     _save(fig, path)
 
 
+def plot_confusion_matrix(matrix, classes: list[str], path: str | os.PathLike, title: str = "") -> None:
+    """The test split's confusion matrix as a PNG: rows the true class, columns the predicted one,
+    each cell's count written in it and coloured by its share of the row (the per-class recall on
+    the diagonal), as fastai's ``plot_confusion_matrix`` and scikit-learn's display draw it.
+
+    Args:
+        matrix: ``(K, K)`` counts (a nested list or an integer array), ``matrix[true][predicted]``.
+        classes: the ``K`` class names.
+    """
+    import numpy as np
+    cm = np.asarray(matrix, dtype=np.int64)
+    k = len(classes)
+    if cm.shape != (k, k):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {k} classes")
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    side = min(12.0, max(4.0, 0.55 * k + 2.5))
+    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if k <= 30:  # beyond that the numbers would not fit in their cells
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, f"{cm[i, j]:,}", ha="center", va="center", fontsize=7 if k > 12 else 8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    acc = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"{title + ': ' if title else ''}test confusion matrix "
+                 f"(top-1 {100 * acc:.2f}%, {cm.sum():,} images)", fontsize=9)
+    _save(fig, path)
+
+
 def _save(fig, path: str | os.PathLike) -> None:
     """Lay out ``fig``, write it as a PNG atomically (a complete file or none) and close it."""
     fig.tight_layout()
