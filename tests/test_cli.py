@@ -56,16 +56,25 @@ def test_summary_other_input_size_resizes_dense_layer(capsys):
     assert "(None, 16384)" in capsys.readouterr().out  # Flatten 64*16*16
 
 
-@pytest.mark.parametrize("argv, hint", [
-    (["train", "mnist-cnn-small"], "cnnlab train --resume RUN_DIR"),
-    (["reproduce", "mnist-cnn-small", "--keep-runs", "kept"], "the same command with --resume"),
-    (["reproduce", "mnist-cnn-small"], "with --keep-runs DIR"),
+@pytest.mark.parametrize("argv, where, hint", [
+    (["train", "mnist-cnn-small"], ("runs/x", True), "resume with `cnnlab train --resume runs/x`"),
+    (["train", "mnist-cnn-small"], ("runs/x", False), "no epoch had finished, so runs/x holds nothing"),
+    (["train", "mnist-cnn-small"], None, "training had not begun"),  # still reading the data
+    (["train", "--resume", "runs/y"], None, "training had not begun; runs/y is as it was"),
+    (["reproduce", "mnist-cnn-small", "--keep-runs", "kept"], None, "the same command with --resume"),
+    (["reproduce", "mnist-cnn-small"], None, "with --keep-runs DIR"),
+    (["evaluate", "runs/x"], None, "interrupted\n"),
 ])
-def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, argv, hint):
+def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, argv, where, hint):
+    """cnnlab.runs.train marks the KeyboardInterrupt with the run folder and whether an epoch
+    had finished; the command names the folder to resume, or says there is none."""
     from cnnlab import cli
 
     def interrupted(a):
-        raise KeyboardInterrupt
+        e = KeyboardInterrupt()
+        if where:
+            e.run_dir, e.resumable = where
+        raise e
     monkeypatch.setattr(cli, f"cmd_{argv[0]}", interrupted)
     assert main(argv) == 130
     assert hint in capsys.readouterr().err

@@ -693,3 +693,15 @@ def test_confusion_matrix_plot_checks_its_shape(tmp_path):
     with pytest.raises(ValueError, match=r"confusion matrix of shape \(2, 2\) for 3 classes"):
         plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b", "c"], tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.parametrize("at_epoch, resumable", [(1, False), (2, True)])
+def test_ctrl_c_names_the_run_folder_and_whether_it_can_resume(tmp_path, at_epoch, resumable):
+    """Ctrl-C during epoch N's log line (after epoch N - 1 was saved) reaches the caller marked
+    with the run folder and whether a finished epoch was saved there."""
+    def log(msg):
+        if msg.startswith(f"epoch {at_epoch}/3"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt) as info:
+        cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=log, progress=False)
+    assert info.value.run_dir == tmp_path / "r" and info.value.resumable is resumable

@@ -343,13 +343,21 @@ def main(argv: list[str] | None = None) -> int:
             UsageError, ValueError, OSError) as e:
         print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        run_dir = getattr(e, "run_dir", None)  # set by cnnlab.runs.train once training began
         if a.command == "reproduce":
             how = ("the same command with --resume continues it" if a.keep_runs else
                    "with --keep-runs DIR, a stopped run can be continued by --resume")
+            how += " (the last finished epoch is saved)"
+        elif a.command != "train":
+            how = ""
+        elif run_dir is None:
+            how = "training had not begun" + (f"; {a.resume} is as it was" if a.resume else "")
+        elif not getattr(e, "resumable", True):
+            how = f"no epoch had finished, so {run_dir} holds nothing to resume"
         else:
-            how = "resume with `cnnlab train --resume RUN_DIR`"
-        print(f"\ninterrupted; {how} (the last finished epoch is saved)", file=sys.stderr)
+            how = f"resume with `cnnlab train --resume {run_dir}` (the last finished epoch is saved)"
+        print(f"\ninterrupted{'; ' + how if how else ''}", file=sys.stderr)
         return 130
 
 

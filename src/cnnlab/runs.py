@@ -452,7 +452,11 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
         + (f", {world} processes (DDP)" if world > 1 else ""))
     t0 = time.perf_counter()
     if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping
-        trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
+        try:
+            trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
+        except KeyboardInterrupt as e:  # Ctrl-C: the caller can say which folder to resume
+            e.run_dir, e.resumable = run_dir, (run_dir / "last_state.pt").exists()
+            raise
     train_s = time.perf_counter() - t0
     if not main:  # rank 0 alone evaluates the test split and writes the rest
         model.eval()
