@@ -4,7 +4,8 @@
     torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
     cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
     cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
-    cnnlab predict RUN_DIR IMAGE [IMAGE ...] [--top-k 3] [--weights best|last]
+    cnnlab lr-find RECIPE [--set key=value ...] [--steps 100] [--start-lr 1e-7] [--end-lr 10] [--out PNG]
+    cnnlab predict RUN_DIR IMAGE|FOLDER ... [--top-k 3] [--weights best|last]
     cnnlab export RUN_DIR [--out model.onnx] [--weights best|last]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -50,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                    help="shorthand for --set precision=...")
     p.add_argument("--epochs", type=int, default=None, help="shorthand for --set epochs=N")
+    _add_common(p)
+
+    p = sub.add_parser("lr-find", help="learning-rate range test: the loss as the learning rate "
+                       "grows, and a suggested rate (fastai's lr_find)")
+    p.add_argument("recipe", help="recipe name (cnnlab list recipes)")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help="override recipe fields, as for train")
+    p.add_argument("--steps", type=int, default=100, help="training steps of the test (default 100)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--out", default=None, help="the plot (default runs/<recipe>-lr_find.png)")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test split")
@@ -154,6 +167,17 @@ def cmd_train(a) -> int:
         shutdown(wait=False)  # leave torchrun's process group, where this process had joined one
         raise
     shutdown()
+    return 0
+
+
+def cmd_lr_find(a) -> int:
+    """``cnnlab lr-find``: the learning-rate range test on a recipe (:func:`cnnlab.runs.find_lr`);
+    prints the suggestion and writes the plot."""
+    from .runs import find_lr
+    out = Path(a.out) if a.out else Path("runs") / f"{a.recipe}-lr_find.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    find_lr(a.recipe, a.overrides, data_dir=a.data_dir, device=a.device, steps=a.steps,
+            start_lr=a.start_lr, end_lr=a.end_lr, plot=out)
     return 0
 
 
@@ -334,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
                 "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
-                "export": cmd_export,
+                "export": cmd_export, "lr-find": cmd_lr_find,
                 "reproduce": cmd_reproduce,
                 "bench": cmd_bench}
     try:

@@ -597,3 +597,40 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.recipe, run.model), ds.classes)
     out.update({"weights": f"{weights}.safetensors", "precision": prec})
     return out
+
+
+def find_lr(recipe: Recipe | str, overrides: dict | list[str] | None = None, *, data_dir=None,
+            device: str | None = None, steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
+            plot: str | os.PathLike | None = None, dataset: ImageDataset | None = None,
+            log: Callable[[str], None] | None = None):
+    """The learning-rate range test (:func:`cnnlab.train.lr_find.lr_find`) on the recipe's exact
+    training setup (model, optimizer, augmentation, precision), from its initial weights; the
+    Python face of ``cnnlab lr-find``. Nothing is trained for real and nothing but ``plot`` (a
+    PNG of loss against learning rate) is written.
+
+    Returns:
+        :class:`cnnlab.train.lr_find.LRFinderResult`.
+
+    Raises:
+        as :func:`train` for the recipe and data; ValueError for a bad range or step count.
+    """
+    from .train.lr_find import check_range, lr_find
+    check_range(start_lr, end_lr, steps)  # before the data is read
+    log = log or (lambda m: print(m, flush=True))
+    recipe = get_recipe(recipe, overrides) if isinstance(recipe, str) else recipe.override(overrides)
+    ds = dataset if dataset is not None else load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
+    s = prepare(recipe, ds, device, progress=False)
+    log(f"lr-find {recipe.name}: {recipe.model} on {ds.name}, up to {steps} steps of batch "
+        f"{recipe.batch_size}, lr {start_lr:.0e} to {end_lr:.0e}, {s.precision}"
+        f"{' channels_last' if s.channels_last else ''} on {s.device}")
+    result = lr_find(s.model, s.optimizer, s.trainer.loss_fn, s.train, start_lr=start_lr, end_lr=end_lr,
+                     steps=steps, precision=s.precision, device=s.device)
+    log(f"{len(result.lrs)} steps ({'stopped: the loss diverged' if result.stopped == 'diverged' else 'all'}); "
+        f"loss lowest at lr {result.lr_min:.2g}; suggested lr (minimum/10) {result.suggestion:.2g}; "
+        f"steepest fall at lr {result.steepest:.2g}; the recipe's lr {recipe.lr:g}"
+        + (" (the one-cycle peak)" if recipe.schedule == "onecycle" else ""))
+    if plot is not None:
+        from .report.plots import plot_lr_find
+        plot_lr_find(result, plot, title=recipe.name, recipe_lr=recipe.lr)
+        log(f"plot: {plot}")
+    return result

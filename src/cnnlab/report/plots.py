@@ -129,6 +129,38 @@ def plot_confusion_matrix(matrix, classes: list[str], path: str | os.PathLike, t
     _save(fig, path)
 
 
+def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: float | None = None) -> None:
+    """The learning-rate range test as a PNG: smoothed training loss against the learning rate
+    (log scale), the raw batch losses faint behind it, and vertical lines at the suggestion
+    (minimum/10), the steepest fall and, where given, the recipe's learning rate.
+
+    Args:
+        result: a :class:`cnnlab.train.lr_find.LRFinderResult`.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    ax.plot(result.lrs, result.raw_losses, color="0.8", lw=0.8, label="batch loss")
+    ax.plot(result.lrs, result.losses, color="C0", lw=1.8, label="smoothed loss")
+    marks = [(result.suggestion, "C2", f"minimum/10: {result.suggestion:.2g}"),
+             (result.steepest, "C1", f"steepest fall: {result.steepest:.2g}")]
+    if recipe_lr is not None:
+        marks.append((recipe_lr, "C3", f"recipe's lr: {recipe_lr:g}"))
+    for lr, color, label in marks:
+        ax.axvline(lr, color=color, ls="--", lw=1.2, label=label)
+    ax.set_xscale("log")
+    import numpy as np
+    low = min(min(result.losses), float(np.percentile(result.raw_losses, 5)))
+    high = max(result.losses[0], low * 1.5)
+    ax.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.25 * (high - low) + 1e-3)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    end = " (stopped where the loss diverged)" if result.stopped == "diverged" else ""
+    ax.set_title(f"{title + ': ' if title else ''}learning-rate range test, {len(result.lrs)} steps{end}",
+                 fontsize=9)
+    _save(fig, path)
+
+
 def _save(fig, path: str | os.PathLike) -> None:
     """Lay out ``fig``, write it as a PNG atomically (a complete file or none) and close it."""
     fig.tight_layout()

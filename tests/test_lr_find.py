@@ -1,0 +1,86 @@
+"""The learning-rate range test (Smith 2017; fastai's lr_find): cnnlab.train.lr_find, cnnlab lr-find."""
+import math
+
+import pytest
+import torch
+
+from cnnlab.data.loader import BatchLoader
+from cnnlab.models import create_model
+from cnnlab.recipes import Recipe
+from cnnlab.runs import find_lr
+from cnnlab.train import build_optimizer, classification_loss
+from cnnlab.train.lr_find import lr_find
+from helpers import toy_dataset
+
+
+def toy_setup(opt="sgd", seed=0):
+    torch.manual_seed(seed)
+    ds = toy_dataset()
+    model = create_model("lenet5", num_classes=4)
+    loader = BatchLoader(ds.train_images, ds.train_labels, 32, shuffle=True, seed=seed, mean=ds.mean, std=ds.std)
+    return model, build_optimizer(model.parameters(), opt, 0.01), loader
+
+
+def test_rates_grow_geometrically_and_the_loss_falls_then_diverges():
+    model, opt, loader = toy_setup()
+    r = lr_find(model, opt, classification_loss(), loader, start_lr=1e-4, end_lr=1e3, steps=60)
+    assert r.lrs[0] == pytest.approx(1e-4) and len(r.lrs) == len(r.losses) == len(r.raw_losses)
+    ratios = [b / a for a, b in zip(r.lrs, r.lrs[1:])]
+    assert max(ratios) == pytest.approx(min(ratios)) and ratios[0] == pytest.approx(10 ** (7 / 59))
+    # SGD at 1e3 blows the loss up: the test stops there, before its 60 steps
+    assert r.stopped == "diverged" and len(r.lrs) < 60 and all(map(math.isfinite, r.losses))
+    assert min(r.losses) < 0.8 * r.losses[0]  # the loss did fall on the way (chance: ln 4 = 1.39)
+    assert r.suggestion == pytest.approx(r.lr_min / 10) and r.steepest <= r.lr_min
+
+
+def test_each_parameter_group_keeps_its_ratio():
+    model, _, loader = toy_setup()
+    params = list(model.parameters())
+    opt = torch.optim.SGD([{"params": params[:2], "lr": 0.01}, {"params": params[2:], "lr": 0.64}])
+    seen = []
+    step = opt.step
+
+    def record(*a, **k):
+        seen.append([g["lr"] for g in opt.param_groups])
+        return step(*a, **k)
+    opt.step = record
+    lr_find(model, opt, classification_loss(), loader, start_lr=1e-5, end_lr=1e-3, steps=5)
+    assert [b / a for a, b in seen] == pytest.approx([64.0] * 5)
+    assert seen[-1][0] == pytest.approx(1e-3)
+
+
+def test_a_loader_shorter_than_the_test_is_drawn_again():
+    model, opt, loader = toy_setup()
+    n = len(loader)
+    r = lr_find(model, opt, classification_loss(), loader, start_lr=1e-6, end_lr=1e-4, steps=2 * n + 3)
+    assert len(r.lrs) == 2 * n + 3 and r.stopped == "steps"
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(start_lr=1.0, end_lr=0.1), "0 < start_lr < end_lr"),
+    (dict(start_lr=0.0), "0 < start_lr < end_lr"),
+    (dict(steps=1), "steps must be at least 2"),
+])
+def test_bad_ranges_are_refused(kw, message):
+    model, opt, loader = toy_setup()
+    with pytest.raises(ValueError, match=message):
+        lr_find(model, opt, classification_loss(), loader, **kw)
+
+
+def test_find_lr_on_a_recipe_writes_only_its_plot(tmp_path):
+    recipe = Recipe(name="toy", source="test", dataset="toy", model="lenet5", epochs=1, batch_size=32,
+                    optimizer="adam", lr=1e-3, schedule="onecycle", precision="fp32")
+    lines = []
+    r = find_lr(recipe, ["label_smoothing=0.1"], dataset=toy_dataset(), steps=30, plot=tmp_path / "lr.png",
+                log=lines.append)
+    assert len(r.lrs) <= 30 and (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["lr.png"]
+    assert "suggested lr (minimum/10)" in lines[1] and "(the one-cycle peak)" in lines[1]
+
+
+def test_command_refuses_unknown_recipes_and_ranges(capsys):
+    from cnnlab.cli import main
+    assert main(["lr-find", "mnist-lenet"]) == 2
+    assert "did you mean 'mnist-lenet5'" in capsys.readouterr().err
+    assert main(["lr-find", "mnist-lenet5", "--set", "lr=-1"]) == 2
+    assert "lr=-1" in capsys.readouterr().err
