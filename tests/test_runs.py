@@ -705,3 +705,28 @@ def test_ctrl_c_names_the_run_folder_and_whether_it_can_resume(tmp_path, at_epoc
     with pytest.raises(KeyboardInterrupt) as info:
         cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=log, progress=False)
     assert info.value.run_dir == tmp_path / "r" and info.value.resumable is resumable
+
+
+def test_class_weight_weighs_the_training_loss_only(tmp_path):
+    """'balanced' is n / (K n_k) over the training split; a dict takes names or indices; the
+    validation loss (which EarlyStopping, ReduceLROnPlateau and checkpoints watch) stays unweighted."""
+    from cnnlab.recipes import RecipeError
+    from cnnlab.runs import _class_weights, prepare
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
+    r = RECIPE.override({"class_weight": "balanced"})
+    assert _class_weights(r, ["a", "b", "c"], labels).tolist() == pytest.approx([10 / 18, 10 / 9, 10 / 3])
+    r = RECIPE.override({"class_weight": {"b": 2, "2": 0.5}})
+    assert _class_weights(r, ["a", "b", "c"], labels).tolist() == [1.0, 2.0, 0.5]
+    with pytest.raises(RecipeError, match=r"key 'bb' is neither a class name nor an index 0-2; did you mean 'b'"):
+        _class_weights(RECIPE.override({"class_weight": {"bb": 2}}), ["a", "b", "c"], labels)
+    with pytest.raises(RecipeError, match="class 'c' has no training example"):
+        _class_weights(RECIPE.override({"class_weight": "balanced"}), ["a", "b", "c"], labels[:9])
+    lines = []
+    s = prepare(RECIPE.override({"class_weight": {"c0": 5}}), toy_dataset(), "cpu", log=lines.append)
+    assert "class weights: c0 5, c1 1, c2 1, c3 1" in lines
+    x, y = next(iter(s.train))
+    with torch.no_grad():
+        logits = s.model(x)
+    plain = torch.nn.functional.cross_entropy(logits, y)
+    assert float(s.trainer.eval_loss_fn(logits, y)) == pytest.approx(float(plain))
+    assert float(s.trainer.loss_fn(logits, y)) > float(plain)  # class c0 counts five times

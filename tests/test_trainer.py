@@ -378,3 +378,20 @@ def test_logged_learning_rate_is_that_of_the_epochs_last_step():
     assert len(used) == 2 * len(tr)
     assert h["learning_rate"] == pytest.approx([used[len(tr) - 1], used[-1]])
     assert h["learning_rate"][-1] < 1e-2 / 1000  # the one-cycle ends near zero
+
+
+def test_class_weights_scale_each_examples_loss_as_keras():
+    """Keras' class_weight: the batch mean of weight[y] * loss; ones change nothing."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    logits, y = torch.randn(6, 3), torch.tensor([0, 1, 2, 2, 1, 0])
+    w = torch.tensor([1.0, 2.0, 0.5])
+    per = F.cross_entropy(logits, y, reduction="none", label_smoothing=0.1)
+    got = classification_loss(0.1, class_weight=w)(logits, y)
+    assert got == pytest.approx(float((per * w[y]).mean()))
+    assert classification_loss(0.1, class_weight=torch.ones(3))(logits, y) == pytest.approx(
+        float(classification_loss(0.1)(logits, y)))
+    one, yb = torch.randn(6, 1), torch.tensor([0, 1, 1, 0, 1, 1])
+    per = F.binary_cross_entropy_with_logits(one[:, 0], yb.float(), reduction="none")
+    wb = torch.tensor([3.0, 1.0])
+    assert classification_loss(binary=True, class_weight=wb)(one, yb) == pytest.approx(float((per * wb[yb]).mean()))

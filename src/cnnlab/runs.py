@@ -43,6 +43,7 @@ from .data.loader import BatchLoader
 from .device import describe_machine, flush_denormals, native_bf16, resolve_device, resolve_precision
 from .models import create_model
 from .recipes import Recipe, RecipeError, get_recipe
+from .registry import did_you_mean
 from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
                     evaluate as _evaluate, load_optimizer_state, parameter_groups)
@@ -135,6 +136,40 @@ def _loaders(recipe: Recipe, ds: ImageDataset, device: torch.device, channels_la
                        **common) if has_val else None)
     test = BatchLoader(ds.test_images, ds.test_labels, recipe.eval_batch_size, **common)
     return train, val, test
+
+
+def _class_weights(recipe: Recipe, classes: list[str], train_labels: torch.Tensor) -> torch.Tensor | None:
+    """The recipe's ``class_weight`` as float32 ``(K,)``: "balanced" is ``n / (K * n_k)`` over the
+    training split (scikit-learn's ``compute_class_weight``); a dict maps class names or indices
+    to weights, the others keep 1.
+
+    Raises:
+        RecipeError: a key that is neither a class name nor an index, a weight below 0, or a
+            class without training examples under "balanced".
+    """
+    cw = recipe.class_weight
+    if cw is None:
+        return None
+    k = len(classes)
+    if cw == "balanced":
+        counts = torch.bincount(train_labels.cpu(), minlength=k).double()
+        if (counts == 0).any():
+            missing = classes[int(torch.nonzero(counts == 0)[0])]
+            raise RecipeError(f"class_weight='balanced': class {missing!r} has no training example")
+        return (counts.sum() / (k * counts)).float()
+    w = torch.ones(k)
+    for key, value in cw.items():
+        if key in classes:
+            i = classes.index(key)
+        elif key.lstrip("-").isdigit() and 0 <= int(key) < k:
+            i = int(key)
+        else:
+            raise RecipeError(f"class_weight key {key!r} is neither a class name nor an index 0-{k - 1}"
+                              f"{did_you_mean(key, classes)} (classes: {', '.join(classes)})")
+        if not value >= 0:
+            raise RecipeError(f"class_weight {key!r}: {value} is not a weight >= 0")
+        w[i] = value
+    return w
 
 
 def default_run_dir(recipe: Recipe, root: str | os.PathLike = "runs") -> Path:
@@ -241,10 +276,14 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         freeze = FreezeAfter(recipe.freeze_after)
         freeze.check(model)  # a misspelt name fails here, before any training
         callbacks.append(freeze)
-    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary),
+    weights = _class_weights(recipe, ds.classes, train_loader.labels)
+    if weights is not None and log:
+        log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, weights.tolist())))
+    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, weights),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,
-                      ema_decay=recipe.ema_decay)
+                      ema_decay=recipe.ema_decay,
+                      eval_loss_fn=classification_loss(recipe.label_smoothing, binary))
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
                  precision, channels_last, binary, monitor)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -118,6 +118,10 @@ class Recipe(_Strict):
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weight: Union[Literal["balanced"], dict[str, float], None] = Field(
+        None, description="weights of the classes in the training loss, Keras' fit(class_weight=...): "
+        "'balanced' (n / (K * count of the class) over the training split, scikit-learn's) or "
+        "{class name or index: weight} (others 1); validation and test losses stay unweighted")
     augment: Optional[AugmentConfig] = None
     norm_bias_lr_scale: float = Field(
         1.0, gt=0, description="learning-rate multiplier for normalisation-layer biases (airbench: 64); "
@@ -161,6 +165,17 @@ class Recipe(_Strict):
     monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
     early_stopping: Optional[EarlyStoppingConfig] = None
     reduce_lr: Optional[ReduceLROnPlateauConfig] = None
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _class_weight_form(cls, value):
+        if value is None or value == "balanced":
+            return value
+        if isinstance(value, dict) and all(isinstance(k, (str, int)) and not isinstance(v, bool)
+                                           and isinstance(v, (int, float)) for k, v in value.items()):
+            return {str(k): float(v) for k, v in value.items()}
+        raise ValueError("class_weight takes 'balanced' or {class name or index: weight}, e.g. "
+                         "--set 'class_weight={\"dogs\": 2}'")
 
     @field_validator("model")
     @classmethod

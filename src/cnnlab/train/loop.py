@@ -74,6 +74,8 @@ class Trainer:
             (Polyak & Juditsky 1992; PyTorch's ``AveragedModel``, as timm's ``ModelEma`` and
             Keras' ``use_ema``). Validation, callbacks and checkpoints then use the EMA
             (``eval_model``); the training metrics are those of the raw weights.
+        eval_loss_fn: the validation loss, where it differs from training's (class weights weigh
+            the training loss only, as in Keras); default ``loss_fn``.
 
     In a torchrun job (:mod:`cnnlab.distributed`) the training forward pass goes through
     ``DistributedDataParallel(model)`` (the same parameters), each process feeding its part of
@@ -86,8 +88,10 @@ class Trainer:
                  device: torch.device | str = "cpu", precision: str = "fp32",
                  callbacks: Sequence[Callback] = (), scheduler=None, step_per_batch: bool = False,
                  binary: bool = False, log: Callable[[str], None] | None = None,
-                 progress: bool = True, ema_decay: float | None = None):
+                 progress: bool = True, ema_decay: float | None = None,
+                 eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.eval_loss_fn = eval_loss_fn or loss_fn
         self.device, self.precision = torch.device(device), precision
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
         self.binary, self.progress = binary, progress
@@ -205,7 +209,7 @@ class Trainer:
         Returns:
             ``{"loss", "accuracy", "correct", "total"}`` (accuracy as a fraction).
         """
-        out = evaluate(self.eval_model, loader, self.loss_fn, self.device, self.precision, self.binary)
+        out = evaluate(self.eval_model, loader, self.eval_loss_fn, self.device, self.precision, self.binary)
         if distributed.world_size() > 1:  # each process evaluated its part: sum them
             sums = distributed.all_reduce_sum(torch.tensor(
                 [out["loss"] * out["total"], out["correct"], out["total"]], dtype=torch.float64,

@@ -177,19 +177,36 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     return S.LambdaLR(optimizer, f), True
 
 
-def classification_loss(label_smoothing: float = 0.0, binary: bool = False):
+def classification_loss(label_smoothing: float = 0.0, binary: bool = False,
+                        class_weight: torch.Tensor | None = None):
     """Cross-entropy on logits (optionally with label smoothing, Szegedy et al. 2016), or, with
     ``binary``, binary cross-entropy on one logit per example (labels 0/1).
+
+    Args:
+        class_weight: float32 ``(K,)`` (``(2,)`` for ``binary``): each example's loss is multiplied
+            by its class's weight and the batch mean taken over examples, as Keras'
+            ``fit(class_weight=...)`` does (not PyTorch's ``CrossEntropyLoss(weight=)``, which
+            divides by the sum of the weights).
 
     Returns:
         ``loss(logits float (N, K) or (N, 1), labels int64 (N,)) -> scalar``.
     """
+    def weighted(per_example, y):
+        return per_example.mul(class_weight.to(per_example.device)[y]).mean()
+
     if binary:
         def bce(logits, y):
             target = y.to(logits.dtype)
             if label_smoothing:
                 target = target * (1 - label_smoothing) + 0.5 * label_smoothing
-            return F.binary_cross_entropy_with_logits(logits.squeeze(1), target)
+            if class_weight is None:
+                return F.binary_cross_entropy_with_logits(logits.squeeze(1), target)
+            return weighted(F.binary_cross_entropy_with_logits(logits.squeeze(1), target,
+                                                               reduction="none"), y)
         return bce
-    ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    if class_weight is None:
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def ce(logits, y):
+        return weighted(F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none"), y)
     return ce
