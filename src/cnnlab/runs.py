@@ -276,10 +276,10 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         freeze = FreezeAfter(recipe.freeze_after)
         freeze.check(model)  # a misspelt name fails here, before any training
         callbacks.append(freeze)
-    weights = _class_weights(recipe, ds.classes, train_loader.labels)
-    if weights is not None and log:
-        log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, weights.tolist())))
-    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, weights),
+    class_weights = _class_weights(recipe, ds.classes, train_loader.labels)
+    if class_weights is not None and log:
+        log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, class_weights.tolist())))
+    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, class_weights),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,
                       ema_decay=recipe.ema_decay,
@@ -664,7 +664,8 @@ def find_lr(recipe: Recipe | str, overrides: dict | list[str] | None = None, *, 
         f"{' channels_last' if s.channels_last else ''} on {s.device}")
     result = lr_find(s.model, s.optimizer, s.trainer.loss_fn, s.train, start_lr=start_lr, end_lr=end_lr,
                      steps=steps, precision=s.precision, device=s.device)
-    log(f"{len(result.lrs)} steps ({'stopped: the loss diverged' if result.stopped == 'diverged' else 'all'}); "
+    ended = "stopped: the loss diverged" if result.stopped == "diverged" else "all"
+    log(f"{len(result.lrs)} steps ({ended}); "
         f"loss lowest at lr {result.lr_min:.2g}; suggested lr (minimum/10) {result.suggestion:.2g}; "
         f"steepest fall at lr {result.steepest:.2g}; the recipe's lr {recipe.lr:g}"
         + (" (the one-cycle peak)" if recipe.schedule == "onecycle" else ""))
