@@ -32,6 +32,15 @@ def did_you_mean(name: str, names: Iterable[str], n: int = 5) -> str:
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
+def check_options(kind: str, name: str, keys: Iterable[str], options: list[str] | None) -> None:
+    """Raise ValueError for the first of ``keys`` not among ``options`` (a model's or dataset's
+    keyword options; ``None``: unknown, nothing checked), naming close matches and all options."""
+    for key in keys:
+        if options is not None and key not in options:
+            raise ValueError(f"{kind} {name!r} has no option {key!r}{did_you_mean(key, options)} "
+                             f"(its options: {', '.join(options) or 'none'})")
+
+
 class Registry(Generic[T]):
     """A name -> object table with helpful errors.
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..registry import Registry, did_you_mean
+from ..registry import Registry, check_options
 
 
 @dataclass
@@ -143,11 +143,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         ValueError: an option (``kwargs`` key) the dataset does not take, with close matches.
     """
     entry = DATASETS.get(name)
-    options = dataset_options(name)
-    for key in kwargs:
-        if options is not None and key not in options:
-            raise ValueError(f"dataset {name!r} has no option {key!r}{did_you_mean(key, options)} "
-                             f"(its options: {', '.join(options) or 'none'})")
+    check_options("dataset", name, kwargs, dataset_options(name))
     if download is None:
         download = not os.environ.get("CNNLAB_OFFLINE")
     return entry.loader(data_dir=data_dir, download=download, **kwargs)

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry, did_you_mean
+from ..registry import Registry, check_options
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
             (``kwargs`` key) the model does not have (with close matches and its options).
     """
     entry = MODELS.get(name)
-    options = model_options(name)
-    for key in kwargs:
-        if options is not None and key not in options:
-            raise ValueError(f"model {name!r} has no option {key!r}{did_you_mean(key, options)} "
-                             f"(its options: {', '.join(options) or 'none'})")
+    check_options("model", name, kwargs, model_options(name))
     kw = dict(kwargs)
     if num_classes is not None:
         kw["num_classes"] = num_classes

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from ..registry import Registry, did_you_mean
+from ..registry import Registry, check_options
 
 
 class _Strict(BaseModel):
@@ -198,13 +198,12 @@ class Recipe(_Strict):
         if name is None or (kind == "dataset" and name not in DATASETS):
             return kwargs  # the name failed validation, or a dataset passed in by the caller
         options = (dataset_options if kind == "dataset" else model_options)(name)
-        if options is not None:
-            options = options + ["binary"] * (kind == "model")
-            for key in kwargs:
-                if key not in options:
-                    raise ValueError(f"{kind} {name!r} has no option {key!r}{did_you_mean(key, options)}"
-                                     f" (its options: {', '.join(options) or 'none'}; "
-                                     f"--set {info.field_name}={{}} clears the recipe's)")
+        if options is not None and kind == "model":
+            options = options + ["binary"]  # cnnlab.runs' one-sigmoid-logit switch
+        try:
+            check_options(kind, name, kwargs, options)
+        except ValueError as e:
+            raise ValueError(f"{e}; --set {info.field_name}={{}} clears the recipe's") from None
         return kwargs
 
     def override(self, overrides: dict[str, Any] | list[str] | None) -> "Recipe":
