@@ -730,3 +730,11 @@ def test_class_weight_weighs_the_training_loss_only(tmp_path):
     plain = torch.nn.functional.cross_entropy(logits, y)
     assert float(s.trainer.eval_loss_fn(logits, y)) == pytest.approx(float(plain))
     assert float(s.trainer.loss_fn(logits, y)) > float(plain)  # class c0 counts five times
+
+
+def test_a_recipe_refused_while_preparing_leaves_no_folder(tmp_path):
+    from cnnlab.recipes import RecipeError
+    with pytest.raises(RecipeError, match="class_weight key 'dog'"):
+        cnnlab.train(RECIPE.override({"class_weight": {"dog": 2}}), dataset=toy_dataset(),
+                     run_dir=tmp_path / "r", log=quiet)
+    assert not (tmp_path / "r").exists()

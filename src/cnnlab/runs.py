@@ -443,9 +443,9 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
                           {**ds.provenance, "limit": limit})
     run_dir = Path(distributed.broadcast_str(str(run_dir or default_run_dir(recipe))))
     main = distributed.is_main()
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
     s = prepare(recipe, ds, device, checkpoint=run_dir / "best.safetensors", log=log, progress=progress)
+    if main:  # after prepare: a recipe it refuses leaves no empty folder behind
+        run_dir.mkdir(parents=True, exist_ok=True)
     model, trainer = s.model, s.trainer
     callbacks, dev, precision, binary, monitor = trainer.callbacks, s.device, s.precision, s.binary, s.monitor
     channels_last, train_loader, val_loader, test_loader = s.channels_last, s.train, s.val, s.test
