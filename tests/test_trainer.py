@@ -395,3 +395,23 @@ def test_class_weights_scale_each_examples_loss_as_keras():
     per = F.binary_cross_entropy_with_logits(one[:, 0], yb.float(), reduction="none")
     wb = torch.tensor([3.0, 1.0])
     assert classification_loss(binary=True, class_weight=wb)(one, yb) == pytest.approx(float((per * wb[yb]).mean()))
+
+
+def test_clip_grad_norm_caps_the_global_gradient_norm():
+    """With clip_grad_norm the step sees gradients of global L2 norm at most the cap; SGD without
+    momentum then moves the weights by at most lr * cap."""
+    torch.manual_seed(0)
+    ds = toy_dataset()
+    model = create_model("lenet5", num_classes=4)
+    tr, _ = make_loaders(ds)
+    opt = build_optimizer(model.parameters(), "sgd", 1.0, momentum=0.0)
+    norms, step = [], opt.step
+
+    def record(*a, **k):
+        norms.append(float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(p.grad) for p in model.parameters()]))))
+        return step(*a, **k)
+    opt.step = record
+    t = Trainer(model, opt, classification_loss(), clip_grad_norm=0.05, log=lambda m: None)
+    t.fit(tr, epochs=1)
+    assert len(norms) == len(tr) and max(norms) <= 0.05 * (1 + 1e-5)

@@ -283,7 +283,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,
                       ema_decay=recipe.ema_decay,
-                      eval_loss_fn=classification_loss(recipe.label_smoothing, binary))
+                      eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
+                      clip_grad_norm=recipe.clip_grad_norm)
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
                  precision, channels_last, binary, monitor)
 

@@ -119,6 +119,9 @@ class Recipe(_Strict):
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    clip_grad_norm: Optional[float] = Field(
+        None, gt=0, description="clip the gradients' global L2 norm to this before each step "
+        "(Keras' global_clipnorm, timm's --clip-grad)")
     class_weight: Union[Literal["balanced"], dict[str, float], None] = Field(
         None, description="weights of the classes in the training loss, Keras' fit(class_weight=...): "
         "'balanced' (n / (K * count of the class) over the training split, scikit-learn's) or "

@@ -76,6 +76,9 @@ class Trainer:
             (``eval_model``); the training metrics are those of the raw weights.
         eval_loss_fn: the validation loss, where it differs from training's (class weights weigh
             the training loss only, as in Keras); default ``loss_fn``.
+        clip_grad_norm: rescale the gradients so that their global L2 norm (over all parameters)
+            is at most this before each step (Pascanu et al. 2013; Keras' ``global_clipnorm``,
+            timm's ``--clip-grad``); None: no clipping.
 
     In a torchrun job (:mod:`cnnlab.distributed`) the training forward pass goes through
     ``DistributedDataParallel(model)`` (the same parameters), each process feeding its part of
@@ -89,9 +92,11 @@ class Trainer:
                  callbacks: Sequence[Callback] = (), scheduler=None, step_per_batch: bool = False,
                  binary: bool = False, log: Callable[[str], None] | None = None,
                  progress: bool = True, ema_decay: float | None = None,
-                 eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+                 eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 clip_grad_norm: float | None = None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.eval_loss_fn = eval_loss_fn or loss_fn
+        self.clip_grad_norm = clip_grad_norm
         self.device, self.precision = torch.device(device), precision
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
         self.binary, self.progress = binary, progress
@@ -149,6 +154,8 @@ class Trainer:
                     loss = self.loss_fn(logits, y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.clip_grad_norm is not None:  # on the device: no sync
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
                 self.optimizer.step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
