@@ -121,3 +121,31 @@ def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, 
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="empty: a folder without image files"):
         predict(toy_run, [tmp_path / "empty"])
+
+
+def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path, capsys):
+    """The run's own test images saved as PNG class folders score exactly as its test split;
+    a folder with some classes only reports those; foreign class names are refused."""
+    import json
+    from cnnlab.cli import main
+    from cnnlab.predict import evaluate_folder
+    ds = toy_dataset()
+    for i, (img, label) in enumerate(zip(ds.test_images[:, 0].numpy(), ds.test_labels.tolist())):
+        (tmp_path / "mine" / ds.classes[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "mine" / ds.classes[label] / f"{i:03d}.png")
+    test = json.loads((toy_run / "test_metrics.json").read_text())
+    m = evaluate_folder(toy_run, tmp_path / "mine")
+    assert (m["correct"], m["total"], m["files"]) == (test["correct"], test["total"], 200)
+    assert m["loss"] == pytest.approx(test["loss"], abs=1e-4)
+    assert m["confusion_matrix"] == test["confusion_matrix"]
+    one = ds.classes[0]
+    (tmp_path / "some").mkdir()
+    (tmp_path / "some" / one).symlink_to(tmp_path / "mine" / one)
+    assert list(evaluate_folder(toy_run, tmp_path / "some")["per_class_accuracy"]) == [one]
+    assert main(["evaluate", str(toy_run), "--folder", str(tmp_path / "mine")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'mine'}: Average loss: ")
+    (tmp_path / "mine" / "c9").mkdir()
+    with pytest.raises(ValueError, match=r"'c9' is not a class of this run; did you mean"):
+        evaluate_folder(toy_run, tmp_path / "mine")
+    with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
+        evaluate_folder(toy_run, tmp_path / "nowhere")

@@ -2,7 +2,7 @@
 
     cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
     torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
-    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift]
+    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift] [--folder DIR]
     cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
     cnnlab lr-find RECIPE [--set key=value ...] [--steps 100] [--start-lr 1e-7] [--end-lr 10] [--out PNG]
     cnnlab predict RUN_DIR IMAGE|FOLDER ... [--top-k 3] [--weights best|last]
@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
     p.add_argument("--tta", choices=("none", "flip", "flip-shift"), default=None,
                    help="test-time augmentation (default: the run's recipe's)")
+    p.add_argument("--folder", default=None, metavar="DIR", help="evaluate on your own labelled "
+                   "images instead: DIR/CLASS/*.jpg|png, classes named as the run's")
     _add_common(p)
 
     p = sub.add_parser("explain", help="Grad-CAM heatmaps, first-layer filters and feature maps "
@@ -184,9 +186,16 @@ def cmd_lr_find(a) -> int:
 def cmd_evaluate(a) -> int:
     """``cnnlab evaluate``: re-evaluate a run's checkpoint on the test split and print it."""
     from .runs import evaluate_run, format_test_line
-    m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device, precision=a.precision,
-                     tta=a.tta)
-    print(format_test_line(m))
+    if a.folder:
+        from .predict import evaluate_folder
+        if a.tta is not None:
+            raise UsageError("--tta applies to the test split; --folder uses the run's own")
+        m = evaluate_folder(a.run_dir, a.folder, weights=a.weights, device=a.device, precision=a.precision)
+        print(format_test_line(m).replace("Test set:", f"{a.folder}:", 1))
+    else:
+        m = evaluate_run(a.run_dir, a.weights, data_dir=a.data_dir, device=a.device,
+                         precision=a.precision, tta=a.tta)
+        print(format_test_line(m))
     if "top5_accuracy" in m:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
     print("per-class top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["per_class_accuracy"].items()))

@@ -147,3 +147,53 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
     top = probs.topk(min(top_k, probs.shape[1]), dim=1)
     return [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
             for ps, idx in zip(top.values.cpu(), top.indices.cpu())]
+
+
+def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, weights: str = "best",
+                    device: str | None = None, precision: str | None = None) -> dict:
+    """A run's model on a folder of labelled images, one sub-folder per class named as the run's
+    classes (a subset is fine): the test metrics of :func:`cnnlab.runs.evaluate_model` (loss,
+    top-1, per-class accuracy, confusion matrix), each file prepared as :func:`predict` does, with
+    the run's test-time augmentation. ``cnnlab evaluate RUN_DIR --folder DIR``.
+
+    Returns:
+        The metrics dict, with ``folder`` and ``files`` (the images read) added.
+
+    Raises:
+        FileNotFoundError: not a run folder, or no such folder.
+        ValueError: a sub-folder that is not one of the run's classes (with close matches), no
+            class sub-folders, an unreadable image; a run on 1-D signals.
+    """
+    from .data.loader import BatchLoader
+    from .device import resolve_precision
+    from .registry import did_you_mean
+    from .runs import _binary, evaluate_model
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    run = load_run(run_dir, weights, device)
+    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    if len(meta["image_shape"]) != 3:
+        raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals, not images")
+    classes = meta["classes"]
+    subs = sorted(d for d in root.iterdir() if d.is_dir())
+    if not subs:
+        raise ValueError(f"{root}: no class sub-folders (one per class, named as the run's: "
+                         f"{', '.join(classes)})")
+    files, labels = [], []
+    for d in subs:
+        if d.name not in classes:
+            raise ValueError(f"{d}: {d.name!r} is not a class of this run{did_you_mean(d.name, classes)} "
+                             f"(its classes: {', '.join(classes)})")
+        found = image_files([d])
+        files += found
+        labels += [classes.index(d.name)] * len(found)
+    x = _preprocess(files, meta)
+    dev = next(run.model.parameters()).device
+    prec = resolve_precision(precision or run.recipe.precision, dev)
+    loader = BatchLoader(x, torch.tensor(labels), run.recipe.eval_batch_size, mean=meta["mean"],
+                         std=meta["std"], device=dev)
+    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.recipe, run.model), classes)
+    out.update({"weights": f"{weights}.safetensors", "precision": prec, "folder": str(root),
+                "files": len(files)})
+    return out

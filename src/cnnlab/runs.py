@@ -536,7 +536,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
 def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary: bool,
                    classes: list[str], keep_logits: bool = False) -> dict:
     """Test-split metrics: loss, top-1 (and top-5 with more than 5 classes), per-class accuracy
-    and the confusion matrix (rows: true class, columns: predicted class); with ``keep_logits``
+    (of the classes with examples) and the confusion matrix (rows: true class, columns: predicted class); with ``keep_logits``
     also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
     (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
@@ -548,8 +548,8 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
     pred = (logits.squeeze(1) > 0).long() if binary else logits.argmax(1)
     k = len(classes)
     cm = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
-    out["per_class_accuracy"] = {c: round(float(cm[i, i] / max(1, cm[i].sum())), 4)
-                                 for i, c in enumerate(classes)}
+    out["per_class_accuracy"] = {c: round(float(cm[i, i] / cm[i].sum()), 4)  # of the classes present
+                                 for i, c in enumerate(classes) if cm[i].sum() > 0}
     if not binary and logits.shape[1] > 5:
         top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean()
         out["top5_accuracy"] = round(float(top5), 6)
