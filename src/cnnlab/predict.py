@@ -1,4 +1,5 @@
-"""Classify new images with a trained run: ``cnnlab predict RUN_DIR IMAGE [IMAGE ...]``.
+"""Classify new images with a trained run: ``cnnlab predict RUN_DIR IMAGE|FOLDER ...``, and
+score a folder of labelled ones: ``cnnlab evaluate RUN_DIR --folder DIR``.
 
 Each image file is prepared as the run's training data was: decoded, converted to the run's
 channels (grayscale or RGB), resized to its input size (the run's resize policy where its dataset
