@@ -53,7 +53,7 @@ def child(flush: bool) -> None:
     from cnnlab.bench import random_dataset
     from cnnlab.recipes import Recipe
     from cnnlab.runs import prepare
-    from cnnlab.train import load_optimizer_state
+    from cnnlab.training import load_optimizer_state
     s = batch = None
     for line in sys.stdin:
         req = json.loads(line)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from cnnlab.device import autocast, resolve_precision
 from cnnlab.runs import _loaders, load_run
-from cnnlab.train import tta_logits
+from cnnlab.training import tta_logits
 
 KINDS = ("flip", "flip-shift", "shift")
 
@@ -34,7 +34,7 @@ def shift_views(x: torch.Tensor) -> list[torch.Tensor]:
 @torch.no_grad()
 def top1(model, loader, precision: str, kind: str | None) -> float:
     """Validation top-1 (%) with the logits averaged over the views of ``kind`` (``None``: no TTA;
-    ``flip`` and ``flip-shift``: :func:`cnnlab.train.tta_logits`; ``shift``: :func:`shift_views`)."""
+    ``flip`` and ``flip-shift``: :func:`cnnlab.training.tta_logits`; ``shift``: :func:`shift_views`)."""
     correct = total = 0
     for x, y in loader:
         with autocast(torch.device("cpu"), precision):

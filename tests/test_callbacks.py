@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cnnlab.checkpoint import load_weights
-from cnnlab.train import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
+from cnnlab.training import EarlyStopping, ModelCheckpoint, ReduceLROnPlateau
 
 
 class FakeTrainer:
@@ -122,7 +122,7 @@ def test_mode_auto():
 # --- FreezeAfter (airbench's whitening bias, trained for 3 epochs) ----------------------------
 
 def _fit_with_freeze(epochs, freeze, initial_epoch=0):
-    from cnnlab.train import Callback, FreezeAfter, Trainer
+    from cnnlab.training import Callback, FreezeAfter, Trainer
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)
@@ -161,7 +161,7 @@ def test_freeze_after_applies_at_once_to_a_resumed_run():
 
 def test_freeze_after_names_a_missing_parameter_with_close_matches():
     from cnnlab.registry import UnknownNameError
-    from cnnlab.train import FreezeAfter
+    from cnnlab.training import FreezeAfter
     with pytest.raises(UnknownNameError, match=r"no parameter '0\.bais'.*did you mean '0\.bias'"):
         FreezeAfter({"0.bais": 3}).check(nn.Sequential(nn.Linear(2, 2)))
 

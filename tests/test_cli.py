@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -115,3 +117,47 @@ def test_cpu_isa_names_the_instruction_sets_benchmarks_depend_on(monkeypatch):
         monkeypatch.setattr(device, "cpu_flags", lambda flags=flags: frozenset(flags))
         assert device.cpu_isa() == isa
     assert "cpu_isa" in device.describe_machine()
+
+
+def test_the_command_and_package_start_without_torch():
+    """``import cnnlab`` and ``cnnlab.cli`` import no torch (PEP 562 names), so the ``cnnlab``
+    command parses its arguments and re-executes itself with the launch settings before the one
+    torch import it needs; ``--help`` answers without it."""
+    import subprocess
+    code = ("import sys, cnnlab, cnnlab.cli\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n"
+            "try:\n    cnnlab.cli.build_parser().parse_args(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported by --help'\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "train a recipe" in r.stdout
+
+
+def test_public_names_stay_functions_whatever_is_imported_first():
+    """cnnlab.train, .predict and .summary are functions even after the subpackages and modules
+    beside them are imported (a submodule of the same name used to replace cnnlab.summary after
+    its first call)."""
+    import cnnlab
+    import cnnlab.inference  # noqa: F401
+    import cnnlab.report.summary  # noqa: F401
+    import cnnlab.training  # noqa: F401
+    assert "Model: \"lenet5\"" in cnnlab.summary("lenet5") and "Model:" in cnnlab.summary("lenet5")
+    assert all(callable(f) and f.__module__.startswith("cnnlab.")
+               for f in (cnnlab.train, cnnlab.predict, cnnlab.evaluate, cnnlab.evaluate_folder))
+    assert cnnlab.train.__module__ == "cnnlab.runs" and cnnlab.predict.__module__ == "cnnlab.inference"
+    assert set(cnnlab.__all__) <= set(dir(cnnlab))
+    with pytest.raises(AttributeError, match="has no attribute 'trian'"):
+        cnnlab.trian
+
+
+def test_ctrl_c_while_torch_is_still_importing(monkeypatch, capsys):
+    """Ctrl-C in the first seconds (the relaunched process importing torch) ends with the same
+    one line, not a traceback."""
+    from cnnlab import cli
+
+    def interrupted(a):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_run", interrupted)
+    assert main(["train", "mnist-cnn-small"]) == 130
+    assert capsys.readouterr().err == "\ninterrupted; training had not begun\n"

@@ -1,4 +1,4 @@
-"""The learning-rate range test (Smith 2017; fastai's lr_find): cnnlab.train.lr_find, cnnlab lr-find."""
+"""The learning-rate range test (Smith 2017; fastai's lr_find): cnnlab.training.lr_find, cnnlab lr-find."""
 import math
 
 import pytest
@@ -8,8 +8,8 @@ from cnnlab.data.loader import BatchLoader
 from cnnlab.models import create_model
 from cnnlab.recipes import Recipe
 from cnnlab.runs import find_lr
-from cnnlab.train import build_optimizer, classification_loss
-from cnnlab.train.lr_find import lr_find
+from cnnlab.training import build_optimizer, classification_loss
+from cnnlab.training.lr_find import lr_find
 from helpers import toy_dataset
 
 

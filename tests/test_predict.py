@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import cnnlab
-from cnnlab.predict import predict
+from cnnlab.inference import predict
 from cnnlab.recipes import Recipe
 from helpers import toy_dataset
 
@@ -101,7 +101,7 @@ def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, 
     out); more images than the recipe's eval_batch_size (100) go through in several batches with
     the same answers as the pixels in one."""
     from cnnlab.cli import main
-    from cnnlab.predict import image_files
+    from cnnlab.inference import image_files
     ds = toy_dataset()
     x = ds.test_images[:150]
     for i, img in enumerate(x[:, 0].numpy()):
@@ -128,7 +128,7 @@ def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path,
     a folder with some classes only reports those; foreign class names are refused."""
     import json
     from cnnlab.cli import main
-    from cnnlab.predict import evaluate_folder
+    from cnnlab.inference import evaluate_folder
     ds = toy_dataset()
     for i, (img, label) in enumerate(zip(ds.test_images[:, 0].numpy(), ds.test_labels.tolist())):
         (tmp_path / "mine" / ds.classes[label]).mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from cnnlab.data.core import ImageDataset, stratified_split
 from cnnlab.models import MODELS
 from cnnlab.recipes import RECIPES, get_recipe
 from cnnlab.runs import _build
-from cnnlab.train import build_optimizer, build_scheduler
+from cnnlab.training import build_optimizer, build_scheduler
 from conftest import REPO, real_data
 
 ALL = list(RECIPES)

@@ -4,7 +4,7 @@ from torch import nn
 
 from cnnlab.data.loader import BatchLoader
 from cnnlab.models import create_model
-from cnnlab.train import NonFiniteLossError, Trainer, build_optimizer, build_scheduler, classification_loss
+from cnnlab.training import NonFiniteLossError, Trainer, build_optimizer, build_scheduler, classification_loss
 from helpers import toy_dataset, without_times
 
 
@@ -141,7 +141,7 @@ def test_flatten_nhwc_is_a_view_for_channels_last():
 
 
 def test_flip_tta_averages_the_logits_of_image_and_mirror():
-    from cnnlab.train.loop import evaluate
+    from cnnlab.training.loop import evaluate
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 4, 5))  # not flip-invariant
     x, y = torch.randn(6, 2, 3, 4), torch.randint(0, 5, (6,))
@@ -184,7 +184,7 @@ def test_ema_of_the_weights_is_validated_and_follows_the_formula():
 
 
 def test_weight_decay_groups_exempt_biases_and_norm_weights():
-    from cnnlab.train import weight_decay_groups
+    from cnnlab.training import weight_decay_groups
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
     decay, no_decay = weight_decay_groups(model)
     assert [p.shape for p in decay["params"]] == [(4, 1, 3, 3), (2, 4)]
@@ -250,8 +250,8 @@ def test_flip_shift_tta_is_airbenchs_mirror_and_translate():
     """``tta="flip-shift"`` (airbench94's evaluation): half the flip mean of the batch, a quarter
     each of the flip means of the batch moved one pixel down-right and up-left with reflect
     padding; channels_last input stays channels_last; an unknown mode is named in the error."""
-    from cnnlab.train import tta_logits
-    from cnnlab.train.loop import evaluate
+    from cnnlab.training import tta_logits
+    from cnnlab.training.loop import evaluate
     torch.manual_seed(0)
     seen = []
 
@@ -290,7 +290,7 @@ def _conv_bn_fc():
 
 
 def test_norm_bias_lr_scale_moves_only_the_normalisation_biases_faster():
-    from cnnlab.train import parameter_groups
+    from cnnlab.training import parameter_groups
     x, y = torch.randn(8, 1, 6, 6), torch.arange(8) % 2
     deltas = {}
     for scale in (1.0, 64.0):
@@ -314,7 +314,7 @@ def test_norm_bias_lr_scale_moves_only_the_normalisation_biases_faster():
 
 
 def test_onecycle_peaks_each_parameter_group_at_its_own_lr():
-    from cnnlab.train import parameter_groups
+    from cnnlab.training import parameter_groups
     groups = parameter_groups(_conv_bn_fc(), lr=0.1, norm_bias_lr_scale=10)
     opt = build_optimizer(groups, "sgd", 0.1)
     sched, _ = build_scheduler(opt, "onecycle", epochs=1, steps_per_epoch=100)
@@ -328,7 +328,7 @@ def test_onecycle_peaks_each_parameter_group_at_its_own_lr():
 
 def test_lookahead_averages_every_k_steps_and_sets_the_model_to_the_slow_weights():
     from types import SimpleNamespace
-    from cnnlab.train import Lookahead
+    from cnnlab.training import Lookahead
     model = nn.Linear(1, 1, bias=False)
     nn.init.zeros_(model.weight)
     trainer = SimpleNamespace(model=model, epochs=2, steps_per_epoch=4)

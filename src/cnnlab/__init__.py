@@ -9,26 +9,74 @@ The Python API mirrors the command line::
     print(cnnlab.summary("mnist-cnn-small"))    # Keras-style layer table
     cnnlab.explain.explain_run(run.dir)         # Grad-CAM, filters and feature maps as PNGs
     cnnlab.predict(run.dir, ["digit.png"])      # [[("7", 0.98), ("1", 0.01), ...]] per image
+    cnnlab.evaluate_folder(run.dir, "my_digits/")   # metrics on your own labelled images
+
+The names are imported on first use (PEP 562), so that ``import cnnlab`` and the ``cnnlab``
+command start without importing PyTorch: the command re-executes itself once with its launch
+settings (:mod:`cnnlab.launch`) and only that second process needs torch.
 """
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from . import explain, transfer
-from .data import DATASETS, load_dataset
-from .models import MODELS, create_model
-from .recipes import RECIPES, Recipe, get_recipe
-from .predict import predict
-from .runs import Run, evaluate_run as evaluate, load_run, train
+# public name -> (module, attribute in it; None for the module itself)
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    "DATASETS": (".data", "DATASETS"),
+    "load_dataset": (".data", "load_dataset"),
+    "MODELS": (".models", "MODELS"),
+    "create_model": (".models", "create_model"),
+    "RECIPES": (".recipes", "RECIPES"),
+    "Recipe": (".recipes", "Recipe"),
+    "get_recipe": (".recipes", "get_recipe"),
+    "Run": (".runs", "Run"),
+    "train": (".runs", "train"),
+    "evaluate": (".runs", "evaluate_run"),
+    "load_run": (".runs", "load_run"),
+    "predict": (".inference", "predict"),
+    "evaluate_folder": (".inference", "evaluate_folder"),
+    "explain": (".explain", None),
+    "transfer": (".transfer", None),
+}
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from . import explain, transfer
+    from .data import DATASETS, load_dataset
+    from .inference import evaluate_folder, predict
+    from .models import MODELS, create_model
+    from .recipes import RECIPES, Recipe, get_recipe
+    from .runs import Run, load_run, train
+    from .runs import evaluate_run as evaluate
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562); AttributeError for any other name."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+    module, attr = _EXPORTS[name]
+    value = importlib.import_module(module, __name__)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
 
 
 def summary(model, input_size=None) -> str:
-    """Keras-style summary table of a model or a registered model name (see :mod:`cnnlab.summary`)."""
-    from .summary import summary as _summary
+    """Keras-style summary table of a model or a registered model name (see
+    :mod:`cnnlab.report.summary`)."""
+    from .models import create_model
+    from .report.summary import summary as _summary
     if isinstance(model, str):
         model = create_model(model)
     return _summary(model, input_size)
 
 
-__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate", "explain", "transfer",
-           "get_recipe", "load_dataset", "load_run", "predict", "summary", "train", "__version__"]
+__all__ = ["DATASETS", "MODELS", "RECIPES", "Recipe", "Run", "create_model", "evaluate",
+           "evaluate_folder", "explain", "get_recipe", "load_dataset", "load_run", "predict",
+           "summary", "train", "transfer", "__version__"]

@@ -187,7 +187,7 @@ def cmd_evaluate(a) -> int:
     """``cnnlab evaluate``: re-evaluate a run's checkpoint on the test split and print it."""
     from .runs import evaluate_run, format_test_line
     if a.folder:
-        from .predict import evaluate_folder
+        from .inference import evaluate_folder
         if a.tta is not None:
             raise UsageError("--tta applies to the test split; --folder uses the run's own")
         m = evaluate_folder(a.run_dir, a.folder, weights=a.weights, device=a.device, precision=a.precision)
@@ -203,8 +203,8 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.predict.predict`)."""
-    from .predict import image_files, predict
+    """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.inference.predict`)."""
+    from .inference import image_files, predict
     files = image_files(a.images)
     for path, top in zip(files, predict(a.run_dir, files, weights=a.weights, top_k=a.top_k,
                                         device=a.device)):
@@ -242,7 +242,7 @@ def cmd_summary(a) -> int:
     """``cnnlab summary``: print a model's Keras-style layer table and its source."""
     from .models import MODELS, create_model
     from .models.base import model_options
-    from .summary import summary
+    from .report.summary import summary
     info = MODELS.get(a.model).info
     size = tuple(a.input_size) if a.input_size else info.input_size
     if len(size) == 2 and len(info.input_size) == 3:  # H W for an image model: keep its channels
@@ -358,24 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         from .launch import maybe_relaunch
         maybe_relaunch(argv)
     argv = [x for x in argv if x != "--no-launcher"]
-    from .device import flush_denormals
-    flush_denormals()  # first, so that every thread torch starts inherits it
-    from .data.idx import DataFileError
-    from .recipes import RecipeError
-    from .registry import UnknownNameError
-    from .train import NonFiniteLossError
-    a = build_parser().parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
-                "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
-                "export": cmd_export, "lr-find": cmd_lr_find,
-                "reproduce": cmd_reproduce,
-                "bench": cmd_bench}
+    a = build_parser().parse_args(argv)  # before torch is imported: --help and typos answer at once
     try:
-        return handlers[a.command](a)
-    except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
-            UsageError, ValueError, OSError) as e:
-        print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _run(a)
     except KeyboardInterrupt as e:
         run_dir = getattr(e, "run_dir", None)  # set by cnnlab.runs.train once training began
         if a.command == "reproduce":
@@ -392,6 +377,28 @@ def main(argv: list[str] | None = None) -> int:
             how = f"resume with `cnnlab train --resume {run_dir}` (the last finished epoch is saved)"
         print(f"\ninterrupted{'; ' + how if how else ''}", file=sys.stderr)
         return 130
+
+
+def _run(a: argparse.Namespace) -> int:
+    """Run the sub-command of the parsed arguments ``a``; the errors a user can fix become one
+    line on stderr and exit code 2."""
+    from .device import flush_denormals
+    flush_denormals()  # first, so that every thread torch starts inherits it
+    from .data.idx import DataFileError
+    from .recipes import RecipeError
+    from .registry import UnknownNameError
+    from .training import NonFiniteLossError
+    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
+                "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
+                "export": cmd_export, "lr-find": cmd_lr_find,
+                "reproduce": cmd_reproduce,
+                "bench": cmd_bench}
+    try:
+        return handlers[a.command](a)
+    except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
+            UsageError, ValueError, OSError) as e:
+        print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -250,7 +250,7 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
     from .data.loader import BatchLoader
     from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
     from .runs import load_run
-    from .train import evaluate
+    from .training import evaluate
 
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_write
-from .predict import WithNormalisation
+from .inference import WithNormalisation
 from .runs import load_run
 
 ONNX_EXTRA = "cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (onnx, onnxscript, onnxruntime)"

@@ -44,7 +44,7 @@ from .device import describe_machine, flush_denormals, native_bf16, resolve_devi
 from .models import create_model
 from .recipes import Recipe, RecipeError, get_recipe
 from .registry import did_you_mean
-from .train import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
+from .training import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                     ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
                     evaluate as _evaluate, load_optimizer_state, parameter_groups)
 from .transfer import freeze_before, keep_running_stats, load_pretrained
@@ -618,7 +618,7 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
                  device: str | None = None, precision: str | None = None, tta: str | None = None) -> dict:
     """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
 
-    ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.train.tta_logits`) replaces
+    ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.training.tta_logits`) replaces
     the run's test-time augmentation; ``None`` keeps the run's own (its recipe's ``tta``).
 
     Returns:
@@ -643,18 +643,18 @@ def find_lr(recipe: Recipe | str, overrides: dict | list[str] | None = None, *, 
             device: str | None = None, steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
             plot: str | os.PathLike | None = None, dataset: ImageDataset | None = None,
             log: Callable[[str], None] | None = None):
-    """The learning-rate range test (:func:`cnnlab.train.lr_find.lr_find`) on the recipe's exact
+    """The learning-rate range test (:func:`cnnlab.training.lr_find.lr_find`) on the recipe's exact
     training setup (model, optimizer, augmentation, precision), from its initial weights; the
     Python face of ``cnnlab lr-find``. Nothing is trained for real and nothing but ``plot`` (a
     PNG of loss against learning rate) is written.
 
     Returns:
-        :class:`cnnlab.train.lr_find.LRFinderResult`.
+        :class:`cnnlab.training.lr_find.LRFinderResult`.
 
     Raises:
         as :func:`train` for the recipe and data; ValueError for a bad range or step count.
     """
-    from .train.lr_find import check_range, lr_find
+    from .training.lr_find import check_range, lr_find
     check_range(start_lr, end_lr, steps)  # before the data is read
     log = log or (lambda m: print(m, flush=True))
     recipe = get_recipe(recipe, overrides) if isinstance(recipe, str) else recipe.override(overrides)

@@ -28,11 +28,11 @@ What makes it train fast, and what this file keeps:
   which keeps the initial softmax nearly uniform.
 
 The airbench *training script*'s tricks are recipe fields of cnnlab's trainer (see
-``cnnlab.recipes.cifar10``): its Lookahead (``lookahead``, :class:`cnnlab.train.Lookahead`), the
+``cnnlab.recipes.cifar10``): its Lookahead (``lookahead``, :class:`cnnlab.training.Lookahead`), the
 64x learning rate for the BatchNorm biases (``norm_bias_lr_scale``), alternating flips
 (``augment.alternate_flip``) and its test-time augmentation, flip + one-pixel translate
 (``tta="flip-shift"``), and training the stem's bias for the first 3 epochs only
-(``freeze_after={"features.whiten.bias": 3}``, :class:`cnnlab.train.FreezeAfter`). The loss is a
+(``freeze_after={"features.whiten.bias": 3}``, :class:`cnnlab.training.FreezeAfter`). The loss is a
 mean, not a sum (the recipes rescale the learning rate). The architecture itself is
 the published one.
 

@@ -42,7 +42,7 @@ class ReduceLROnPlateauConfig(_Strict):
 
 
 class LookaheadConfig(_Strict):
-    """:class:`cnnlab.train.Lookahead` arguments (airbench94's defaults)."""
+    """:class:`cnnlab.training.Lookahead` arguments (airbench94's defaults)."""
     start_epoch: int = Field(3, ge=0, description="first epoch (0-based) that averages")
     every: int = Field(5, ge=1, description="optimizer steps between updates")
     decay: float = Field(0.95, ge=0, le=1, description="per-step base of the averaging weight")
@@ -129,9 +129,9 @@ class Recipe(_Strict):
     augment: Optional[AugmentConfig] = None
     norm_bias_lr_scale: float = Field(
         1.0, gt=0, description="learning-rate multiplier for normalisation-layer biases (airbench: 64); "
-                               "their weight decay is divided by it (cnnlab.train.parameter_groups)")
+                               "their weight decay is divided by it (cnnlab.training.parameter_groups)")
     lookahead: Optional[LookaheadConfig] = Field(
-        None, description="airbench's Lookahead averaging of the weights (cnnlab.train.Lookahead)")
+        None, description="airbench's Lookahead averaging of the weights (cnnlab.training.Lookahead)")
     pretrained: Optional[str] = Field(
         None, description="weights to start from: a .safetensors or torchvision-format .pth "
         "state_dict, a run folder, or a recipe name (its newest run under runs/); "
@@ -149,14 +149,14 @@ class Recipe(_Strict):
         "cnnlab.transfer.keep_running_stats)")
     freeze_after: dict[str, int] = Field(
         default_factory=dict, description="parameter (or module) name -> epochs it trains before it "
-        "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.train.FreezeAfter)")
+        "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.training.FreezeAfter)")
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
                                       "(e.g. 0.999); validation, checkpoints and the test use it")
     tta: Literal["none", "flip", "flip-shift"] = Field(
         "none", description="test-time augmentation of the final test evaluation: 'flip' averages "
                             "the logits of each image and its mirror image, 'flip-shift' adds "
-                            "one-pixel shifts as airbench (cnnlab.train.tta_logits); validation: none")
+                            "one-pixel shifts as airbench (cnnlab.training.tta_logits); validation: none")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = "auto"

@@ -135,7 +135,7 @@ def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: fl
     (minimum/10), the steepest fall and, where given, the recipe's learning rate.
 
     Args:
-        result: a :class:`cnnlab.train.lr_find.LRFinderResult`.
+        result: a :class:`cnnlab.training.lr_find.LRFinderResult`.
     """
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     ax.plot(result.lrs, result.raw_losses, color="0.8", lw=0.8, label="batch loss")

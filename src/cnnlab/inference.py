@@ -116,7 +116,7 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
         ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
             signals (e.g. iris), which has no images to read; ``top_k`` < 1.
     """
-    from .train import tta_logits
+    from .training import tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     run = load_run(run_dir, weights, device)
