@@ -25,12 +25,12 @@ def test_overrides_apply_and_validate():
     ("epochs=three", "epochs='three'.*valid integer"),
     ("lr=-1", "lr=-1.*greater than 0"),
     ("precision=fp16", "'auto', 'fp32' or 'bf16'"),
-    ("early_stopping.patiense=1", "Did you mean patience"),
+    ("early_stopping.patiense=1", "unknown recipe key 'early_stopping.patiense'. Did you mean early_stopping.patience\\? Allowed keys of early_stopping: monitor, patience"),
     ("noequals", "key=value"),
     # a check across a sub-config's fields names what was set, not the whole sub-config
     ("augment.alternate_flip=true", r"^invalid recipe override:\n  --set augment.alternate_flip=True: "
                                     "alternate_flip=true needs horizontal_flip=true"),
-    ("lookahead.evry=3", "Did you mean every"),
+    ("lookahead.evry=3", "Did you mean lookahead.every"),
     ("norm_bias_lr_scale=0", "greater than 0"),
     # names and options are checked before any data is read
     ("model=lenet", r"--set model='lenet': unknown model 'lenet'; did you mean 'lenet5'"),

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="On several GPUs or machines: torchrun --nproc_per_node=N -m "
                               "cnnlab.cli train RECIPE ... (DDP; the recipe's batch_size is the "
                               "global batch)")
-    p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes)")
+    p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes), or a recipe file "
+                   "(.toml or .json, e.g. a run folder's recipe.json)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "
                    "early_stopping.patience=2 (repeated --set options add up)")
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lr-find", help="learning-rate range test: the loss as the learning rate "
                        "grows, and a suggested rate (fastai's lr_find)")
-    p.add_argument("recipe", help="recipe name (cnnlab list recipes)")
+    p.add_argument("recipe", help="recipe name (cnnlab list recipes) or recipe file (.toml, .json)")
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    dest="overrides", help="override recipe fields, as for train")
     p.add_argument("--steps", type=int, default=100, help="training steps of the test (default 100)")

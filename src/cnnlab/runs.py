@@ -375,7 +375,7 @@ def _resumable_override(saved: Recipe, overrides, run_dir: Path) -> Recipe:
     return recipe
 
 
-def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
+def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None = None, *,
           data_dir: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None,
           device: str | None = None, dataset: ImageDataset | None = None,
           resume: str | os.PathLike | None = None, progress: bool = True,
@@ -383,7 +383,8 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
     """Train a recipe and evaluate it on the test split; the Python face of ``cnnlab train``.
 
     Args:
-        recipe: a :class:`Recipe` or a registered recipe name (``cnnlab list recipes``).
+        recipe: a :class:`Recipe`, a registered recipe name (``cnnlab list recipes``) or a recipe
+            file (``.toml``/``.json``, :mod:`cnnlab.recipes.files`).
         overrides: ``{"epochs": 3}`` or ``["epochs=3"]``, validated against the recipe.
         data_dir: where the dataset's files are (see :func:`cnnlab.data.load_dataset`).
         run_dir: the run folder (default ``runs/<recipe>-<timestamp>``).
@@ -429,7 +430,7 @@ def train(recipe: Recipe | str, overrides: dict | list[str] | None = None, *,
             raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                     "finished no epoch)")
         state = load_state(run_dir / "last_state.pt")
-    elif isinstance(recipe, str):
+    elif isinstance(recipe, (str, os.PathLike)):
         recipe = get_recipe(recipe, overrides)
     else:
         recipe = recipe.override(overrides)
@@ -639,7 +640,7 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     return out
 
 
-def find_lr(recipe: Recipe | str, overrides: dict | list[str] | None = None, *, data_dir=None,
+def find_lr(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None = None, *, data_dir=None,
             device: str | None = None, steps: int = 100, start_lr: float = 1e-7, end_lr: float = 10.0,
             plot: str | os.PathLike | None = None, dataset: ImageDataset | None = None,
             log: Callable[[str], None] | None = None):
@@ -657,7 +658,8 @@ def find_lr(recipe: Recipe | str, overrides: dict | list[str] | None = None, *, 
     from .training.lr_find import check_range, lr_find
     check_range(start_lr, end_lr, steps)  # before the data is read
     log = log or (lambda m: print(m, flush=True))
-    recipe = get_recipe(recipe, overrides) if isinstance(recipe, str) else recipe.override(overrides)
+    recipe = (get_recipe(recipe, overrides) if isinstance(recipe, (str, os.PathLike))
+              else recipe.override(overrides))
     ds = dataset if dataset is not None else load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
     s = prepare(recipe, ds, device, progress=False)
     log(f"lr-find {recipe.name}: {recipe.model} on {ds.name}, up to {steps} steps of batch "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from typing import Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
@@ -266,13 +267,13 @@ def _sub_model(cls, name):
     return None
 
 
-def _set_dotted(data: dict, key: str, value: Any, cls) -> None:
+def _set_dotted(data: dict, key: str, value: Any, cls, outer: str = "") -> None:
     head, _, rest = key.partition(".")
     if head not in cls.model_fields:
         close = difflib.get_close_matches(head, cls.model_fields, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise RecipeError(f"unknown recipe key {key!r}.{hint} Allowed keys: "
-                          f"{', '.join(cls.model_fields)}")
+        hint = f" Did you mean {', '.join(outer + c for c in close)}?" if close else ""
+        raise RecipeError(f"unknown recipe key {outer + key!r}.{hint} Allowed keys"
+                          f"{' of ' + outer.rstrip('.') if outer else ''}: {', '.join(cls.model_fields)}")
     if not rest:
         data[head] = value
         return
@@ -284,7 +285,7 @@ def _set_dotted(data: dict, key: str, value: Any, cls) -> None:
         raise RecipeError(f"recipe key {head!r} has no sub-keys; got {key!r}")
     if data.get(head) is None:
         data[head] = sub().model_dump()
-    _set_dotted(data[head], rest, value, sub)
+    _set_dotted(data[head], rest, value, sub, f"{outer}{head}.")
 
 
 def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
@@ -329,11 +330,16 @@ def register_recipe(recipe: Recipe) -> Recipe:
     return RECIPES.register(recipe.name, recipe)
 
 
-def get_recipe(name: str, overrides=None) -> Recipe:
-    """The registered recipe ``name`` with ``overrides`` applied.
+def get_recipe(name: str | os.PathLike, overrides=None) -> Recipe:
+    """The registered recipe ``name``, or the recipe in the file ``name`` (``.toml`` or ``.json``,
+    :mod:`cnnlab.recipes.files`), with ``overrides`` applied.
 
     Raises:
         UnknownNameError: unknown recipe (close matches listed).
-        RecipeError: a bad override.
+        FileNotFoundError: a recipe file that does not exist.
+        RecipeError: a bad override, or a recipe file that does not parse or validate.
     """
-    return RECIPES.get(name).override(overrides)
+    from .files import is_recipe_file, load_recipe_file
+    if is_recipe_file(name):
+        return load_recipe_file(name).override(overrides)
+    return RECIPES.get(str(name)).override(overrides)
