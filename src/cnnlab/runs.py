@@ -284,9 +284,23 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,
                       ema_decay=recipe.ema_decay,
                       eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
-                      clip_grad_norm=recipe.clip_grad_norm)
+                      clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
                  precision, channels_last, binary, monitor)
+
+
+def _batch_mix(recipe: Recipe, ds: ImageDataset):
+    """The recipe's MixUp/CutMix (:class:`cnnlab.training.mix.BatchMix`), or None.
+
+    Raises:
+        RecipeError: CutMix on a dataset whose examples are not images (C, H, W)."""
+    if recipe.mixup_alpha == recipe.cutmix_alpha == 0:
+        return None
+    if recipe.cutmix_alpha and ds.train_images.dim() != 4:
+        raise RecipeError(f"cutmix_alpha needs images (C, H, W); the examples of dataset {ds.name!r} "
+                          f"have shape {tuple(ds.train_images.shape[1:])}: use mixup_alpha")
+    from .training.mix import BatchMix
+    return BatchMix(recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, seed=recipe.seed)
 
 
 def _training_state(s: Setup, epoch: int, train_time_s: float) -> dict:

@@ -128,6 +128,12 @@ class Recipe(_Strict):
         "'balanced' (n / (K * count of the class) over the training split, scikit-learn's) or "
         "{class name or index: weight} (others 1); validation and test losses stay unweighted")
     augment: Optional[AugmentConfig] = None
+    mixup_alpha: float = Field(0.0, ge=0, description="MixUp (Zhang et al. 2018) of the training "
+                               "batches, lam ~ Beta(alpha, alpha); 0: off (cnnlab.training.mix)")
+    cutmix_alpha: float = Field(0.0, ge=0, description="CutMix (Yun et al. 2019), lam ~ Beta(alpha, "
+                                "alpha); 0: off; with mixup_alpha too, each mixed batch is one or the other")
+    mix_prob: float = Field(1.0, ge=0, le=1, description="share of the training batches mixed "
+                            "(with mixup_alpha or cutmix_alpha)")
     norm_bias_lr_scale: float = Field(
         1.0, gt=0, description="learning-rate multiplier for normalisation-layer biases (airbench: 64); "
                                "their weight decay is divided by it (cnnlab.training.parameter_groups)")

@@ -79,6 +79,9 @@ class Trainer:
         clip_grad_norm: rescale the gradients so that their global L2 norm (over all parameters)
             is at most this before each step (Pascanu et al. 2013; Keras' ``global_clipnorm``,
             timm's ``--clip-grad``); None: no clipping.
+        mix: MixUp/CutMix of the training batches (:class:`cnnlab.training.mix.BatchMix`): the
+            loss is ``lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y_other)``, and the
+            training accuracy counts a prediction of the label with the larger share as right.
 
     In a torchrun job (:mod:`cnnlab.distributed`) the training forward pass goes through
     ``DistributedDataParallel(model)`` (the same parameters), each process feeding its part of
@@ -93,10 +96,10 @@ class Trainer:
                  binary: bool = False, log: Callable[[str], None] | None = None,
                  progress: bool = True, ema_decay: float | None = None,
                  eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 clip_grad_norm: float | None = None):
+                 clip_grad_norm: float | None = None, mix=None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.eval_loss_fn = eval_loss_fn or loss_fn
-        self.clip_grad_norm = clip_grad_norm
+        self.clip_grad_norm, self.mix = clip_grad_norm, mix
         self.device, self.precision = torch.device(device), precision
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
         self.binary, self.progress = binary, progress
@@ -141,6 +144,8 @@ class Trainer:
             frozen_norms_eval(self.model)  # frozen BatchNorm keeps its statistics (transfer)
             if hasattr(train, "set_epoch"):
                 train.set_epoch(epoch)
+            if self.mix is not None:
+                self.mix.set_epoch(epoch, distributed.rank())
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, epoch)
             loss_sum = torch.zeros((), device=self.device)
@@ -149,9 +154,14 @@ class Trainer:
             step_lr = self.optimizer.param_groups[0]["lr"]
             bar = _progress(len(train), f"epoch {epoch + 1}/{epochs}", self.progress)
             for step, (x, y) in enumerate(train):
+                lam = 1.0
+                if self.mix is not None:
+                    x, y_other, lam = self.mix(x, y)
                 with autocast(self.device, self.precision):
                     logits = self.forward_model(x)
                     loss = self.loss_fn(logits, y)
+                    if lam != 1.0:
+                        loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y_other)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.clip_grad_norm is not None:  # on the device: no sync
@@ -167,7 +177,7 @@ class Trainer:
                 if step == 0 and epoch == initial_epoch and getattr(self.model, "_compiled_call_impl", None):
                     self.log(f"first step (torch.compile included): {time.perf_counter() - t0:.1f}s")
                 loss_sum += loss.detach() * len(y)
-                correct += self._correct(logits.detach(), y)
+                correct += self._correct(logits.detach(), y if lam >= 0.5 else y_other)
                 seen += len(y)
                 if bar is not None:
                     bar.update(1)
