@@ -161,3 +161,25 @@ def test_ctrl_c_while_torch_is_still_importing(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_run", interrupted)
     assert main(["train", "mnist-cnn-small"]) == 130
     assert capsys.readouterr().err == "\ninterrupted; training had not begun\n"
+
+
+def test_classification_report_by_hand():
+    """Precision, recall and F1 per class from a confusion matrix, as scikit-learn computes them
+    (zero_division=0); classes without examples are left out, as in per_class_accuracy."""
+    from cnnlab.report.classification import classification_report, format_classification_report
+    cm = [[5, 1, 0, 0], [2, 3, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]  # c has no example; d is never predicted
+    r = classification_report(cm, ["a", "b", "c", "d"])
+    assert list(r) == ["a", "b", "d", "macro avg", "weighted avg"]
+    pa, ra, pb, rb = 5 / 8, 5 / 6, 3 / 5, 3 / 5
+    fa, fb = 2 * pa * ra / (pa + ra), 2 * pb * rb / (pb + rb)
+    assert r["a"] == {"precision": round(pa, 4), "recall": round(ra, 4), "f1": round(fa, 4), "support": 6}
+    assert r["b"] == {"precision": round(pb, 4), "recall": round(rb, 4), "f1": round(fb, 4), "support": 5}
+    assert r["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert r["macro avg"] == {"precision": round((pa + pb) / 3, 4), "recall": round((ra + rb) / 3, 4),
+                              "f1": round((fa + fb) / 3, 4), "support": 13}
+    assert r["weighted avg"]["recall"] == round(8 / 13, 4)  # the weighted recall is top-1 accuracy
+    text = format_classification_report(r)
+    assert "precision    recall  f1-score   support" in text
+    assert "           a     0.6250    0.8333    0.7143         6" in text
+    with pytest.raises(ValueError, match=r"confusion matrix of shape \(4, 4\) for 3 classes"):
+        classification_report(cm, ["a", "b", "c"])

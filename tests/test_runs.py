@@ -52,6 +52,10 @@ def test_run_folder_has_everything(tmp_path):
     test = json.loads((tmp_path / "r" / "test_metrics.json").read_text())
     assert test["total"] == 200 and test["accuracy"] > 0.9
     assert sum(map(sum, test["confusion_matrix"])) == 200
+    report = test["classification_report"]
+    assert list(report) == ["c0", "c1", "c2", "c3", "macro avg", "weighted avg"]
+    assert all(report[c]["recall"] == test["per_class_accuracy"][c] for c in test["per_class_accuracy"])
+    assert report["weighted avg"]["recall"] == pytest.approx(test["accuracy"], abs=1e-4)
     assert run.test_line().startswith("Test set: Average loss: ")
     assert (tmp_path / "r" / "curves.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "r" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
@@ -301,7 +305,9 @@ def test_retest_applies_the_recipes_new_tta_to_kept_runs(tmp_path, monkeypatch, 
     assert "accuracy_without_tta" not in cnnlab.evaluate(kept / "toy-seed0", tta="none")
     from cnnlab.cli import main
     assert main(["evaluate", str(kept / "toy-seed0"), "--tta", "flip"]) == 0
-    assert f"({100 * flip['accuracy']:.2f}%) with flip TTA" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"({100 * flip['accuracy']:.2f}%) with flip TTA" in out
+    assert "precision    recall  f1-score   support" in out and "weighted avg" in out
     # a run trained otherwise than the recipe now says is not retested
     monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 2, "tta": "flip"}))
     with pytest.raises(ValueError, match="epochs"):

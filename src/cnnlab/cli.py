@@ -199,7 +199,8 @@ def cmd_evaluate(a) -> int:
         print(format_test_line(m))
     if "top5_accuracy" in m:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
-    print("per-class top-1: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["per_class_accuracy"].items()))
+    from .report.classification import format_classification_report
+    print(format_classification_report(m["classification_report"]))
     return 0
 
 

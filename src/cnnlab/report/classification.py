@@ -1,0 +1,54 @@
+"""Per-class precision, recall and F1 from a confusion matrix, printed as scikit-learn's
+``classification_report`` prints them (the table Keras notebooks print after ``predict``)."""
+from __future__ import annotations
+
+import torch
+
+
+def classification_report(confusion: torch.Tensor | list, classes: list[str]) -> dict[str, dict]:
+    """Precision, recall, F1 and support per class, and their macro and support-weighted means.
+
+    Args:
+        confusion: int ``(K, K)`` counts, rows the true class, columns the predicted class.
+        classes: the K class names.
+
+    Returns:
+        ``{class: {"precision", "recall", "f1", "support"}}`` for the classes with examples
+        (fractions rounded to 4 digits; support a count), then ``"macro avg"`` and
+        ``"weighted avg"`` over those classes. A class never predicted has precision 0 (as
+        scikit-learn's ``zero_division=0``).
+
+    Raises:
+        ValueError: the matrix is not K x K for the K classes.
+    """
+    cm = torch.as_tensor(confusion, dtype=torch.float64)
+    k = len(classes)
+    if cm.shape != (k, k):
+        raise ValueError(f"confusion matrix of shape {tuple(cm.shape)} for {k} classes")
+    tp, support, predicted = cm.diag(), cm.sum(1), cm.sum(0)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
+    recall = torch.where(support > 0, tp / support.clamp(min=1), 0.0)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    present = support > 0
+    out = {c: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
+               "f1": round(float(f1[i]), 4), "support": int(support[i])}
+           for i, c in enumerate(classes) if present[i]}
+    n = support[present].sum()
+    for name, w in (("macro avg", present.double() / present.sum().clamp(min=1)),
+                    ("weighted avg", support / n.clamp(min=1))):
+        out[name] = {"precision": round(float((w * precision).sum()), 4),
+                     "recall": round(float((w * recall).sum()), 4),
+                     "f1": round(float((w * f1).sum()), 4), "support": int(n)}
+    return out
+
+
+def format_classification_report(report: dict[str, dict]) -> str:
+    """The report as a text table: one row per class, then the two means (fractions printed
+    with 4 digits, as scikit-learn's default)."""
+    width = max([len(c) for c in report] + [12])
+    lines = [f"{'':>{width}}  precision    recall  f1-score   support", ""]
+    for c, r in report.items():
+        if c == "macro avg":
+            lines.append("")
+        lines.append(f"{c:>{width}}  {r['precision']:9.4f} {r['recall']:9.4f} {r['f1']:9.4f} {r['support']:9d}")
+    return "\n".join(lines)
