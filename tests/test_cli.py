@@ -183,3 +183,8 @@ def test_classification_report_by_hand():
     assert "           a     0.6250    0.8333    0.7143         6" in text
     with pytest.raises(ValueError, match=r"confusion matrix of shape \(4, 4\) for 3 classes"):
         classification_report(cm, ["a", "b", "c"])
+    from cnnlab.report.classification import most_confused
+    assert most_confused(cm, ["a", "b", "c", "d"]) == [("b", "a", 2), ("a", "b", 1), ("d", "a", 1), ("d", "b", 1)]
+    assert most_confused(cm, ["a", "b", "c", "d"], top=1) == [("b", "a", 2)]
+    assert most_confused(cm, ["a", "b", "c", "d"], min_count=2) == [("b", "a", 2)]
+    assert most_confused([[3, 0], [0, 4]], ["a", "b"]) == []

@@ -308,6 +308,7 @@ def test_retest_applies_the_recipes_new_tta_to_kept_runs(tmp_path, monkeypatch, 
     out = capsys.readouterr().out
     assert f"({100 * flip['accuracy']:.2f}%) with flip TTA" in out
     assert "precision    recall  f1-score   support" in out and "weighted avg" in out
+    assert ("most confused (true -> predicted: count): c" in out) == bool(flip["most_confused"])
     # a run trained otherwise than the recipe now says is not retested
     monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 2, "tta": "flip"}))
     with pytest.raises(ValueError, match="epochs"):

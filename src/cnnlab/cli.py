@@ -201,6 +201,9 @@ def cmd_evaluate(a) -> int:
         print(f"top-5 accuracy: {100 * m['top5_accuracy']:.2f}%")
     from .report.classification import format_classification_report
     print(format_classification_report(m["classification_report"]))
+    if m["most_confused"]:
+        print("most confused (true -> predicted: count): "
+              + ", ".join(f"{t} -> {p}: {n}" for t, p, n in m["most_confused"]))
     return 0
 
 

@@ -552,8 +552,9 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
                    classes: list[str], keep_logits: bool = False) -> dict:
     """Test-split metrics: loss, top-1 (and top-5 with more than 5 classes), per-class accuracy
     (of the classes with examples), the confusion matrix (rows: true class, columns: predicted
-    class) and per-class precision / recall / F1 (:func:`cnnlab.report.classification.
-    classification_report`); with ``keep_logits``
+    class), per-class precision / recall / F1 (:func:`cnnlab.report.classification.
+    classification_report`) and the 5 most confused pairs ``[true, predicted, count]``; with
+    ``keep_logits``
     also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
     (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
@@ -571,8 +572,9 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
         top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(1).float().mean()
         out["top5_accuracy"] = round(float(top5), 6)
     out["confusion_matrix"] = cm.tolist()
-    from .report.classification import classification_report
+    from .report.classification import classification_report, most_confused
     out["classification_report"] = classification_report(cm, classes)
+    out["most_confused"] = [list(pair) for pair in most_confused(cm, classes)]
     if keep_logits:
         out["logits"] = logits
     return out

@@ -1,5 +1,6 @@
 """Per-class precision, recall and F1 from a confusion matrix, printed as scikit-learn's
-``classification_report`` prints them (the table Keras notebooks print after ``predict``)."""
+``classification_report`` prints them (the table Keras notebooks print after ``predict``), and
+the most confused pairs of classes (fastai's ``ClassificationInterpretation.most_confused``)."""
 from __future__ import annotations
 
 import torch
@@ -52,3 +53,25 @@ def format_classification_report(report: dict[str, dict]) -> str:
             lines.append("")
         lines.append(f"{c:>{width}}  {r['precision']:9.4f} {r['recall']:9.4f} {r['f1']:9.4f} {r['support']:9d}")
     return "\n".join(lines)
+
+
+def most_confused(confusion: torch.Tensor | list, classes: list[str], top: int = 5,
+                  min_count: int = 1) -> list[tuple[str, str, int]]:
+    """The off-diagonal cells of the confusion matrix with the most examples.
+
+    Args:
+        confusion: int ``(K, K)`` counts, rows the true class, columns the predicted class.
+        classes: the K class names.
+        top: at most this many pairs.
+        min_count: leave out pairs with fewer examples.
+
+    Returns:
+        ``[(true class, predicted class, count), ...]``, the largest count first (ties in
+        class order).
+    """
+    cm = torch.as_tensor(confusion).clone()
+    cm.fill_diagonal_(0)
+    flat = cm.flatten()
+    order = sorted(range(flat.numel()), key=lambda i: -int(flat[i]))
+    k = len(classes)
+    return [(classes[i // k], classes[i % k], int(flat[i])) for i in order[:top] if flat[i] >= min_count]
