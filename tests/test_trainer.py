@@ -183,6 +183,35 @@ def test_ema_of_the_weights_is_validated_and_follows_the_formula():
     assert trainer.history["val_loss"][0] == pytest.approx(expected, rel=1e-6)
 
 
+def test_ema_warmup_ramps_the_decay_and_copies_integer_buffers():
+    """With ema_warmup the n-th update (n = 1, 2, ...) uses decay min(d, (1 + n) / (10 + n)):
+    2/11, 3/12, ... at first; BatchNorm's batch count follows the model's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = torch.randn(16, 1, 2, 2), torch.randint(0, 3, (16,))
+    batches = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 16, 4)]
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), ema_decay=0.9, ema_warmup=True,
+                      log=lambda m: None, progress=False)
+    ref = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    ref.load_state_dict(model.state_dict())
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.5)
+    ema = None
+    for n, (xb, yb) in enumerate(batches):
+        ref_opt.zero_grad()
+        nn.functional.cross_entropy(ref(xb), yb).backward()
+        ref_opt.step()
+        w = ref[3].weight.detach().clone()
+        d = min(0.9, (1 + n) / (10 + n))  # n updates before this one
+        ema = w if ema is None else d * ema + (1 - d) * w
+    trainer.fit(batches, epochs=1)
+    torch.testing.assert_close(trainer.eval_model[3].weight, ema)
+    assert int(trainer.eval_model[1].num_batches_tracked) == 4
+    plain = Trainer(nn.Linear(2, 2), torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1),
+                    nn.CrossEntropyLoss(), ema_decay=0.9, log=lambda m: None)
+    assert plain.ema is not None  # ema_warmup defaults to off: the fixed decay above
+
+
 def test_weight_decay_groups_exempt_biases_and_norm_weights():
     from cnnlab.training import weight_decay_groups
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))

@@ -282,7 +282,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, class_weights),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
                       step_per_batch=per_batch, binary=binary, log=log, progress=progress,
-                      ema_decay=recipe.ema_decay,
+                      ema_decay=recipe.ema_decay, ema_warmup=recipe.ema_warmup,
                       eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
                       clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,

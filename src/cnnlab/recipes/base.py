@@ -160,6 +160,8 @@ class Recipe(_Strict):
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
                                       "(e.g. 0.999); validation, checkpoints and the test use it")
+    ema_warmup: bool = Field(False, description="the EMA's decay after n updates is min(ema_decay, "
+                             "(1 + n) / (10 + n)) (TensorFlow's ExponentialMovingAverage num_updates)")
     tta: Literal["none", "flip", "flip-shift"] = Field(
         "none", description="test-time augmentation of the final test evaluation: 'flip' averages "
                             "the logits of each image and its mirror image, 'flip-shift' adds "

@@ -54,6 +54,22 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
 
+def _warmup_ema(decay: float):
+    """``AveragedModel``'s ``multi_avg_fn`` for an EMA whose decay ramps up to ``decay``:
+    ``min(decay, (1 + n) / (10 + n))`` after n updates (the count is the EMA's own buffer, so a
+    resumed run goes on from it). Integer buffers (BatchNorm's batch count) take the model's."""
+    @torch.no_grad()
+    def update(ema_params, params, num_averaged) -> None:
+        n = int(num_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        for e, p in zip(ema_params, params):
+            if e.is_floating_point():
+                e.lerp_(p, 1 - d)
+            else:
+                e.copy_(p)
+    return update
+
+
 class Trainer:
     """Fits a classifier with an optimizer, a loss and callbacks.
 
@@ -74,6 +90,9 @@ class Trainer:
             (Polyak & Juditsky 1992; PyTorch's ``AveragedModel``, as timm's ``ModelEma`` and
             Keras' ``use_ema``). Validation, callbacks and checkpoints then use the EMA
             (``eval_model``); the training metrics are those of the raw weights.
+        ema_warmup: the EMA's decay at its n-th update is ``min(ema_decay, (1 + n) / (10 + n))``
+            (TensorFlow's ``ExponentialMovingAverage(num_updates=...)``), so that the random
+            initial weights fade within the first steps instead of ~1 / (1 - ema_decay) steps.
         eval_loss_fn: the validation loss, where it differs from training's (class weights weigh
             the training loss only, as in Keras); default ``loss_fn``.
         clip_grad_norm: rescale the gradients so that their global L2 norm (over all parameters)
@@ -94,7 +113,7 @@ class Trainer:
                  device: torch.device | str = "cpu", precision: str = "fp32",
                  callbacks: Sequence[Callback] = (), scheduler=None, step_per_batch: bool = False,
                  binary: bool = False, log: Callable[[str], None] | None = None,
-                 progress: bool = True, ema_decay: float | None = None,
+                 progress: bool = True, ema_decay: float | None = None, ema_warmup: bool = False,
                  eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  clip_grad_norm: float | None = None, mix=None):
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
@@ -111,7 +130,8 @@ class Trainer:
         self.forward_model = distributed.wrap(model)  # DDP when launched by torchrun, else model
         if ema_decay is not None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+            avg = _warmup_ema(ema_decay) if ema_warmup else get_ema_multi_avg_fn(ema_decay)
+            self.ema = AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
             if getattr(self.ema.module, "_compiled_call_impl", None) is not None:
                 self.ema.module._compiled_call_impl = None  # the copy would call the original's
 
