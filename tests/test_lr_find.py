@@ -84,3 +84,16 @@ def test_command_refuses_unknown_recipes_and_ranges(capsys):
     assert "did you mean 'mnist-lenet5'" in capsys.readouterr().err
     assert main(["lr-find", "mnist-lenet5", "--set", "lr=-1"]) == 2
     assert "lr=-1" in capsys.readouterr().err
+
+
+def test_command_names_a_recipe_files_plot_after_its_stem_and_refuses_torchrun(tmp_path, capsys, monkeypatch):
+    from cnnlab import runs
+    from cnnlab.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.json").write_text('{"base": "mnist-lenet5-fast", "dataset": "toy"}')
+    monkeypatch.setattr(runs, "load_dataset", lambda *a, **k: toy_dataset())
+    assert main(["lr-find", str(tmp_path / "mine.json"), "--steps", "10"]) == 0
+    assert (tmp_path / "runs" / "mine-lr_find.png").read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["lr-find", "mnist-lenet5-fast"]) == 2
+    assert "lr-find runs in one process: start it without torchrun" in capsys.readouterr().err

@@ -176,8 +176,14 @@ def cmd_train(a) -> int:
 def cmd_lr_find(a) -> int:
     """``cnnlab lr-find``: the learning-rate range test on a recipe (:func:`cnnlab.runs.find_lr`);
     prints the suggestion and writes the plot."""
+    from . import distributed
+    from .recipes.files import is_recipe_file
     from .runs import find_lr
-    out = Path(a.out) if a.out else Path("runs") / f"{a.recipe}-lr_find.png"
+    if distributed.launched():
+        raise UsageError("lr-find runs in one process: start it without torchrun (its curve is "
+                         "the same for the recipe's global batch)")
+    name = Path(a.recipe).stem if is_recipe_file(a.recipe) else a.recipe
+    out = Path(a.out) if a.out else Path("runs") / f"{name}-lr_find.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     find_lr(a.recipe, a.overrides, data_dir=a.data_dir, device=a.device, steps=a.steps,
             start_lr=a.start_lr, end_lr=a.end_lr, plot=out)

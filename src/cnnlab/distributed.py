@@ -4,7 +4,7 @@
     torchrun --nnodes=2 --node_rank=R --master_addr=HOST --master_port=29500 \\
              --nproc_per_node=1 -m cnnlab.cli train mnist-cnn-small       # on each of 2 machines
 
-``cnnlab train`` (and :func:`cnnlab.train_recipe`) notice torchrun's environment (``WORLD_SIZE`` >
+``cnnlab train`` (and :func:`cnnlab.train`) notice torchrun's environment (``WORLD_SIZE`` >
 1) and join the process group themselves: NCCL on CUDA (process ``LOCAL_RANK`` uses GPU
 ``LOCAL_RANK``), gloo on the CPU. What changes against one process, and what does not:
 
