@@ -45,8 +45,8 @@ from .models import create_model
 from .recipes import Recipe, RecipeError, get_recipe
 from .registry import did_you_mean
 from .training import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
-                    ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
-                    evaluate as _evaluate, load_optimizer_state, parameter_groups)
+                       ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
+                       evaluate as _evaluate, load_optimizer_state, parameter_groups)
 from .transfer import freeze_before, keep_running_stats, load_pretrained
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
@@ -554,8 +554,7 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
     (of the classes with examples), the confusion matrix (rows: true class, columns: predicted
     class), per-class precision / recall / F1 (:func:`cnnlab.report.classification.
     classification_report`) and the 5 most confused pairs ``[true, predicted, count]``; with
-    ``keep_logits``
-    also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
+    ``keep_logits`` also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
     (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
     out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True, tta=recipe.tta)

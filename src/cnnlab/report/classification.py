@@ -29,7 +29,8 @@ def classification_report(confusion: torch.Tensor | list, classes: list[str]) ->
     tp, support, predicted = cm.diag(), cm.sum(1), cm.sum(0)
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), 0.0)
     recall = torch.where(support > 0, tp / support.clamp(min=1), 0.0)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    both = precision + recall
+    f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-12), 0.0)
     present = support > 0
     out = {c: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
                "f1": round(float(f1[i]), 4), "support": int(support[i])}
@@ -51,7 +52,8 @@ def format_classification_report(report: dict[str, dict]) -> str:
     for c, r in report.items():
         if c == "macro avg":
             lines.append("")
-        lines.append(f"{c:>{width}}  {r['precision']:9.4f} {r['recall']:9.4f} {r['f1']:9.4f} {r['support']:9d}")
+        lines.append(f"{c:>{width}}  {r['precision']:9.4f} {r['recall']:9.4f} {r['f1']:9.4f} "
+                     f"{r['support']:9d}")
     return "\n".join(lines)
 
 
