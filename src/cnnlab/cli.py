@@ -7,6 +7,7 @@
     cnnlab lr-find RECIPE [--set key=value ...] [--steps 100] [--start-lr 1e-7] [--end-lr 10] [--out PNG]
     cnnlab predict RUN_DIR IMAGE|FOLDER ... [--top-k 3] [--weights best|last]
     cnnlab export RUN_DIR [--out model.onnx] [--weights best|last]
+    cnnlab compare RUN_DIR ... [--out compare.png]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
     cnnlab bench [MODEL ...] [--rounds 3]
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="the .onnx file (default: RUN_DIR/model.onnx)")
     p.add_argument("--weights", choices=("best", "last"), default="best")
+
+    p = sub.add_parser("compare", help="several runs side by side: a table of their figures and "
+                       "one plot of their validation curves")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, help="the plot (default runs/compare.png)")
 
     p = sub.add_parser("summary", help="Keras-style table of a model's layers and parameters")
     p.add_argument("model")
@@ -210,6 +216,16 @@ def cmd_evaluate(a) -> int:
     if m["most_confused"]:
         print("most confused (true -> predicted: count): "
               + ", ".join(f"{t} -> {p}: {n}" for t, p, n in m["most_confused"]))
+    return 0
+
+
+def cmd_compare(a) -> int:
+    """``cnnlab compare``: print the runs' figures as a table and plot their validation curves."""
+    from .report.compare import compare_runs, format_comparison
+    out = Path(a.out) if a.out else Path("runs") / "compare.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(format_comparison(compare_runs(a.run_dirs, plot=out)))
+    print(f"plot: {out}")
     return 0
 
 
@@ -401,7 +417,7 @@ def _run(a: argparse.Namespace) -> int:
     from .training import NonFiniteLossError
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
                 "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
-                "export": cmd_export, "lr-find": cmd_lr_find,
+                "export": cmd_export, "lr-find": cmd_lr_find, "compare": cmd_compare,
                 "reproduce": cmd_reproduce,
                 "bench": cmd_bench}
     try:

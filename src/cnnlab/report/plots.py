@@ -63,6 +63,29 @@ def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
     _save(fig, path)
 
 
+def plot_comparison(histories: dict, path: str | os.PathLike, title: str = "") -> None:
+    """Several runs' curves in one PNG (``cnnlab compare``): validation top-1 accuracy and loss per
+    epoch, one line per run (its training curve, dashed, where it has no validation split).
+
+    Args:
+        histories: label -> :class:`cnnlab.training.History`.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "loss", "loss")):
+        for name, h in histories.items():
+            val = bool(h[f"val_{key}"])
+            ax.plot(h["epoch"], h[f"val_{key}"] if val else h[key], "-" if val else "--",
+                    label=name if val else f"{name} (training)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {label}")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
 def plot_predictions(images, labels, logits, classes: list[str], path: str | os.PathLike,
                      kind: str = "worst", n: int = 16, title: str = "") -> None:
     """A grid of test images with their true class, prediction and confidence.
