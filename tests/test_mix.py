@@ -20,6 +20,8 @@ def test_mixup_is_the_convex_combination_with_the_mirrored_batch():
     assert 0 < lam < 1 and torch.equal(y_other, y.flip(0))
     torch.testing.assert_close(out, lam * x + (1 - lam) * x.flip(0))
     assert torch.equal(x, batch()[0])  # the input is not modified
+    cl = x.to(memory_format=torch.channels_last)  # the layout the CPU default trains in
+    assert mix(cl, y)[0].is_contiguous(memory_format=torch.channels_last)
 
 
 def test_cutmix_pastes_one_box_and_lam_is_the_share_left():

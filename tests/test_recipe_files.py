@@ -72,6 +72,9 @@ def test_json_files_and_missing_files(tmp_path):
     f.write_text('{"base": ')
     with pytest.raises(RecipeError, match=f"recipe file {f}: not valid JSON: Expecting value: line 1"):
         get_recipe(str(f))
+    f.write_bytes(b'{"base": "\xff"}')
+    with pytest.raises(RecipeError, match=f"recipe file {f}: not UTF-8 text \\(invalid start byte at byte 10\\)"):
+        get_recipe(str(f))
     with pytest.raises(FileNotFoundError, match="recipe file .*nope.toml does not exist"):
         get_recipe(str(tmp_path / "nope.toml"))
 

@@ -77,7 +77,10 @@ def load_recipe_file(path: str | Path) -> Recipe:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"recipe file {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if path.suffix.lower() == ".toml":
         if sys.version_info < (3, 11):
             raise RecipeError(f"recipe file {path}: TOML needs Python 3.11+ (tomllib); write it as JSON")
