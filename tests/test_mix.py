@@ -144,8 +144,10 @@ def test_a_mixed_run_resumed_after_a_kill_matches_the_uninterrupted_one(tmp_path
     def killer(msg):
         if msg.startswith("epoch 2/3"):
             raise Killed
-    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=lambda m: None, device="cpu")
+    def small():
+        return toy_dataset(n_train=256, n_test=64)
+    full = cnnlab.train(recipe, dataset=small(), run_dir=tmp_path / "full", log=lambda m: None, device="cpu")
     with pytest.raises(Killed):
-        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=killer, device="cpu")
-    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=lambda m: None, device="cpu")
+        cnnlab.train(recipe, dataset=small(), run_dir=tmp_path / "cut", log=killer, device="cpu")
+    resumed = cnnlab.train(None, dataset=small(), resume=tmp_path / "cut", log=lambda m: None, device="cpu")
     assert without_times(resumed.history) == without_times(full.history)
