@@ -106,3 +106,18 @@ def test_cnnlab_train_takes_a_recipe_file(tmp_path, capsys, monkeypatch):
     f.write_text('base = "mnist-cnn-small-fast"\nepcohs = 1\n')
     assert main(["train", str(f)]) == 2
     assert "unknown recipe key 'epcohs'. Did you mean epochs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_cnnlab_show_prints_a_recipe_file_that_loads_back_as_the_same_recipe(tmp_path, capsys, full):
+    """Every registered recipe, shown (the fields it sets, or all) and read back as a file."""
+    from cnnlab.cli import main
+    from cnnlab.recipes import RECIPES
+    for name in RECIPES.list():
+        assert main(["show", name] + (["--full"] if full else [])) == 0
+        f = tmp_path / f"{name}.json"
+        f.write_text(capsys.readouterr().out)
+        assert get_recipe(str(f)) == get_recipe(name), name
+    assert main(["show", "mnist-lenet5-fast", "--set", "epochs=20"] + (["--full"] if full else [])) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["epochs"] == 20 and ("momentum" in shown) == full and "§" in shown["source"]

@@ -10,6 +10,7 @@
     cnnlab compare RUN_DIR ... [--out compare.png]
     cnnlab summary MODEL [--input-size C H W] [--num-classes K]
     cnnlab list [models|datasets|recipes] [PATTERN]
+    cnnlab show RECIPE [--set key=value ...] [--full]
     cnnlab bench [MODEL ...] [--rounds 3]
     cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1] [--retest KEPT_RUNS]
                      [--keep-runs DIR [--resume]]
@@ -117,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", nargs="+", type=int, default=None, metavar="N",
                    help="C H W (or H W keeping the model's channels)")
     p.add_argument("--num-classes", type=int, default=None)
+
+    p = sub.add_parser("show", help="a recipe's settings as JSON: save and edit it as a recipe "
+                       "file of your own")
+    p.add_argument("recipe", help="recipe name (cnnlab list recipes) or recipe file")
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help="override recipe fields, as for train")
+    p.add_argument("--full", action="store_true", help="every field, the defaults too (default: "
+                   "the fields the recipe sets)")
 
     p = sub.add_parser("list", help="list registered models, datasets or recipes")
     p.add_argument("what", nargs="?", choices=("models", "datasets", "recipes"), default=None)
@@ -308,6 +317,15 @@ def cmd_list(a) -> int:
     return 0
 
 
+def cmd_show(a) -> int:
+    """``cnnlab show``: print a recipe (with overrides) as JSON, a valid recipe file."""
+    import json
+    from .recipes import get_recipe
+    recipe = get_recipe(a.recipe, a.overrides)
+    print(json.dumps(recipe.model_dump(exclude_defaults=not a.full), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_reproduce(a) -> int:
     """``cnnlab reproduce``: run recipes over seeds and rewrite benchmarks/RESULTS.md."""
     from pathlib import Path
@@ -418,6 +436,7 @@ def _run(a: argparse.Namespace) -> int:
     handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "summary": cmd_summary,
                 "list": cmd_list, "data": cmd_data, "explain": cmd_explain, "predict": cmd_predict,
                 "export": cmd_export, "lr-find": cmd_lr_find, "compare": cmd_compare,
+                "show": cmd_show,
                 "reproduce": cmd_reproduce,
                 "bench": cmd_bench}
     try:
