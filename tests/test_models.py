@@ -548,3 +548,33 @@ def test_model_options_are_checked_with_close_matches():
     with pytest.raises(ValueError, match="no option 'shortcutt'; did you mean 'shortcut'"):
         create_model("resnet20", shortcutt="B")
     assert create_model("vgg16-cifar", hidden=64).classifier[0].out_features == 64
+
+
+def test_drop_path_zeroes_whole_samples_in_training_only():
+    from cnnlab.models.layers import DropPath
+    torch.manual_seed(0)
+    dp = DropPath(0.25)
+    x = torch.ones(4000, 3, 2, 2).to(memory_format=torch.channels_last)
+    y = dp(x)
+    per_sample = y.flatten(1)
+    assert ((per_sample == 0).all(1) | (per_sample == 1 / 0.75).all(1)).all()  # whole samples
+    assert abs((per_sample[:, 0] == 0).float().mean().item() - 0.25) < 0.03
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert dp.eval()(x) is x
+    with pytest.raises(ValueError, match=r"drop-path probability must be in \[0, 1\), got 1"):
+        DropPath(1.0)
+
+
+def test_cifar_resnet_stochastic_depth_follows_the_linear_rule_and_keeps_the_state_dict():
+    """Huang et al. 2016's linear decay: block i of 3n drops with drop_path_rate * i / (3n - 1)."""
+    m = create_model("resnet56", drop_path_rate=0.1)
+    rates = [getattr(b.drop_path, "p", 0.0) for layer in (m.layer1, m.layer2, m.layer3) for b in layer]
+    assert len(rates) == 27 and rates[0] == 0.0 and rates[-1] == pytest.approx(0.1)
+    assert rates == pytest.approx([0.1 * i / 26 for i in range(27)])
+    plain = create_model("resnet56")
+    assert m.state_dict().keys() == plain.state_dict().keys()
+    m.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(m.eval()(x), plain.eval()(x))  # eval: the same network
+    with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0, 1\), got 1.5"):
+        create_model("resnet20", drop_path_rate=1.5)

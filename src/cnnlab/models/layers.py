@@ -51,6 +51,33 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+class DropPath(nn.Module):
+    """Stochastic depth (Huang, Sun, Liu, Sedra & Weinberger 2016, "Deep Networks with Stochastic
+    Depth", ECCV; timm's ``DropPath``) for a residual branch.
+
+    In training, the whole branch output of each sample is zeroed with probability ``p`` and the
+    survivors are scaled by ``1 / (1 - p)``, so the block is the identity shortcut alone for that
+    sample; in eval mode it is the identity. ``(N, ...)`` -> same shape, dtype and memory format.
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with each sample kept (scaled by ``1 / (1 - p)``) or zeroed whole, in training."""
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= self.p
+        return x * keep.to(x.dtype).div_(1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        """The layer's settings, shown by ``print(model)``."""
+        return f"p={self.p:.3g}"
+
+
 class FlattenNHWC(nn.Module):
     """Flatten ``(N, C, H, W)`` to ``(N, H * W * C)`` in channel-last order, as Keras' ``Flatten``.
 

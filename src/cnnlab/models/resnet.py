@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import torchvision_init
+from .layers import DropPath, torchvision_init
 
 
 class TopLevelLayout(ImageClassifier):
@@ -83,11 +83,13 @@ class BasicBlock(nn.Module):
 
     ``shortcut`` maps x to the output's shape when it changes: ``downsample`` (a 1x1 conv + BN,
     option B, torchvision's key name) or a parameter-free :class:`PadShortcut` (option A).
+    ``drop_path``: the stochastic-depth probability of the residual branch (no parameters).
     """
 
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 drop_path: float = 0.0):
         super().__init__()
         self.conv1 = _conv3x3(cin, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -95,6 +97,7 @@ class BasicBlock(nn.Module):
         self.conv2 = _conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Float ``(N, cin, H, W)`` -> ``(N, planes, H / stride, W / stride)``:
@@ -102,7 +105,7 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -207,21 +210,27 @@ class CifarResNet(TopLevelLayout):
         layer3 (n, 64, /2) -> avgpool (global) -> fc
 
     Input ``(N, in_chans, H, W)`` float, 32x32 by default; any size from 4x4 up is accepted (the
-    total stride); output logits ``(N, num_classes)``.
+    total stride); output logits ``(N, num_classes)``. ``drop_path_rate``: stochastic depth (Huang
+    et al. 2016) with their linear rule, the i-th of the 3n blocks dropping its residual branch
+    with probability ``drop_path_rate * i / (3n - 1)`` (0 for the first, the rate for the last;
+    timm's ``drop_path_rate``); no parameters, the same state_dict.
     """
 
     _feature_names = ("conv1", "bn1", "relu", "layer1", "layer2", "layer3")
 
     def __init__(self, depth: int = 20, num_classes: int = 10, in_chans: int = 3,
-                 shortcut: str = "A"):
+                 shortcut: str = "A", drop_path_rate: float = 0.0):
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110), got {depth}")
         if shortcut not in ("A", "B"):
             raise ValueError(f"shortcut must be 'A' (zero-padding identity) or 'B' (projection), "
                              f"got {shortcut!r}")
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.shortcut = shortcut
         n = (depth - 2) // 6
+        self._drop_rates = [drop_path_rate * i / max(3 * n - 1, 1) for i in range(3 * n)]
         self.conv1 = _conv3x3(in_chans, 16)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
@@ -242,8 +251,9 @@ class CifarResNet(TopLevelLayout):
         if stride != 1 or cin != planes:
             shortcut = PadShortcut(cin, planes, stride) if self.shortcut == "A" else nn.Sequential(
                 nn.Conv2d(cin, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-        layers = [BasicBlock(cin, planes, stride, shortcut)]
-        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        rates = [self._drop_rates.pop(0) for _ in range(blocks)]
+        layers = [BasicBlock(cin, planes, stride, shortcut, drop_path=rates[0])]
+        layers += [BasicBlock(planes, planes, drop_path=r) for r in rates[1:]]
         return nn.Sequential(*layers)
 
 
