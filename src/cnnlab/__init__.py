@@ -64,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """The package's names, the lazy ones included (for ``dir(cnnlab)`` and completion)."""
     return sorted(set(globals()) | set(_EXPORTS))
 
 
