@@ -541,7 +541,7 @@ def test_conv2d_relu_falls_back_where_onednn_has_no_bf16_convolution(monkeypatch
 def test_model_options_are_checked_with_close_matches():
     from cnnlab.models.base import model_options
     assert model_options("mnist-cnn-small") == ["dropout1", "dropout2"]
-    assert model_options("resnet20") == ["shortcut"]  # depth is the name's, not an option
+    assert model_options("resnet20") == ["drop_path_rate", "shortcut"]  # depth is the name's, not an option
     assert model_options("vgg16-cifar") == ["dropout", "hidden", "pool"]
     with pytest.raises(ValueError, match="'iris-conv1d' has no option 'width' \\(its options: none\\)"):
         create_model("iris-conv1d", width=3)
