@@ -47,6 +47,10 @@ class BatchMix:
         self.rng = random.Random()  # scalars per batch: Python's generator, seeded, on the CPU
         self.set_epoch(0)
 
+    def __repr__(self) -> str:
+        return (f"BatchMix(mixup_alpha={self.mixup_alpha}, cutmix_alpha={self.cutmix_alpha}, "
+                f"prob={self.prob})")
+
     def set_epoch(self, epoch: int, rank: int = 0) -> None:
         """Re-seed the draws for ``epoch`` (0-based) on process ``rank`` of a torchrun job."""
         self.rng.seed((self.seed * 1_000_003 + epoch) * 65_537 + rank)
