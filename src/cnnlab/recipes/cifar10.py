@@ -159,12 +159,16 @@ register_recipe(Recipe(
     expected_accuracy=0.91, kind="fast",
     literature=f"91.25% ({_HE})",
     dataset="cifar10", model="resnet20",
-    # 40 epochs: ~21 minutes here (~31 s an epoch). On the JPEG copy they gave 87.84% (2 seeds;
-    # 88.79% with flip TTA), under He et al.'s 91.25% on the lossless files. airbench's Lookahead
-    # (--set 'lookahead={}', seed 0, override table) did not help: best validation 87.72% / 88.70%
-    # with flip TTA, against 88.00 / 89.08% without it; not adopted. On that run's checkpoint
-    # airbench's flip-shift views scored 88.90% on validation, 0.20 over flip (one run: untried).
-    epochs=40, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
+    # 60 epochs: ~48 minutes on the 2-core AMD EPYC (~47 s an epoch; ~31 s on the Xeon). 40
+    # epochs gave 87.84% on the JPEG copy (2 seeds; 88.79% with flip TTA), under He et al.'s
+    # 91.25% on the lossless files. airbench's Lookahead (--set 'lookahead={}', seed 0, override
+    # table) did not help: best validation 87.72% / 88.70% with flip TTA, against 88.00 / 89.08%
+    # without it; not adopted. 60 epochs (rule set before the runs: seed 0 must beat 88.00% best
+    # validation, then the two seeds' mean 88.62%) reached 88.46 and 89.66% (mean 89.06%), so
+    # the recipe takes them; its runs test at 89.31% with flip TTA (88.09% without): +0.5 points,
+    # still a miss. airbench's flip-shift views on their best checkpoints' validation split:
+    # 89.88 / 90.80% against flip's 89.56 / 90.94%, higher on one seed only: flip kept.
+    epochs=60, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
     weight_decay=5e-4, schedule="cosine", warmup_epochs=1, label_smoothing=0.1,
     augment=CROP_FLIP, val_fraction=0.1, tta="flip",
 ))
