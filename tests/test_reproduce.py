@@ -37,6 +37,11 @@ def test_table_from_records(tmp_path):
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small"))
     assert "99.25 ± 0.07 (flip TTA; without: 99.05) | yes |" in row
+    assert row.endswith("| 2026-11-26 |")
+    recs[1]["date"] = "2026-11-29T10:59:54+00:00"  # a second seed run days later: the span
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small"))
+    assert row.endswith("| 2026-11-26 to 2026-11-29 |")
 
 
 def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):

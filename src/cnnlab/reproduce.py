@@ -229,19 +229,22 @@ def build_table(results_dir: Path) -> str:
         retested.append(any("retested" in r for r in recs))
         resumed.append(any("resumed" in r for r in recs))
         mark = (" †" if retested[-1] else "") + (" §" if resumed[-1] else "")
+        first, last = min(r["date"][:10] for r in recs), max(r["date"][:10] for r in recs)
+        dates = first if first == last else f"{first} to {last}"  # seeds run on different days
         rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
                     f"| {cell} | {meets} "
                     f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
                     f"| {statistics.median(times) / 60:.1f} | {to_target} "
                     f"| {r0['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {data} "
-                    f"| {min(r['date'] for r in recs)[:10]} |")
+                    f"| {dates} |")
     head = ["# Results: every recipe run in full", "",
             "Test top-1 on the official test split (mean ± sample std over the seeds run); the best "
             "checkpoint is chosen on the validation split, never on the test split. Wall time is the "
             "median training time per run on the machine below; *to target* is the median training "
             "time until the validation top-1 first reached the reported figure (time-to-accuracy; "
             "measured on validation so that the test split stays untouched; — for runs recorded "
-            "before it was kept). Regenerate with `cnnlab reproduce PATTERN`.", "",
+            "before it was kept); *date* is the day of the row's runs (first to last, where its seeds ran on "
+            "different days). Regenerate with `cnnlab reproduce PATTERN`.", "",
             "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | to target (val, min) | precision | data | date |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     foot = ["", ""]
