@@ -13,10 +13,10 @@ split is held out for validation; each such assumption is marked where it is mad
 Fast recipes share: crop after 4-pixel (reflect) padding + horizontal flip, label smoothing 0.1,
 batch 128, 10% validation (only to pick the checkpoint; cifar10-resnet20-fast trains on all
 50,000 images); one-cycle AdamW for the nets without BatchNorm or with Keras-style heads,
-SGD-Nesterov + warm-up + cosine for the ResNets, as in He et al. Wall times are for the 2-core CPU with bf16 and nothing else running, from measured
-throughputs (benchmarks/RECIPES.md); a shared machine is slower. The epoch counts of the fast and
-best recipes are our estimate of what reaches the target; RESULTS.md records the full runs that
-test them.
+SGD-Nesterov + warm-up + cosine for the ResNets, as in He et al. Wall times are for the 2-core
+CPU with bf16 and nothing else running, from measured throughputs (benchmarks/RECIPES.md); a
+shared machine is slower. The epoch counts of the fast and best recipes are our estimate of what
+reaches the target; RESULTS.md records the full runs that test them.
 """
 from .base import AugmentConfig, LookaheadConfig, Recipe, register_recipe
 
@@ -159,9 +159,9 @@ register_recipe(Recipe(
     expected_accuracy=0.91, kind="fast",
     literature=f"91.25% ({_HE})",
     dataset="cifar10", model="resnet20",
-    # 60 epochs: ~48 minutes on the 2-core AMD EPYC (~47 s an epoch; ~31 s on the Xeon). 40
-    # epochs gave 87.84% on the JPEG copy (2 seeds; 88.79% with flip TTA), under He et al.'s
-    # 91.25% on the lossless files. airbench's Lookahead (--set 'lookahead={}', seed 0, override
+    # 60 epochs: ~53 minutes on the 2-core AMD EPYC (~47 s an epoch on 45,000 images, ~53 s on
+    # 50,000; ~31 s on the Xeon on 45,000). 40 epochs gave 87.84% on the JPEG copy (2 seeds;
+    # 88.79% with flip TTA), under He et al.'s 91.25% on the lossless files. airbench's Lookahead (--set 'lookahead={}', seed 0, override
     # table) did not help: best validation 87.72% / 88.70% with flip TTA, against 88.00 / 89.08%
     # without it; not adopted. 60 epochs (rule set before the runs: seed 0 must beat 88.00% best
     # validation, then the two seeds' mean 88.62%) reached 88.46 and 89.66% (mean 89.06%), so
