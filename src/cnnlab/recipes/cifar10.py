@@ -162,7 +162,8 @@ register_recipe(Recipe(
     # 60 epochs: ~53 minutes on the 2-core AMD EPYC (~47 s an epoch on 45,000 images, ~53 s on
     # 50,000; ~31 s on the Xeon on 45,000). 40 epochs gave 87.84% on the JPEG copy (2 seeds;
     # 88.79% with flip TTA), under He et al.'s 91.25% on the lossless files.
-    # airbench's Lookahead (--set 'lookahead={}', seed 0, override table) did not help: best validation 87.72% / 88.70% with flip TTA, against 88.00 / 89.08%
+    # airbench's Lookahead (--set 'lookahead={}', seed 0, override table) did not help: best
+    # validation 87.72% / 88.70% with flip TTA, against 88.00 / 89.08%
     # without it; not adopted. 60 epochs (rule set before the runs: seed 0 must beat 88.00% best
     # validation, then the two seeds' mean 88.62%) reached 88.46 and 89.66% (mean 89.06%), so
     # the recipe takes them; its runs test at 89.31% with flip TTA (88.09% without): +0.5 points,
