@@ -166,7 +166,8 @@ register_recipe(Recipe(
     # validation 87.72% / 88.70% with flip TTA, against 88.00 / 89.08% without it; not adopted.
     # 60 epochs (rule set before the runs: seed 0 must beat 88.00% best validation, then the two
     # seeds' mean 88.62%) reached 88.46 and 89.66% (mean 89.06%), so the recipe takes them; its
-    # runs test at 89.31% with flip TTA (88.09% without): +0.5 points, still a miss. airbench's flip-shift views on their best checkpoints' validation split:
+    # runs test at 89.31% with flip TTA (88.09% without): +0.5 points, still a miss.
+    # airbench's flip-shift views on their best checkpoints' validation split:
     # 89.88 / 90.80% against flip's 89.56 / 90.94%, higher on one seed only: flip kept.
     # Cutout (DeVries & Taylor 2017; --set augment.cutout=8, an 8-pixel square, seed 0; rule
     # set before the run: beat seed 0's 88.46% best validation, then the mean 89.06%): 88.38%,
