@@ -235,7 +235,7 @@ def train_reference(train_x, train_y, test_x, test_y, *, seed: int, bf16: bool,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--cnnlab-epochs", type=int, default=10, help="cifar10-best's epochs (its recipe: 20)")
+    ap.add_argument("--cnnlab-epochs", type=int, default=10, help="cifar10-best's epochs (its recipe: 40)")
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     ap.add_argument("--steps", type=int, default=None, help="cut the reference short (smoke test)")
     ap.add_argument("--skip-cnnlab", action="store_true", help="train the reference only")

@@ -259,9 +259,14 @@ register_recipe(Recipe(
 # 90.92 / 91.24% (none / flip / flip-shift) against 90.18 / 90.66 / 90.88% without. Its earlier
 # runs stay in RESULTS.md as the override freeze_after={}. Its 2 runs with it (AMD EPYC, 17.1 min
 # a run): 91.39 ± 0.01% (90.28% without TTA), against 91.33 ± 0.21% (90.38%) without it: the same
-# within noise on the test split. The recipe trains 20
-# epochs instead of 9.9 (for the JPEG copy of the data and the tricks it had lacked when it was
-# written): ~17 minutes at ~1,000 images/s on a 2-core CPU.
+# within noise on the test split.
+# The recipe trains 40 epochs instead of airbench's 9.9, for the JPEG copy of the data: ~34
+# minutes at ~1,000 images/s on a 2-core CPU. It trained 20 until 2026-11-29, when 40 was decided
+# on the validation split as above (rule written before the run: flip-shift at least 0.3 points
+# above 20 epochs' 91.24%, and higher without TTA): 90.72 / 91.78 / 92.10% against 90.44 / 90.92 /
+# 91.24%. The 20-epoch runs stay in RESULTS.md as the override epochs=20. Its first 40-epoch run
+# (seed 0, AMD EPYC, 60.9 minutes on a day the machine ran at about half speed): 91.41% (90.52%
+# without TTA), the same within noise as 20 epochs' 91.39 ± 0.01% (90.28%) on the test split.
 # Why it stays under 94% (benchmarks/AIRBENCH_REFERENCE.md): airbench94's own training script,
 # re-written from the paper, reaches 90.54 ± 0.16% (bf16) / 90.72 ± 0.13% (fp32) on the JPEG copy
 # at its 9.9 epochs, and this recipe cut to 10 epochs 90.41 ± 0.08% beside it (2 seeds each): the
@@ -277,9 +282,9 @@ register_recipe(Recipe(
     literature="94.01% mean of 1,000 runs in 9.9 epochs, with TTA and Lookahead (Jordan 2024, "
                "airbench94)",
     dataset="cifar10", model="airbench94",
-    epochs=20, batch_size=512, optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True,
+    epochs=40, batch_size=512, optimizer="sgd", lr=0.75, momentum=0.85, nesterov=True,
     weight_decay=1.33e-3,
-    schedule="cosine", warmup_epochs=4,  # airbench: 23% linear warm-up, then decay
+    schedule="cosine", warmup_epochs=4,  # linear warm-up (airbench: 23% of its steps), then decay
     label_smoothing=0.2,
     norm_bias_lr_scale=64, lookahead=LookaheadConfig(),  # airbench: start 3, every 5, 0.95, ^3
     freeze_after={"features.whiten.bias": 3},  # airbench: the stem's bias learns for 3 epochs
