@@ -227,9 +227,10 @@ def time_to_accuracy(out) -> list[str]:
              "test top-1 (mean over seeds), median training minutes, and median minutes until the "
              "validation top-1 first reached the seed's reported figure (— where the run predates "
              "that record). *Seed schedule at Keras speed* is the faithful recipe's epochs x training "
-             "images / Keras' best images/s above: training steps only, an estimate, not a run.", "",
+             "images / Keras' best images/s above: training steps only, an estimate, not a run. The "
+             "full runs' machine may differ from this page's (column *run on*).", "",
              "| model | recipe | target (%) | test top-1 (%) | seeds | minutes | to target (val, min) "
-             "| seed schedule at Keras speed (min) |", "|---|---|---|---|---|---|---|---|"]
+             "| seed schedule at Keras speed (min) | run on |", "|---|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
         kbest = max((r[k]["median"] for k in ("keras_fp32", "keras_bf16") if k in r), default=None)
         faithful = get_recipe(SEED_RECIPES[r["model"]][0])
@@ -239,13 +240,15 @@ def time_to_accuracy(out) -> list[str]:
             path = HERE / "results" / f"{name}.json"
             recs = [x for x in json.loads(path.read_text()) if not x.get("overrides")] if path.exists() else []
             if not recs:
-                lines.append(f"| {r['model']} | {name} | — | not run yet | 0 | — | — | {keras_min} |")
+                lines.append(f"| {r['model']} | {name} | — | not run yet | 0 | — | — | {keras_min} | — |")
                 continue
             target = get_recipe(name).expected_accuracy
             to_t = format_time_to_target(recs)
+            cpus = " and ".join(dict.fromkeys(x["machine"]["cpu"] for x in recs))
             lines.append(f"| {r['model']} | {name} | {100 * target:.2f} | "
                          f"{mean(100 * x['test_accuracy'] for x in recs):.2f} | {len(recs)} | "
-                         f"{median(x['train_time_s'] for x in recs) / 60:.1f} | {to_t} | {keras_min} |")
+                         f"{median(x['train_time_s'] for x in recs) / 60:.1f} | {to_t} | {keras_min} "
+                         f"| {cpus} |")
     return lines
 
 
