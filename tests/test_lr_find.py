@@ -67,6 +67,14 @@ def test_bad_ranges_are_refused(kw, message):
         lr_find(model, opt, classification_loss(), loader, **kw)
 
 
+def test_an_unknown_precision_is_refused_before_any_step():
+    model, opt, loader = toy_setup()
+    before = [q.clone() for q in model.parameters()]
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        lr_find(model, opt, classification_loss(), loader, precision="fp16")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_find_lr_on_a_recipe_writes_only_its_plot(tmp_path):
     recipe = Recipe(name="toy", source="test", dataset="toy", model="lenet5", epochs=1, batch_size=32,
                     optimizer="adam", lr=1e-3, schedule="onecycle", precision="fp32")

@@ -46,6 +46,16 @@ def test_same_seed_same_numbers():
     assert without_times(h1) == without_times(h2)
 
 
+@pytest.mark.parametrize("precision", ["fp16", "auto", "BF16"])
+def test_an_unresolved_or_unknown_precision_is_refused_up_front(precision):
+    # "auto" is resolved for a device by resolve_precision before a Trainer sees it; anything
+    # else but fp32 / bf16 once ran silently in fp32
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=f"precision '{precision}': expected 'fp32' or 'bf16'"):
+        Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                precision=precision, log=lambda m: None)
+
+
 def test_nan_loss_raises_clear_error():
     ds = toy_dataset(n_train=128, n_test=64)
     model = create_model("lenet5", num_classes=4)

@@ -91,9 +91,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast(device: torch.device, precision: str):
-    """The autocast context for a resolved precision (a no-op for fp32)."""
+    """The autocast context for a resolved precision (a no-op for fp32).
+
+    Raises:
+        ValueError: ``precision`` is not ``"fp32"`` or ``"bf16"`` (``"auto"`` must be resolved
+            first, by :func:`resolve_precision`).
+    """
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision {precision!r}: expected 'fp32' or 'bf16' here (resolve 'auto' "
+                         "for a device with cnnlab.device.resolve_precision)")
     return contextlib.nullcontext()
 
 

@@ -61,16 +61,20 @@ class AugmentConfig(_Strict):
                                  "al. 2003; their MNIST value: 34); 0: none")
     elastic_sigma: float = Field(4.0, gt=0, description="elastic distortion smoothing (Gaussian std), "
                                  "pixels (Simard et al.: 4)")
-    horizontal_flip: bool = False
+    horizontal_flip: bool = Field(False, description="mirror a random half of the images left-right")
     alternate_flip: bool = Field(False, description="with horizontal_flip: mirror each image in every "
                                  "other epoch (a seeded random half of the images in even epochs, the "
                                  "other half in odd ones) instead of by a coin toss each epoch "
                                  "(airbench's alternating flip, Jordan 2024)")
-    fill_mode: Literal["nearest", "constant", "reflect"] = "nearest"
-    crop_padding: int = Field(0, ge=0, description="random crop after padding by this many pixels")
+    fill_mode: Literal["nearest", "constant", "reflect"] = Field(
+        "nearest", description="how pixels that rotation, shift, shear and zoom bring in from "
+                               "outside are filled (Keras' fill_mode; constant: zeros)")
+    crop_padding: int = Field(0, ge=0, description="random crop to the input size after padding by "
+                              "this many pixels (He et al. 2015 use 4 on CIFAR-10)")
     crop_mode: Literal["reflect", "zeros"] = Field("reflect", description="padding of the random crop "
                                                    "(He et al. 2015 pad with zeros)")
-    cutout: int = Field(0, ge=0, description="side of a square zeroed at a random place, pixels")
+    cutout: int = Field(0, ge=0, description="side of a square zeroed at a random place, pixels "
+                        "(DeVries & Taylor 2017)")
     noise_std: float = Field(0.0, ge=0, description="additive Gaussian noise std, in [0, 1] pixel units")
 
     @model_validator(mode="after")
@@ -86,7 +90,7 @@ class Recipe(_Strict):
 
     Accuracy figures are fractions of the official test split (top-1).
     """
-    name: str
+    name: str = Field(description="the recipe's name, and the stem of its run folders")
     source: str = Field(description="where the experiment comes from (seed row, paper)")
     expected_accuracy: Optional[float] = Field(None, description="test top-1 the source reports")
     literature: Optional[str] = Field(None, description="published figure for this setting, with its source")
@@ -94,32 +98,41 @@ class Recipe(_Strict):
         "faithful", description="faithful: the seed as written; fast: the seed's model, a better "
         "schedule; best: the best per dataset; transfer: transfer learning (a backbone's "
         "pretraining, feature extraction, fine-tuning)")
-    dataset: str
+    dataset: str = Field(description="registered dataset (`cnnlab list datasets`)")
     dataset_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="the dataset's options (`cnnlab data info NAME`), e.g. "
         "image-folder's size, color, resize, test_fraction")
-    model: str
+    model: str = Field(description="registered model (`cnnlab list models`)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict, description="the model's options "
                                          "(`cnnlab summary MODEL`), and binary: one sigmoid logit")
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    eval_batch_size: int = Field(1000, ge=1)
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    epochs: int = Field(ge=1, description="passes over the training split")
+    batch_size: int = Field(ge=1, description="training images per step (under torchrun: the "
+                                              "global batch, over all processes)")
+    eval_batch_size: int = Field(1000, ge=1, description="images per batch in validation and test")
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = Field(
+        "adam", description="Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019), SGD, "
+                            "RMSprop (Keras' defaults)")
     lr: float = Field(1e-3, gt=0, description="learning rate")
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum")
+    nesterov: bool = Field(False, description="SGD with Nesterov momentum (Sutskever et al. 2013)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty added to the gradient (Adam, SGD, "
+                                "RMSprop) or decoupled weight decay (AdamW)")
     filter_bias_and_bn: bool = Field(False, description="no weight decay on biases and normalisation "
                                                         "weights (1-D parameters), as timm's option")
     eps: Optional[float] = Field(None, gt=0, description="Adam/AdamW/RMSprop epsilon; None: PyTorch's "
                                                          "1e-8 (Adam, AdamW), Keras' 1e-7 (RMSprop)")
-    schedule: Literal["none", "step", "multistep", "exponential", "cosine", "onecycle"] = "none"
+    schedule: Literal["none", "step", "multistep", "exponential", "cosine", "onecycle"] = Field(
+        "none", description="learning-rate schedule: step / multistep (x gamma at epochs), "
+        "exponential (x gamma per epoch), cosine to 0 (Loshchilov & Hutter 2017), onecycle "
+        "(Smith & Topin 2019, peak lr); cnnlab.training.build_scheduler")
     step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
     milestones: list[float] = Field(default_factory=list,
                                     description="epochs at which 'multistep' multiplies the LR by gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
-    warmup_epochs: float = Field(0.0, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up of the learning rate from "
+                                 "0 over this many epochs, per step (Goyal et al. 2017)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy against targets "
+                                   "(1 - eps) one-hot + eps / K (Szegedy et al. 2016)")
     clip_grad_norm: Optional[float] = Field(
         None, gt=0, description="clip the gradients' global L2 norm to this before each step "
         "(Keras' global_clipnorm, timm's --clip-grad)")
@@ -127,7 +140,8 @@ class Recipe(_Strict):
         None, description="weights of the classes in the training loss, Keras' fit(class_weight=...): "
         "'balanced' (n / (K * count of the class) over the training split, scikit-learn's) or "
         "{class name or index: weight} (others 1); validation and test losses stay unweighted")
-    augment: Optional[AugmentConfig] = None
+    augment: Optional[AugmentConfig] = Field(None, description="batch augmentation of the "
+                                             "training images (augment.rotation=10, ...); None: none")
     mixup_alpha: float = Field(0.0, ge=0, description="MixUp (Zhang et al. 2018) of the training "
                                "batches, lam ~ Beta(alpha, alpha); 0: off (cnnlab.training.mix)")
     cutmix_alpha: float = Field(0.0, ge=0, description="CutMix (Yun et al. 2019), lam ~ Beta(alpha, "
@@ -159,7 +173,8 @@ class Recipe(_Strict):
         "is frozen, e.g. airbench's {'features.whiten.bias': 3} (cnnlab.training.FreezeAfter)")
     ema_decay: Optional[float] = Field(
         None, gt=0, lt=1, description="exponential moving average of the weights, updated every step "
-                                      "(e.g. 0.999); validation, checkpoints and the test use it")
+                                      "(e.g. 0.999); validation, checkpoints and the test use it "
+                                      "(Polyak & Juditsky 1992)")
     ema_warmup: bool = Field(False, description="the EMA's decay after n updates is min(ema_decay, "
                              "(1 + n) / (10 + n)) (TensorFlow's ExponentialMovingAverage num_updates)")
     tta: Literal["none", "flip", "flip-shift"] = Field(
@@ -167,8 +182,10 @@ class Recipe(_Strict):
                             "the logits of each image and its mirror image, 'flip-shift' adds "
                             "one-pixel shifts as airbench (cnnlab.training.tta_logits); validation: none")
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training split held out")
-    seed: int = 0
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int = Field(0, description="random seed of initialisation, split, shuffling and augmentation")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16 autocast (weights stay fp32) or fp32; auto: bf16 where the CPU "
+                            "or GPU computes it natively")
     channels_last: Optional[bool] = Field(None, description="None: on with bf16 and on the CPU, off for fp32 on a GPU")
     compile: bool = Field(False, description="torch.compile the model; the first steps pay the "
                                              "compile time (reported in the log)")
@@ -176,8 +193,10 @@ class Recipe(_Strict):
                                                     "(one pass per parameter) on CPU and CUDA; false: "
                                                     "the multi-tensor foreach kernels")
     monitor: str = Field("val_accuracy", description="metric choosing the best checkpoint")
-    early_stopping: Optional[EarlyStoppingConfig] = None
-    reduce_lr: Optional[ReduceLROnPlateauConfig] = None
+    early_stopping: Optional[EarlyStoppingConfig] = Field(
+        None, description="Keras' EarlyStopping (early_stopping.patience=5, ...); None: off")
+    reduce_lr: Optional[ReduceLROnPlateauConfig] = Field(
+        None, description="Keras' ReduceLROnPlateau (reduce_lr.patience=10, ...); None: off")
 
     @field_validator("class_weight", mode="before")
     @classmethod

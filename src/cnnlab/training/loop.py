@@ -79,7 +79,8 @@ class Trainer:
         optimizer: any ``torch.optim`` optimizer over the model's parameters.
         loss_fn: ``(logits, labels) -> scalar``; labels int64 ``(N,)``.
         device: where the model and batches live.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast; weights and optimizer stay fp32).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; weights and optimizer stay fp32); any
+            other value raises ``ValueError``.
         callbacks: observers (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, ...).
         scheduler: an LR scheduler, stepped per batch if ``step_per_batch`` else per epoch.
         binary: logits are one sigmoid output; accuracy uses the threshold 0.5.
@@ -120,6 +121,7 @@ class Trainer:
         self.eval_loss_fn = eval_loss_fn or loss_fn
         self.clip_grad_norm, self.mix = clip_grad_norm, mix
         self.device, self.precision = torch.device(device), precision
+        autocast(self.device, precision)  # raises ValueError for anything but fp32 / bf16
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
         self.binary, self.progress = binary, progress
         self.log = log or (lambda msg: print(msg, flush=True))

@@ -92,9 +92,10 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
         :class:`LRFinderResult` with the rates and losses; ``suggestion`` is minimum/10.
 
     Raises:
-        ValueError: a bad range or step count, or no batches.
+        ValueError: a bad range or step count, a precision other than fp32 / bf16, or no batches.
     """
     check_range(start_lr, end_lr, steps)
+    autocast(torch.device(device), precision)  # raises ValueError for anything but fp32 / bf16
     groups = optimizer.param_groups
     base = [g.get("max_lr", g.get("initial_lr", g["lr"])) for g in groups]  # before any schedule
     ratios = [b / base[0] for b in base]

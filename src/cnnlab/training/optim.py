@@ -14,8 +14,9 @@ SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "onecycle")
 def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nesterov: bool = False,
                     weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float | None = None,
                     fused: bool = True) -> torch.optim.Optimizer:
-    """Make an optimizer. ``weight_decay`` is L2 added to the gradient (Adam, SGD, RMSprop) or
-    decoupled (AdamW, Loshchilov & Hutter 2019). RMSprop uses Keras' defaults (rho 0.9, eps 1e-7)
+    """Make an optimizer: Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019), SGD with
+    momentum, optionally Nesterov's (Sutskever et al. 2013), or RMSprop (Tieleman & Hinton 2012).
+    ``weight_decay`` is L2 added to the gradient (Adam, SGD, RMSprop) or decoupled (AdamW). RMSprop uses Keras' defaults (rho 0.9, eps 1e-7)
     since the seeds that use it are Keras notebooks. ``eps`` (Adam, AdamW, RMSprop): None for the
     defaults above (PyTorch's 1e-8 for Adam and AdamW; Keras uses 1e-7). ``params`` may be
     parameter groups (:func:`weight_decay_groups`).
@@ -135,7 +136,8 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
       Like PyTorch's ``OneCycleLR`` and fastai's ``fit_one_cycle``, it also cycles the momentum
       (SGD, RMSprop) or Adam's beta1 inversely to the LR, between 0.95 and 0.85; this replaces the
       recipe's ``momentum`` / beta1 for the run.
-    ``warmup_epochs`` > 0 prepends a linear warm-up from 0 (per batch) to step/cosine/exponential.
+    ``warmup_epochs`` > 0 prepends a linear warm-up from 0 (per batch) to step/cosine/exponential
+    (Goyal et al. 2017).
 
     Raises:
         ValueError: unknown schedule name.
