@@ -103,6 +103,15 @@ def test_model_checkpoint_every_epoch_with_template(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ep01-0.50.safetensors", "ep02-0.25.safetensors"]
 
 
+def test_model_checkpoint_field_missing_from_the_logs_is_named(tmp_path):
+    t = FakeTrainer()
+    mc = ModelCheckpoint(str(tmp_path / "ep{epoch:02d}-{val_accuracy:.4f}.safetensors"))
+    with pytest.raises(ValueError, match=r"names the field 'val_accuracy'.*epoch 1 lack \(they "
+                                         r"have: epoch, loss\).*validation split"):
+        mc.on_epoch_end(t, 0, {"loss": 0.5})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_monitor_warns_and_does_nothing():
     t = FakeTrainer()
     es = EarlyStopping(monitor="val_los", patience=0)

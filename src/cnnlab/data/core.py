@@ -27,14 +27,18 @@ class ImageDataset:
         train_images: uint8 ``(N, C, H, W)``, pixel values 0-255; or, for 1-D signals and
             tabular data (iris), float32 ``(N, C, L)`` raw values (normalised by mean/std only).
         train_labels: int64 ``(N,)`` class indices.
-        test_images: uint8 ``(M, C, H, W)``; the official test split, used only for the final
-            evaluation.
+        test_images: uint8 ``(M, C, H, W)`` (float32 ``(M, C, L)`` for signals, as training's);
+            the official test split, used only for the final evaluation.
         test_labels: int64 ``(M,)``.
         classes: class names, index = label.
         mean: per-channel mean of the training images, scaled to [0, 1].
         std: per-channel standard deviation of the training images, scaled to [0, 1].
         provenance: where the data came from: ``source`` (text), ``files`` (name -> sha256),
             ``lossy`` (bool: e.g. a JPEG re-encoding), and any notes. Saved with every run.
+
+    Raises:
+        ValueError: images of another dtype or rank, images and labels of different lengths,
+            or labels outside ``0..len(classes) - 1``.
     """
 
     name: str

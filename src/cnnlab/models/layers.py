@@ -31,6 +31,9 @@ class Dropout(nn.Module):
     kernel runs single-threaded (about 82 M elements/s on the benchmark machine, 23-41% of a whole
     training step of the small MNIST CNN); :func:`dropout_mask` and one multiply forward and
     backward are several times faster.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1).
     """
 
     def __init__(self, p: float = 0.5):
@@ -58,6 +61,9 @@ class DropPath(nn.Module):
     In training, the whole branch output of each sample is zeroed with probability ``p`` and the
     survivors are scaled by ``1 / (1 - p)``, so the block is the identity shortcut alone for that
     sample; in eval mode it is the identity. ``(N, ...)`` -> same shape, dtype and memory format.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1).
     """
 
     def __init__(self, p: float = 0.0):

@@ -214,6 +214,10 @@ class CifarResNet(TopLevelLayout):
     et al. 2016) with their linear rule, the i-th of the 3n blocks dropping its residual branch
     with probability ``drop_path_rate * i / (3n - 1)`` (0 for the first, the rate for the last;
     timm's ``drop_path_rate``); no parameters, the same state_dict.
+
+    Raises:
+        ValueError: ``depth`` not 6n + 2, ``shortcut`` not ``"A"`` or ``"B"``, or
+            ``drop_path_rate`` outside [0, 1).
     """
 
     _feature_names = ("conv1", "bn1", "relu", "layer1", "layer2", "layer3")

@@ -79,6 +79,9 @@ class EarlyStopping(Callback):
         restore_best_weights: at the end of training -- early stop or not -- load the weights of
             the best epoch (Keras 3 behaviour).
         start_from_epoch: epochs of warm-up before improvements are looked for.
+
+    Raises:
+        ValueError: ``mode`` not ``min``, ``max`` or ``auto``.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
@@ -144,6 +147,9 @@ class ReduceLROnPlateau(Callback):
         min_delta: threshold for measuring a new best (absolute).
         cooldown: epochs to wait after a reduction before counting patience again.
         min_lr: lower bound on the learning rate.
+
+    Raises:
+        ValueError: ``factor`` outside (0, 1), or an unknown ``mode``.
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
@@ -198,6 +204,11 @@ class ModelCheckpoint(Callback):
         mode: ``min``, ``max`` or ``auto``.
         save_best_only: only write when ``monitor`` improves; with a fixed ``filepath`` the file
             then always holds the best weights seen.
+
+    Raises:
+        ValueError: an unknown ``mode``; at the end of an epoch, a ``filepath`` field that the
+            epoch's logs do not have (e.g. ``{val_accuracy}`` without a validation split).
+
     Writes are atomic: an interrupted save leaves the previous file intact. In a torchrun job
     only rank 0 writes (every process holds the same weights and metrics).
     """
@@ -213,7 +224,12 @@ class ModelCheckpoint(Callback):
         self.best_epoch = -1
 
     def on_epoch_end(self, trainer, epoch, logs) -> None:
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError) as e:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names the field {e}, which "
+                             f"the logs of epoch {epoch + 1} lack (they have: epoch, "
+                             f"{', '.join(logs)}); val_ metrics need a validation split") from None
         if self.save_best_only:
             current = _metric(logs, self.monitor, "ModelCheckpoint")
             if current is None:
@@ -248,6 +264,9 @@ class Lookahead(Callback):
         decay: per-step base of ``rho`` (airbench: 0.95). decay_power: airbench: 3.
 
     The slow copy is part of :meth:`state_dict`, so a resumed run continues it exactly.
+
+    Raises:
+        ValueError: ``every`` under 1 or ``decay`` outside [0, 1].
     """
 
     def __init__(self, start_epoch: int = 3, every: int = 5, decay: float = 0.95, decay_power: float = 3.0):
