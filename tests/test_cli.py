@@ -188,3 +188,13 @@ def test_classification_report_by_hand():
     assert most_confused(cm, ["a", "b", "c", "d"], top=1) == [("b", "a", 2)]
     assert most_confused(cm, ["a", "b", "c", "d"], min_count=2) == [("b", "a", 2)]
     assert most_confused([[3, 0], [0, 4]], ["a", "b"]) == []
+
+
+def test_summary_of_any_module_needs_its_input_size():
+    import cnnlab
+    from torch import nn
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    with pytest.raises(ValueError, match="summary of a Sequential: give input_size"):
+        cnnlab.summary(net)
+    table = cnnlab.summary(net, (1, 28, 28))
+    assert "(None, 4, 26, 26)" in table and "27,090" in table  # 40 + 27,050 parameters

@@ -70,7 +70,15 @@ def __dir__() -> list[str]:
 
 def summary(model, input_size=None) -> str:
     """Keras-style summary table of a model or a registered model name (see
-    :mod:`cnnlab.report.summary`)."""
+    :mod:`cnnlab.report.summary`): layer, output shape ``(None, C, H, W)``, parameter count, and
+    the trainable / non-trainable totals.
+
+    ``input_size``: the (C, H, W) of one example; default: the model's own (cnnlab's models).
+
+    Raises:
+        UnknownNameError: an unknown model name (close matches listed).
+        ValueError: no ``input_size`` for a model that is not cnnlab's.
+    """
     from .models import create_model
     from .report.summary import summary as _summary
     if isinstance(model, str):

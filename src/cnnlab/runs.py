@@ -61,8 +61,13 @@ class Run:
         recipe: the resolved recipe.
         model: the trained model (best weights loaded), in eval mode.
         history: per-epoch metrics.
-        test_metrics: ``loss``, ``accuracy``, ``correct``, ``total``, ``per_class_accuracy``,
-            ``confusion_matrix`` on the test split, and which epoch's weights were evaluated.
+        test_metrics: the test split's figures, as in ``test_metrics.json``: ``loss`` (mean
+            cross-entropy), ``accuracy`` (top-1, a fraction), ``correct``, ``total``,
+            ``top5_accuracy`` (more than 5 classes), ``per_class_accuracy``, ``confusion_matrix``
+            (rows: true class), ``classification_report``, ``most_confused``, with test-time
+            augmentation ``tta`` and ``accuracy_without_tta``; and ``weights``, ``best_epoch``
+            (1-based), ``monitor``, ``epochs_run``, ``train_time_s`` (seconds), ``precision``,
+            ``dataset_lossy``. Empty on the non-zero ranks of a torchrun job.
         dataset: the dataset used (in memory).
     """
 
@@ -423,8 +428,10 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
 
     Raises:
         UnknownNameError, RecipeError: bad recipe name or override (or, with ``resume``, one the
-            resumed run cannot honour: see :func:`_resumable_override`).
+            resumed run cannot honour: a change of model, data, split, optimizer, schedule or
+            seed, or epochs where the schedule spans the run).
         FileNotFoundError, DataFileError: the dataset cannot be read.
+        ValueError: an unknown ``device``, or a GPU asked for where there is none.
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
     log = log or (lambda m: print(m, flush=True))
@@ -604,13 +611,18 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     """Open a finished (or interrupted) run folder: recipe, history, model with weights.
 
     Args:
+        run_dir: the run folder (``runs/<recipe>-<time>``).
         weights: ``"best"`` or ``"last"``.
+        device: where the model goes (default: a GPU if there is one).
+        data_dir: where the dataset's files are (with ``load_data``).
         load_data: also load the dataset (needed by :func:`evaluate_run`): from ``data_dir``, else
             from the folder the run read it from (its provenance) where that still exists, else
             where :func:`cnnlab.data.load_dataset` looks by default.
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
+        ValueError: weights that do not fit the recipe's model, or an unknown ``device``.
+        FileNotFoundError, DataFileError: with ``load_data``, the dataset cannot be read.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "recipe.json").exists():
@@ -641,8 +653,15 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.training.tta_logits`) replaces
     the run's test-time augmentation; ``None`` keeps the run's own (its recipe's ``tta``).
 
+    ``data_dir``, ``device``: as :func:`load_run`; ``precision``: ``"auto"``, ``"fp32"`` or
+    ``"bf16"`` (default: the run's recipe's).
+
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
+
+    Raises:
+        what :func:`load_run` raises; ValueError: an unknown ``precision``; RecipeError: an
+        unknown ``tta``.
     """
     run = load_run(run_dir, weights, device, data_dir, load_data=True)
     if tta is not None:

@@ -24,14 +24,24 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None,
     """Run one example through ``model`` and record each layer.
 
     Args:
-        input_size: (C, H, W) of one example; default ``model.info.input_size``.
+        model: any ``nn.Module`` taking float ``(N, C, H, W)`` (or ``(N, C, L)``) input.
+        input_size: (C, H, W) of one example; default ``model.info.input_size`` (cnnlab's models).
+        device: where the model's parameters are.
 
     Returns:
         ``(rows, trainable, non_trainable)``, rows of (name, type, output shape, params), in call
         order.
+
+    Raises:
+        ValueError: no ``input_size`` for a model without cnnlab's ``info``.
+        RuntimeError: the model does not accept an input of ``input_size`` (PyTorch's message).
     """
     if input_size is None:
-        input_size = model.info.input_size
+        info = getattr(model, "info", None)
+        if info is None or getattr(info, "input_size", None) is None:
+            raise ValueError(f"summary of a {type(model).__name__}: give input_size, the (C, H, W) "
+                             "of one example (only cnnlab's models know their own)")
+        input_size = info.input_size
     rows, seen = [], set()
     hooks = []
     for name, m in model.named_modules():
