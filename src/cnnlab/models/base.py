@@ -58,11 +58,14 @@ class ImageClassifier(nn.Module):
     info: ModelInfo  # set by create_model
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(N, C, H, W)`` -> feature maps (the convolutional base's output)."""
+        """Images float ``(N, C, H, W)`` -> the convolutional base's output, the input of
+        :meth:`forward_head`: float ``(N, C', H', W')`` feature maps for most models (already
+        pooled or flattened, ``(N, D)``, where a model pools inside ``features``); the dtype of
+        the computation (float32, bfloat16 under autocast). What feature extraction trains on."""
         return self.features(x)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Features -> logits ``(N, num_classes)``."""
+        """:meth:`forward_features`' output -> logits float ``(N, num_classes)``."""
         return self.classifier(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +96,9 @@ class ImageClassifier(nn.Module):
 
         The replacement keeps the old layer's input size, device and dtype; everything before it
         (including hidden dense layers) is kept. This is the usual transfer-learning head swap.
+
+        Raises:
+            TypeError: a final layer that is neither ``nn.Linear`` nor ``nn.Conv2d``.
         """
         old = self.get_submodule(self.info.classifier)
         p = next(old.parameters())
