@@ -243,6 +243,86 @@ def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
     assert _UMASK == old
 
 
+@pytest.mark.parametrize("what", ["weights", "state"])
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_old_one(
+        tmp_path, monkeypatch, what):
+    """safetensors and torch.save report a full disk in their own error types (SafetensorError,
+    RuntimeError 'unexpected pos'); checkpoints are serialised first and written as bytes, so
+    the disk's OSError is what reaches cnnlab and becomes a DiskFullError."""
+    import builtins
+
+    import cnnlab._io
+    from cnnlab.checkpoint import load_state, load_weights, save_state, save_weights
+    model, target = torch.nn.Linear(3, 2), tmp_path / ("best.safetensors" if what == "weights" else "last_state.pt")
+    save = (lambda: save_weights(model, target)) if what == "weights" else (lambda: save_state({"epoch": 1}, target))
+    save()
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(bytes(data)[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def full_open(file, mode="r", **kw):
+        f = builtins.open(file, mode, **kw)
+        return FullDisk(f) if "w" in mode else f
+    monkeypatch.setattr(cnnlab._io, "open", full_open, raising=False)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    with pytest.raises(DiskFullError, match=f"disk full while writing .*{target.name}; the previous"):
+        save() if what == "weights" else save_state({"epoch": 2}, target)
+    monkeypatch.undo()
+    assert [q.name for q in tmp_path.iterdir()] == [target.name]  # no temporary file left
+    if what == "weights":
+        kept = torch.nn.Linear(3, 2)
+        load_weights(kept, target)
+        assert not (kept.weight == 7.0).any()
+    else:
+        assert load_state(target) == {"epoch": 1}
+
+
+def test_checkpoints_get_the_usual_permissions_too(tmp_path):
+    import stat
+
+    from cnnlab._io import _UMASK
+    from cnnlab.checkpoint import save_state, save_weights
+    save_weights(torch.nn.Linear(2, 2), tmp_path / "best.safetensors")
+    save_state({"epoch": 1}, tmp_path / "last_state.pt")
+    for name in ("best.safetensors", "last_state.pt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~_UMASK, name
+
+
+def test_a_run_folder_is_not_trained_into_twice(tmp_path):
+    """A second run into a finished (or interrupted) run's folder would replace its weights and
+    leave the old test figures and plots beside the new run's: refused, naming --resume."""
+    one_epoch = RECIPE.override({"epochs": 1})
+    cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    before = {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()}
+    with pytest.raises(FileExistsError, match=r"r holds a run already.*--resume .*r, or give "
+                                              "another --run-dir"):
+        cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    assert {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()} == before
+    # an existing folder without a run in it is fine
+    (tmp_path / "empty").mkdir()
+    cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "empty", log=quiet)
+
+
+def test_resuming_a_folder_that_is_not_a_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot resume .*nope: no such folder"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "nope", log=quiet)
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(FileNotFoundError, match="cannot resume .*plain: not a cnnlab run folder"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "plain", log=quiet)
+
+
 def test_training_state_refuses_pickled_objects(tmp_path):
     from cnnlab.checkpoint import load_state
 

@@ -64,8 +64,37 @@ def test_nan_loss_raises_clear_error():
     tr, va = make_loaders(ds)
     t = Trainer(model, build_optimizer(model.parameters(), "adam", 1e-3), classification_loss(),
                 log=lambda m: None)
-    with pytest.raises(NonFiniteLossError, match="epoch 1.*Lower the learning rate"):
+    with pytest.raises(NonFiniteLossError, match="training loss is nan in epoch 1.*Lower the "
+                                                 "learning rate.*no checkpoint was written"):
         t.fit(tr, va, epochs=1)
+
+
+def test_weights_that_diverge_in_the_last_step_stop_training_before_any_checkpoint(tmp_path):
+    """The epoch's training loss is that of the weights before each step, so weights that break
+    in the epoch's last step show only in the validation loss: that stops training too, before
+    the epoch's callbacks could keep the broken weights as the best."""
+    from cnnlab.training import Callback, ModelCheckpoint
+    ds = toy_dataset(n_train=128, n_test=64)
+    model = create_model("lenet5", num_classes=4)
+    tr, va = make_loaders(ds)
+
+    class BreakInEpoch2(Callback):
+        def on_train_batch_end(self, trainer, epoch, step):
+            if epoch == 1 and step == len(tr) - 1:
+                with torch.no_grad():
+                    trainer.model.classifier.output.weight.fill_(float("nan"))
+
+    ckpt = ModelCheckpoint(tmp_path / "best.safetensors", monitor="val_accuracy", save_best_only=True)
+    t = Trainer(model, build_optimizer(model.parameters(), "adam", 1e-3), classification_loss(),
+                callbacks=[BreakInEpoch2(), ckpt], log=lambda m: None)
+    with pytest.raises(NonFiniteLossError, match="validation loss is nan in epoch 2.*checkpoints "
+                                                 "of earlier epochs are kept"):
+        t.fit(tr, va, epochs=3)
+    assert len(t.history) == 1 and ckpt.best_epoch == 0  # epoch 2 neither logged nor saved
+    kept = create_model("lenet5", num_classes=4)
+    from cnnlab.checkpoint import load_weights
+    load_weights(kept, tmp_path / "best.safetensors")
+    assert all(torch.isfinite(q).all() for q in kept.parameters())
 
 
 def test_loader_batches_normalised_and_reproducible():

@@ -33,7 +33,9 @@ _UMASK = _read_umask()  # once, at import, before any thread that could create f
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it is renamed onto ``path``.
 
-    Use it for writers that want a file name (``safetensors.torch.save_file``, ``savefig``).
+    Use it for writers that want a file name (``savefig``). A full disk is recognised by the
+    ``OSError`` it raises; writers that report it otherwise (safetensors' ``save_file``,
+    ``torch.save``) should serialise to bytes and use :func:`atomic_write`.
 
     Raises:
         DiskFullError: if the disk is full (``ENOSPC``/``EDQUOT``); ``path`` is left unchanged.
@@ -43,11 +45,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would make every run file private
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
+        # after the writer, which may have made the file anew (safetensors does): mkstemp's
+        # 0600 would make every run file private
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)
@@ -61,7 +65,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write ``path`` atomically; ``write(f)`` receives an open file in ``mode`` ("w" or "wb")."""
+    """Write ``path`` atomically; ``write(f)`` receives an open file in ``mode`` ("w" or "wb").
+
+    Raises:
+        DiskFullError: the disk is full; ``path`` is left unchanged.
+    """
     with atomic_path(path) as tmp:
         with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
             write(f)
@@ -75,3 +83,9 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) atomically."""
     atomic_write(path, lambda f: f.write(text))
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """Write ``data`` atomically (a serialised checkpoint: the write of the bytes is what can
+    meet a full disk, as an ``OSError`` that becomes :class:`DiskFullError`)."""
+    atomic_write(path, lambda f: f.write(data), mode="wb")

@@ -6,13 +6,15 @@ arbitrary Python objects. Every write is atomic (see :mod:`cnnlab._io`).
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from ._io import atomic_path
+from ._io import write_bytes
 
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> None:
@@ -20,10 +22,13 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
 
     Tensors are saved contiguous and on the CPU; shared tensors are cloned (safetensors refuses
     aliases). ``metadata`` values must be strings.
+
+    Raises:
+        DiskFullError: the disk is full; the previous file is kept.
     """
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    # serialised first, so that a full disk meets a plain file write (an OSError, named)
+    write_bytes(path, safetensors_bytes(state, metadata={k: str(v) for k, v in (metadata or {}).items()}))
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -58,9 +63,14 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool =
 
 
 def save_state(state: dict, path: str | os.PathLike) -> None:
-    """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically.
+
+    Raises:
+        DiskFullError: the disk is full; the previous file is kept.
+    """
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def load_state(path: str | os.PathLike) -> dict:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "
                    "early_stopping.patience=2 (repeated --set options add up)")
-    p.add_argument("--run-dir", default=None, help="run folder (default runs/<recipe>-<time>)")
+    p.add_argument("--run-dir", default=None, help="run folder, new or without a run in it (default runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,

@@ -430,7 +430,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         UnknownNameError, RecipeError: bad recipe name or override (or, with ``resume``, one the
             resumed run cannot honour: a change of model, data, split, optimizer, schedule or
             seed, or epochs where the schedule spans the run).
-        FileNotFoundError, DataFileError: the dataset cannot be read.
+        FileNotFoundError, DataFileError: the dataset cannot be read; or ``resume`` is not a
+            run folder.
+        FileExistsError: ``run_dir`` holds a run already (without ``resume``).
         ValueError: an unknown ``device``, or a GPU asked for where there is none.
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
@@ -444,6 +446,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     state = None
     if resume is not None:
         run_dir = Path(resume)
+        if not (run_dir / "recipe.json").exists():
+            raise FileNotFoundError(f"cannot resume {run_dir}: " + (
+                "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
         recipe = Recipe.model_validate(json.loads((run_dir / "recipe.json").read_text())["recipe"])
         if overrides:
             recipe = _resumable_override(recipe, overrides, run_dir)
@@ -455,6 +460,10 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         recipe = get_recipe(recipe, overrides)
     else:
         recipe = recipe.override(overrides)
+    if resume is None and run_dir is not None and (Path(run_dir) / "recipe.json").exists():
+        raise FileExistsError(f"{run_dir} holds a run already (its recipe.json); continue it with "
+                              f"--resume {run_dir}, or give another --run-dir (or move that folder "
+                              "away) to train afresh: a new run would mix its files with the old one's")
 
     if dataset is None:  # in a torchrun job each machine's first process downloads (or builds
         with distributed.local_main_first():  # a cache) before the others read the files

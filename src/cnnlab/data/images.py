@@ -48,7 +48,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .._io import atomic_path
+from .._io import write_bytes
 from .core import ImageDataset, cache_dir, candidate_dirs, channel_stats, register_dataset, stratified_split
 from .idx import DataFileError
 
@@ -239,13 +239,12 @@ def cache_file(tag: str, key: str) -> Path:
 
 def save_decoded(path: Path, dec: Decoded, extra: dict | None = None) -> None:
     """Write a :class:`Decoded` set as one safetensors file, atomically (metadata as JSON)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     meta = {"names": dec.names, "skipped": [list(s) for s in dec.skipped], **(extra or {})}
     tensors = {"images": dec.images.contiguous(), "labels": dec.labels.contiguous(),
                "sha256": dec.sha256.contiguous()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(meta)})
+    write_bytes(path, save(tensors, metadata={"cnnlab": json.dumps(meta)}))
 
 
 def load_decoded(path: Path) -> tuple[Decoded, dict] | None:

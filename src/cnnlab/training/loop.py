@@ -70,6 +70,14 @@ def _warmup_ema(decay: float):
     return update
 
 
+def _diverged(split: str, loss: float, epoch: int) -> str:
+    """The message of a NonFiniteLossError in ``epoch`` (0-based)."""
+    kept = ("the checkpoints of earlier epochs are kept" if epoch else
+            "no checkpoint was written (it was the first epoch)")
+    return (f"{split} loss is {loss} in epoch {epoch + 1}; the weights have diverged. Lower the "
+            f"learning rate (--set lr=...), or use --precision fp32; {kept}")
+
+
 class Trainer:
     """Fits a classifier with an optimizer, a loss and callbacks.
 
@@ -152,8 +160,9 @@ class Trainer:
         """Train for ``epochs`` epochs (counting from ``initial_epoch`` when resuming).
 
         Raises:
-            NonFiniteLossError: the epoch's mean training loss is NaN/inf. The best and last
-                checkpoints written so far are kept.
+            NonFiniteLossError: the epoch's mean training or validation loss is NaN/inf; the
+                epoch's callbacks do not run (no checkpoint of its weights). The best and last
+                checkpoints of earlier epochs are kept.
         """
         self.should_stop = False
         self.epochs, self.steps_per_epoch = epochs, len(train)  # read by per-step callbacks
@@ -216,13 +225,12 @@ class Trainer:
                     distributed.broadcast_buffers(m)
             logs = {"loss": loss_sum.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
             if not math.isfinite(logs["loss"]):
-                raise NonFiniteLossError(
-                    f"training loss is {logs['loss']} in epoch {epoch + 1}; the weights have "
-                    "diverged. Lower the learning rate (--set lr=...), or use --precision fp32; the "
-                    "checkpoints of earlier epochs are kept")
+                raise NonFiniteLossError(_diverged("training", logs["loss"], epoch))
             if val is not None:
                 v = self.evaluate(val)
                 logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
+                if not math.isfinite(logs["val_loss"]):  # diverged in the epoch's last steps:
+                    raise NonFiniteLossError(_diverged("validation", logs["val_loss"], epoch))
             # the rate the epoch's last step used, not the next one's (one past the end of a
             # per-step schedule after the last epoch)
             logs["learning_rate"] = float(step_lr)
