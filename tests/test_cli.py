@@ -198,3 +198,13 @@ def test_summary_of_any_module_needs_its_input_size():
         cnnlab.summary(net)
     table = cnnlab.summary(net, (1, 28, 28))
     assert "(None, 4, 26, 26)" in table and "27,090" in table  # 40 + 27,050 parameters
+
+
+def test_warnings_read_as_one_line_without_python_source():
+    from cnnlab.cli import _warning_line
+    from cnnlab.data.images import DataSkipWarning
+    line = _warning_line(DataSkipWarning("pets: skipped 2 file(s)"), DataSkipWarning,
+                         "/x/site-packages/cnnlab/data/images.py", 300, "warnings.warn(...)")
+    assert line == "warning: pets: skipped 2 file(s)\n"
+    other = _warning_line(UserWarning("deprecated"), UserWarning, "/x/site-packages/torch/nn/a.py", 7)
+    assert other == "warning (UserWarning, a.py:7): deprecated\n"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "
                    "early_stopping.patience=2 (repeated --set options add up)")
-    p.add_argument("--run-dir", default=None, help="run folder, new or without a run in it (default runs/<recipe>-<time>)")
+    p.add_argument("--run-dir", default=None,
+                   help="run folder, new or without a run in it (default runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run from its last finished epoch")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
@@ -424,11 +426,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as users of the command read it: ``warning: ...`` (cnnlab's own warnings say
+    which file or setting they are about), without Python's file, line and source line; other
+    libraries' warnings keep their origin."""
+    if category.__module__.startswith("cnnlab") or filename.startswith(os.path.dirname(__file__)):
+        return f"warning: {message}\n"
+    return f"warning ({category.__name__}, {os.path.basename(filename)}:{lineno}): {message}\n"
+
+
 def _run(a: argparse.Namespace) -> int:
     """Run the sub-command of the parsed arguments ``a``; the errors a user can fix become one
     line on stderr and exit code 2."""
     from .device import flush_denormals
     flush_denormals()  # first, so that every thread torch starts inherits it
+    warnings.formatwarning = _warning_line
     from .data.idx import DataFileError
     from .recipes import RecipeError
     from .registry import UnknownNameError

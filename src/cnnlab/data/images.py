@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -155,6 +156,15 @@ class Decoded:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _decode_error(e: Exception) -> str:
+    """A decoder's exception as a short reason, without PIL's ``<_io.BytesIO object at 0x...>``."""
+    from PIL import UnidentifiedImageError
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image in a format PIL reads"
+    msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", " file", str(e))
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
 def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tuple[int, int] | None,
                  color: str = "rgb", resize: str = "squash", workers: int | None = None,
                  expect_size: tuple[int, int] | None = None) -> Decoded:
@@ -179,10 +189,13 @@ def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tu
     def work(i: int) -> None:
         data = items[i][2]()
         digests[i] = np.frombuffer(hashlib.sha256(data).digest(), dtype=np.uint8)
+        if not data:
+            errors[i] = "empty file, 0 bytes"
+            return
         try:
             a = decode_image(data, size, color, resize)
         except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file"
-            errors[i] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            errors[i] = _decode_error(e)
             return
         if size is None and expect_size is not None and a.shape[:2] != tuple(expect_size):
             errors[i] = f"size {a.shape[1]}x{a.shape[0]}, expected {expect_size[1]}x{expect_size[0]}"
