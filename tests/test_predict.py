@@ -123,6 +123,26 @@ def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, 
         predict(toy_run, [tmp_path / "empty"])
 
 
+def test_a_bad_file_in_a_folder_is_skipped_with_a_warning_a_named_one_is_an_error(toy_run, tmp_path, capsys):
+    from cnnlab.cli import main
+    from cnnlab.data.images import DataSkipWarning
+    ds = toy_dataset()
+    for i, img in enumerate(ds.test_images[:3, 0].numpy()):
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+    (tmp_path / "1b.png").write_bytes(b"text, not a PNG")  # sorted between 1.png and 2.png
+    with pytest.warns(DataSkipWarning, match=r"skipped 1 file\(s\).*1b.png \(no image format"):
+        got = predict(toy_run, [tmp_path], top_k=1, skip_unreadable=True)
+    assert [g is None for g in got] == [False, False, True, False]
+    assert got[3] == predict(toy_run, [tmp_path / "2.png"], top_k=1)[0]  # still file 2's answer
+    with pytest.warns(DataSkipWarning):
+        assert main(["predict", str(toy_run), str(tmp_path), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(tmp_path / f"{i}.png") for i in range(3)]
+    with pytest.raises(ValueError, match="1b.png: not a readable image"):
+        predict(toy_run, [tmp_path])  # the Python default: every file must be readable
+    assert main(["predict", str(toy_run), str(tmp_path / "1b.png")]) == 2
+
+
 def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path, capsys):
     """The run's own test images saved as PNG class folders score exactly as its test split;
     a folder with some classes only reports those; foreign class names are refused."""

@@ -66,12 +66,17 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
+def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
+                unreadable: dict[int, str] | None = None) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
+
+    With ``unreadable`` (a dict), a file that is not a readable image is left out and its reason
+    recorded there under its index in ``paths``, instead of raising.
 
     Raises:
         FileNotFoundError: a file does not exist.
-        ValueError: a file is not a readable image (the message names it).
+        ValueError: a file is not a readable image (the message names it), without ``unreadable``;
+            with it, no file was readable.
     """
     from .data.images import decode_image
     c, h, w = meta["image_shape"]
@@ -88,14 +93,21 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict) -> torch.Tensor:
             from PIL import UnidentifiedImageError
             why = ("no image format PIL reads" if isinstance(e, UnidentifiedImageError)
                    else f"{type(e).__name__}: {e}")
-            raise ValueError(f"{p}: not a readable image ({why})") from None
+            if unreadable is None:
+                raise ValueError(f"{p}: not a readable image ({why})") from None
+            unreadable[len(out) + len(unreadable)] = why
+            continue
         out.append(torch.from_numpy(a.copy()).permute(2, 0, 1))  # PIL's array is read-only
+    if not out:
+        raise ValueError(f"no readable image among {len(paths)} file(s), e.g. {paths[0]}: "
+                         f"{next(iter(unreadable.values()))}")
     return torch.stack(out)
 
 
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | torch.Tensor, *,
-            weights: str = "best", top_k: int = 5, device: str | None = None) -> list[list[tuple[str, float]]]:
+            weights: str = "best", top_k: int = 5, device: str | None = None,
+            skip_unreadable: bool = False) -> list[list[tuple[str, float]] | None]:
     """The ``top_k`` most probable classes for each image, by a trained run's model.
 
     Args:
@@ -105,10 +117,13 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
         weights: ``"best"`` or ``"last"`` checkpoint.
         top_k: classes per image (at most the number of classes).
         device: where to run the model (default: a GPU if there is one).
+        skip_unreadable: a file that is not a readable image gets ``None`` (and a
+            :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead of an error.
 
     Returns:
-        For each image, ``[(class name, probability), ...]`` in decreasing probability (softmax of
-        the logits; sigmoid for a single-logit two-class model).
+        For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
+        in decreasing probability (softmax of the logits; sigmoid for a single-logit two-class
+        model); ``None`` for a file skipped by ``skip_unreadable``.
 
     Raises:
         FileNotFoundError: not a run folder, no such weights, no such image file, or a folder
@@ -125,13 +140,22 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
     if len(shape) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals of shape {shape}, "
                          "not images: predict takes image files")
+    unreadable = None  # index -> reason, of the files skip_unreadable leaves out
     if isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != shape:
             raise ValueError(f"pixels must be uint8 (N, {', '.join(map(str, shape))}) for this run, "
                              f"got {images.dtype} {tuple(images.shape)}")
         x = images
     else:
-        x = _preprocess(image_files(images), meta)
+        files, unreadable = image_files(images), ({} if skip_unreadable else None)
+        x = _preprocess(files, meta, unreadable)
+        if unreadable:
+            import warnings
+
+            from .data.images import DataSkipWarning
+            warnings.warn(f"skipped {len(unreadable)} file(s) that are not readable images: "
+                          + "; ".join(f"{files[i]} ({why})" for i, why in unreadable.items()),
+                          DataSkipWarning, stacklevel=2)
     dev = next(run.model.parameters()).device
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
@@ -146,8 +170,11 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
     else:
         probs = logits.softmax(1)
     top = probs.topk(min(top_k, probs.shape[1]), dim=1)
-    return [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
-            for ps, idx in zip(top.values.cpu(), top.indices.cpu())]
+    out = [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
+           for ps, idx in zip(top.values.cpu(), top.indices.cpu())]
+    for i in sorted(unreadable or {}):  # None where a file was skipped, so that out[i] is file i's
+        out.insert(i, None)
+    return out
 
 
 def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, weights: str = "best",
