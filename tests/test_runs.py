@@ -323,6 +323,15 @@ def test_resuming_a_folder_that_is_not_a_run_says_so(tmp_path):
         cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "plain", log=quiet)
 
 
+def test_resuming_a_finished_and_tested_run_is_refused_and_changes_nothing(tmp_path):
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    before = {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()}
+    with pytest.raises(ValueError, match=r"finished already \(epoch 1 of 1\), and was tested: "
+                                         r"nothing to resume. `cnnlab evaluate .*r` tests it again"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet)
+    assert {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()} == before
+
+
 def test_training_state_refuses_pickled_objects(tmp_path):
     from cnnlab.checkpoint import load_state
 
@@ -825,3 +834,20 @@ def test_a_recipe_refused_while_preparing_leaves_no_folder(tmp_path):
         cnnlab.train(RECIPE.override({"class_weight": {"dog": 2}}), dataset=toy_dataset(),
                      run_dir=tmp_path / "r", log=quiet)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_without_its_best_weights_points_at_the_last(tmp_path):
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    (tmp_path / "r" / "best.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no best.safetensors.*--weights last"):
+        cnnlab.load_run(tmp_path / "r")
+    assert cnnlab.load_run(tmp_path / "r", weights="last").recipe.epochs == 1
+
+
+def test_labels_outside_the_classes_are_named_with_a_value():
+    from cnnlab.data.core import ImageDataset
+    y = torch.tensor([0, 1, 200, 1])
+    with pytest.raises(ValueError, match=r"digits: train labels outside 0..1 \(the 2 classes\), "
+                                         r"e.g. 200 at index 2; a corrupt labels file"):
+        ImageDataset("digits", torch.zeros(4, 1, 2, 2, dtype=torch.uint8), y,
+                     torch.zeros(1, 1, 2, 2, dtype=torch.uint8), torch.tensor([0]), ["a", "b"])

@@ -456,6 +456,13 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
             raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                     "finished no epoch)")
         state = load_state(run_dir / "last_state.pt")
+        finished = state.get("stopped_early") or state["epoch"] + 1 >= recipe.epochs
+        if finished and (run_dir / "test_metrics.json").exists():
+            raise ValueError(f"{run_dir} finished already (epoch {state['epoch'] + 1} of "
+                             f"{recipe.epochs}{', stopped early' if state.get('stopped_early') else ''}"
+                             f"), and was tested: nothing to resume. `cnnlab evaluate {run_dir}` "
+                             "tests it again; --set epochs=N with --resume trains it on where its "
+                             "schedule allows")
     elif isinstance(recipe, (str, os.PathLike)):
         recipe = get_recipe(recipe, overrides)
     else:
@@ -644,6 +651,10 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     kwargs = {k: v for k, v in recipe.model_kwargs.items() if k != "binary"}
     model = create_model(recipe.model, num_classes=num_classes, in_chans=shape[0],
                          input_size=shape[1:] if len(shape) == 3 else None, **kwargs).to(dev)
+    if weights == "best" and not (run_dir / "best.safetensors").exists() \
+            and (run_dir / "last.safetensors").exists():
+        raise FileNotFoundError(f"{run_dir}: no best.safetensors (no epoch improved its monitor, or "
+                                "the file was removed); --weights last uses the last epoch's weights")
     load_weights(model, run_dir / f"{weights}.safetensors")
     model.eval()
     history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()

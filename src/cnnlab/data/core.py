@@ -61,7 +61,10 @@ class ImageDataset:
             if len(x) != len(y):
                 raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
-                raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1}")
+                bad = int(((y < 0) | (y >= len(self.classes))).nonzero()[0])
+                raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1} "
+                                 f"(the {len(self.classes)} classes), e.g. {int(y[bad])} at index "
+                                 f"{bad}; a corrupt labels file?")
         if not self.mean:
             self.mean, self.std = channel_stats(self.train_images)
 
