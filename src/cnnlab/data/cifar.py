@@ -182,8 +182,9 @@ class _BatchSource:
             try:
                 self.tar = tarfile.open(path, "r:gz")
             except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-                raise DataFileError(f"{path}: not a readable .tar.gz ({e}); the download is truncated "
-                                    "or corrupt, delete it and download it again") from e
+                raise DataFileError(f"{path}: not a readable .tar.gz ({e}); the file is truncated "
+                                    "or corrupt: replace it with a good copy (in cnnlab's cache: "
+                                    "delete it, and it is downloaded again)") from e
 
     def open(self, name: str):
         if self.tar is None:

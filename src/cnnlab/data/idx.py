@@ -32,8 +32,9 @@ def _read_bytes(path: Path) -> bytes:
         raise
     except (EOFError, OSError, zlib.error) as e:
         # gzip raises EOFError on truncation and BadGzipFile (an OSError) on garbage
-        raise DataFileError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt, "
-                            "delete it and download it again") from e
+        raise DataFileError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt: "
+                            "replace it with a good copy (in cnnlab's cache: delete it, and it is "
+                            "downloaded again)") from e
 
 
 def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndarray:
