@@ -31,6 +31,9 @@ def test_overrides_apply_and_validate():
     ("augment.alternate_flip=true", r"^invalid recipe override:\n  --set augment.alternate_flip=True: "
                                     "alternate_flip=true needs horizontal_flip=true"),
     ("lookahead.evry=3", "Did you mean lookahead.every"),
+    # other tools' names for a field are suggested first
+    ("learning_rate=0.1", "unknown recipe key 'learning_rate'. Did you mean lr, "),
+    ("validation_split=0.2", "Did you mean val_fraction, "),
     ("norm_bias_lr_scale=0", "greater than 0"),
     # names and options are checked before any data is read
     ("model=lenet", r"--set model='lenet': unknown model 'lenet'; did you mean 'lenet5'"),

@@ -294,10 +294,20 @@ def _sub_model(cls, name):
     return None
 
 
+# the names other tools give some recipe fields (Keras, timm, PyTorch), for "Did you mean"
+_KNOWN_AS = {"learning_rate": "lr", "wd": "weight_decay", "batch": "batch_size", "bs": "batch_size",
+             "smoothing": "label_smoothing", "lr_schedule": "schedule", "scheduler": "schedule",
+             "opt": "optimizer", "validation_split": "val_fraction", "mixed_precision": "precision",
+             "warmup": "warmup_epochs", "model_ema_decay": "ema_decay", "clipnorm": "clip_grad_norm",
+             "global_clipnorm": "clip_grad_norm", "clip_grad": "clip_grad_norm"}
+
+
 def _set_dotted(data: dict, key: str, value: Any, cls, outer: str = "") -> None:
     head, _, rest = key.partition(".")
     if head not in cls.model_fields:
-        close = difflib.get_close_matches(head, cls.model_fields, n=3, cutoff=0.5)
+        alias = _KNOWN_AS.get(head.lower().replace("-", "_"))
+        close = ([alias] if alias in cls.model_fields else []) + [
+            c for c in difflib.get_close_matches(head, cls.model_fields, n=3, cutoff=0.5) if c != alias]
         hint = f" Did you mean {', '.join(outer + c for c in close)}?" if close else ""
         raise RecipeError(f"unknown recipe key {outer + key!r}.{hint} Allowed keys"
                           f"{' of ' + outer.rstrip('.') if outer else ''}: {', '.join(cls.model_fields)}")
