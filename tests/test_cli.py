@@ -1,3 +1,4 @@
+import json
 import sys
 
 import pytest
@@ -208,3 +209,15 @@ def test_warnings_read_as_one_line_without_python_source():
     assert line == "warning: pets: skipped 2 file(s)\n"
     other = _warning_line(UserWarning("deprecated"), UserWarning, "/x/site-packages/torch/nn/a.py", 7)
     assert other == "warning (UserWarning, a.py:7): deprecated\n"
+
+
+def test_train_arguments_that_would_be_ignored_are_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.json").write_text(json.dumps({"recipe": {"name": "mnist-cnn-small"}}))
+    assert main(["train", "mnist-lenet5", "--resume", str(run)]) == 2
+    assert "is a run of 'mnist-cnn-small', not of 'mnist-lenet5'" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--run-dir", str(tmp_path / "other")]) == 2
+    assert "give no --run-dir with it" in capsys.readouterr().err
+    assert main(["train", "mnist-cnn-small", "--epochs", "0"]) == 2  # not the recipe's 10 epochs
+    assert "--set epochs=0: Input should be greater than or equal to 1" in capsys.readouterr().err

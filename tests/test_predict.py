@@ -164,6 +164,16 @@ def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path,
     assert list(evaluate_folder(toy_run, tmp_path / "some")["per_class_accuracy"]) == [one]
     assert main(["evaluate", str(toy_run), "--folder", str(tmp_path / "mine")]) == 0
     assert capsys.readouterr().out.startswith(f"{tmp_path / 'mine'}: Average loss: ")
+    # what a notebook or a Mac leaves in a folder is not data; a bad file is skipped, as training does
+    (tmp_path / "mine" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "mine" / one / "._000.png").write_bytes(b"AppleDouble")
+    (tmp_path / "mine" / one / ".hidden").mkdir()
+    Image.fromarray(ds.test_images[0, 0].numpy()).save(tmp_path / "mine" / one / ".hidden" / "x.png")
+    (tmp_path / "mine" / one / "broken.png").write_bytes(b"not a PNG")
+    from cnnlab.data.images import DataSkipWarning
+    with pytest.warns(DataSkipWarning, match=r"skipped 1 file\(s\).*broken.png"):
+        m = evaluate_folder(toy_run, tmp_path / "mine")
+    assert (m["correct"], m["total"], m["files"], m["skipped"]) == (test["correct"], test["total"], 200, 1)
     (tmp_path / "mine" / "c9").mkdir()
     with pytest.raises(ValueError, match=r"'c9' is not a class of this run; did you mean"):
         evaluate_folder(toy_run, tmp_path / "mine")

@@ -851,3 +851,17 @@ def test_labels_outside_the_classes_are_named_with_a_value():
                                          r"e.g. 200 at index 2; a corrupt labels file"):
         ImageDataset("digits", torch.zeros(4, 1, 2, 2, dtype=torch.uint8), y,
                      torch.zeros(1, 1, 2, 2, dtype=torch.uint8), torch.tensor([0]), ["a", "b"])
+
+
+def test_a_failing_plot_is_a_warning_after_the_result_is_written(tmp_path, monkeypatch):
+    import cnnlab.report.plots as plots
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(plots, "plot_confusion_matrix", broken)
+    said = []
+    run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r",
+                       log=said.append)
+    assert json.loads((tmp_path / "r" / "test_metrics.json").read_text())["accuracy"] == run.test_metrics["accuracy"]
+    assert any(m.startswith("warning: confusion matrix not plotted (OSError") for m in said)
+    assert {"curves.png", "predictions_best.png", "predictions_worst.png"} <= {q.name for q in (tmp_path / "r").iterdir()}

@@ -1,20 +1,8 @@
-"""The ``cnnlab`` command line.
-
-    cnnlab train RECIPE [--set key=value ...] [--data-dir DIR] [--run-dir DIR] [--resume RUN_DIR]
-    torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...   (DDP: cnnlab.distributed)
-    cnnlab evaluate RUN_DIR [--weights best|last] [--tta none|flip|flip-shift] [--folder DIR]
-    cnnlab explain RUN_DIR [--images 8] [--select random|worst|best] [--layer NAME] [--out DIR]
-    cnnlab lr-find RECIPE [--set key=value ...] [--steps 100] [--start-lr 1e-7] [--end-lr 10] [--out PNG]
-    cnnlab predict RUN_DIR IMAGE|FOLDER ... [--top-k 3] [--weights best|last]
-    cnnlab export RUN_DIR [--out model.onnx] [--weights best|last]
-    cnnlab compare RUN_DIR ... [--out compare.png]
-    cnnlab summary MODEL [--input-size C H W] [--num-classes K]
-    cnnlab list [models|datasets|recipes] [PATTERN]
-    cnnlab show RECIPE [--set key=value ...] [--full]
-    cnnlab bench [MODEL ...] [--rounds 3]
-    cnnlab reproduce [PATTERN] [--kind faithful|fast|best] [--seeds 0 1] [--retest KEPT_RUNS]
-                     [--keep-runs DIR [--resume]]
-    cnnlab data list | info NAME | verify NAME | plot NAME OUT.png
+"""The ``cnnlab`` command line: one sub-command per task (train, lr-find, evaluate, explain,
+predict, export, compare, summary, show, list, reproduce, bench, data). ``cnnlab COMMAND --help``
+gives each one's options; the README's Commands section shows them together. Under torchrun,
+``torchrun --nproc_per_node=N -m cnnlab.cli train RECIPE ...`` trains with DDP
+(:mod:`cnnlab.distributed`).
 
 Errors a user can fix (unknown names, bad overrides, missing or corrupt data) are printed as one
 clear message and exit code 2, not as a traceback.
@@ -176,10 +164,20 @@ def cmd_train(a) -> int:
     overrides = list(a.overrides)
     if a.precision:
         overrides.append(f"precision={a.precision}")
-    if a.epochs:
+    if a.epochs is not None:  # --epochs 0 is the recipe check's to refuse, not to ignore
         overrides.append(f"epochs={a.epochs}")
     if not a.recipe and not a.resume:
         raise UsageError("give a RECIPE to train (cnnlab list recipes) or --resume RUN_DIR")
+    if a.resume and a.run_dir:
+        raise UsageError("--resume RUN_DIR continues the run in its own folder: give no --run-dir with it")
+    if a.resume and a.recipe:  # the run's own recipe is used; a different one named is a mistake
+        import json
+        saved = Path(a.resume) / "recipe.json"
+        name = json.loads(saved.read_text())["recipe"]["name"] if saved.exists() else None
+        if name is not None and a.recipe != name and Path(a.recipe).stem != name:
+            raise UsageError(f"{a.resume} is a run of {name!r}, not of {a.recipe!r}: --resume "
+                             "continues a run with its own recipe (--set overrides it); to train "
+                             f"{a.recipe!r} afresh, leave out --resume")
     from .distributed import shutdown
     try:
         train(a.recipe, overrides, data_dir=a.data_dir, run_dir=a.run_dir, device=a.device, resume=a.resume)

@@ -45,7 +45,8 @@ class WithNormalisation(nn.Module):
 
 def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """The files to classify: each path as given, a folder replaced by the image files in it and
-    its sub-folders (by extension, sorted).
+    its sub-folders (by extension, sorted; hidden files and folders, such as ``.ipynb_checkpoints``
+    or macOS's ``._photo.jpg``, left out as training leaves them out).
 
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
@@ -54,7 +55,8 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
                 raise FileNotFoundError(f"{p}: a folder without image files "
                                         f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -190,7 +192,8 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     Raises:
         FileNotFoundError: not a run folder, or no such folder.
         ValueError: a sub-folder that is not one of the run's classes (with close matches), no
-            class sub-folders, an unreadable image; a run on 1-D signals.
+            class sub-folders, no readable image (files that are not readable images are skipped
+            with a :class:`~cnnlab.data.images.DataSkipWarning`); a run on 1-D signals.
     """
     from .data.loader import BatchLoader
     from .device import resolve_precision
@@ -204,7 +207,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     if len(meta["image_shape"]) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals, not images")
     classes = meta["classes"]
-    subs = sorted(d for d in root.iterdir() if d.is_dir())
+    subs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not subs:
         raise ValueError(f"{root}: no class sub-folders (one per class, named as the run's: "
                          f"{', '.join(classes)})")
@@ -216,12 +219,21 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
         found = image_files([d])
         files += found
         labels += [classes.index(d.name)] * len(found)
-    x = _preprocess(files, meta)
+    unreadable: dict[int, str] = {}  # skipped with a warning, as training skips them
+    x = _preprocess(files, meta, unreadable)
+    if unreadable:
+        import warnings
+
+        from .data.images import DataSkipWarning
+        warnings.warn(f"skipped {len(unreadable)} file(s) that are not readable images: "
+                      + "; ".join(f"{files[i]} ({why})" for i, why in unreadable.items()),
+                      DataSkipWarning, stacklevel=2)
+        labels = [y for i, y in enumerate(labels) if i not in unreadable]
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
     loader = BatchLoader(x, torch.tensor(labels), run.recipe.eval_batch_size, mean=meta["mean"],
                          std=meta["std"], device=dev)
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.recipe, run.model), classes)
     out.update({"weights": f"{weights}.safetensors", "precision": prec, "folder": str(root),
-                "files": len(files)})
+                "files": len(labels), "skipped": len(unreadable)})
     return out

@@ -540,35 +540,41 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         model.eval()
         return Run(run_dir, recipe, model, trainer.history, {}, ds)
 
-    plot_path = run_dir / "curves.png"
-    try:
-        from .report.plots import plot_history
-        plot_history(trainer.history, plot_path, title=recipe.name)
-    except ImportError as e:  # matplotlib is a dependency, but never lose a run over a plot
-        log(f"warning: curves not plotted ({e})")
-
     load_weights(model, run_dir / "best.safetensors")
     test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes, keep_logits=True)
     logits = test.pop("logits")
-    from .report.plots import plot_confusion_matrix
-    plot_confusion_matrix(test["confusion_matrix"], ds.classes, run_dir / "confusion_matrix.png",
-                          title=recipe.name)
-    if ds.test_images.dim() == 4:  # image grids of seed 003: best and worst test predictions
-        from .report.plots import plot_predictions
-        for kind in ("best", "worst"):
-            plot_predictions(ds.test_images, ds.test_labels, logits, ds.classes,
-                             run_dir / f"predictions_{kind}.png", kind=kind, title=recipe.name)
     best_epoch = callbacks[0].best_epoch + 1
     test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": monitor,
                  "epochs_run": len(trainer.history), "train_time_s": round(prior_train_s + train_s, 1),
                  "precision": precision, "dataset_lossy": bool(ds.provenance.get("lossy"))})
-    write_json(run_dir / "test_metrics.json", test)
+    write_json(run_dir / "test_metrics.json", test)  # the result first: a plot cannot lose it
     log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
     log(format_test_line(test))
-    if ds.test_images.dim() == 4:
-        log(f"plots in {run_dir}; Grad-CAM and filters: cnnlab explain {run_dir}")
+    _plot_run(run_dir, recipe.name, trainer.history, test, logits, ds, log)
     model.eval()
     return Run(run_dir, recipe, model, trainer.history, test, ds)
+
+
+def _plot_run(run_dir: Path, title: str, history: History, test: dict, logits: torch.Tensor,
+              ds: ImageDataset, log: Callable[[str], None]) -> None:
+    """The run folder's PNGs: curves, confusion matrix and, for images, the best and worst test
+    predictions. A plot that fails (a missing matplotlib, a full disk) is a warning: the run's
+    weights and figures are written already."""
+    from .report.plots import plot_confusion_matrix, plot_history, plot_predictions
+    plots = [("curves", lambda: plot_history(history, run_dir / "curves.png", title=title)),
+             ("confusion matrix", lambda: plot_confusion_matrix(
+                 test["confusion_matrix"], ds.classes, run_dir / "confusion_matrix.png", title=title))]
+    if ds.test_images.dim() == 4:  # image grids of seed 003: best and worst test predictions
+        plots += [(f"{kind} predictions", lambda kind=kind: plot_predictions(
+            ds.test_images, ds.test_labels, logits, ds.classes, run_dir / f"predictions_{kind}.png",
+            kind=kind, title=title)) for kind in ("best", "worst")]
+    for what, plot in plots:
+        try:
+            plot()
+        except Exception as e:  # noqa: BLE001 - never lose a run over a plot
+            log(f"warning: {what} not plotted ({type(e).__name__}: {e})")
+    if ds.test_images.dim() == 4:
+        log(f"plots in {run_dir}; Grad-CAM and filters: cnnlab explain {run_dir}")
 
 
 def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary: bool,
