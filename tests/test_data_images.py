@@ -53,6 +53,14 @@ def test_split_layout_shapes_labels_and_provenance(tmp_path):
     assert len(ds.mean) == 3 and all(0 < m < 1 for m in ds.mean)
 
 
+def test_a_train_folder_alone_is_split_and_says_so(tmp_path):
+    make_folder(tmp_path / "pets" / "train", n=5)
+    ds = load_image_folder(tmp_path / "pets", size=8, test_fraction=0.2)
+    assert len(ds.train_labels) + len(ds.test_labels) == 10 and len(ds.test_labels) == 2
+    assert ds.provenance["layout"] == ("train/ only (class sub-folders); a seeded stratified 0.2 of "
+                                       "it is the test split")
+
+
 def test_test_folder_preferred_and_recorded(tmp_path):
     root = make_split_folder(tmp_path / "pets")
     make_folder(root / "test", n=1)

@@ -8,7 +8,8 @@ A run folder holds::
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
     last.safetensors     weights after the last finished epoch
                          (both: the EMA of the weights where the recipe sets ``ema_decay``)
-    last_state.pt        optimizer, schedule, callbacks, RNG and history: what resuming needs
+    last_state.pt        weights (and their EMA), optimizer, schedule, callbacks, RNG and
+                         history: what resuming needs
     test_metrics.json    final evaluation of the best weights on the official test split
     curves.png           accuracy and loss curves, training vs validation
     confusion_matrix.png the test split's confusion matrix (counts; colour: share of the true class)
@@ -59,7 +60,8 @@ class Run:
     Attributes:
         dir: the run folder.
         recipe: the resolved recipe.
-        model: the trained model (best weights loaded), in eval mode.
+        model: the trained model in eval mode, with the best weights (``load_run``: the
+            ``weights`` asked for; on the other processes of a torchrun job: the last epoch's).
         history: per-epoch metrics.
         test_metrics: the test split's figures, as in ``test_metrics.json``: ``loss`` (mean
             cross-entropy), ``accuracy`` (top-1, a fraction), ``correct``, ``total``,

@@ -10,10 +10,10 @@ If ``root`` holds a ``train/`` folder the split layout is assumed, so a class ca
 ``train``. Class names are the sub-folder names in sorted order (label = position), as in Keras.
 
 Decoding photos is slow (about 1 ms per 500x375 JPEG on one core), so the decoded tensors are
-cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of every
-file's relative path, size and mtime plus the resize settings: the second load only lists the
-folder and reads one file. A changed, added or removed image changes the key and the folder is
-decoded again; stale cache files are left behind (delete ``cache_dir()/decoded`` to reclaim them).
+cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of the
+folder's absolute path, every file's relative path, size and mtime, and the resize settings: the
+second load only lists the folder and reads one file. A changed, added or removed image (or a
+moved folder) changes the key and the folder is decoded again; stale cache files are left behind (delete ``cache_dir()/decoded`` to reclaim them).
 
 Resize policies (``resize=``):
 
@@ -525,6 +525,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
                     prov["note"] += f"; {others[0]}/ exists and was not read"
         else:
             xtr, ytr, xte, yte, mean, std = _split(tr, test_fraction, seed, prov)
+            prov["layout"] = (f"train/ only (class sub-folders); a seeded stratified {test_fraction:g} "
+                              "of it is the test split")
         cls_names, cache = tr.classes, [str(tr.cache)] + ([str(te.cache)] if test_dir else [])
         from_cache = tr.from_cache and (test_dir is None or te.from_cache)
     else:
@@ -585,7 +587,8 @@ def cats_vs_dogs(data_dir=None, download: bool = True, size: int | Sequence[int]
     zip has no published checksum): fetch it yourself and point ``data_dir`` at it.
 
     Raises:
-        FileNotFoundError: no folder with ``train/`` and ``validation/``; lists where it looked.
+        FileNotFoundError: no folder with ``train/`` and ``test_dir`` (default ``validation/``);
+            lists where it looked.
         DataFileError: as :func:`load_image_folder`.
     """
     root = _find_folder("cats_vs_dogs", data_dir, ("train", test_dir))
