@@ -82,3 +82,9 @@ def test_verify_with_nothing_to_check_is_honest(tmp_path):
 def test_verify_real_data(name, n):
     r = verify_dataset(name, real_data("").resolve())
     assert r["ok"] is True and len(r["checks"]) == n, format_verification(r)
+
+
+def test_verifying_image_folder_needs_the_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))  # a data root it must not verify instead
+    with pytest.raises(ValueError, match="'image-folder' needs the folder: pass data_dir"):
+        verify_dataset("image-folder")

@@ -455,6 +455,10 @@ def _run(a: argparse.Namespace) -> int:
                 "bench": cmd_bench}
     try:
         return handlers[a.command](a)
+    except BrokenPipeError:  # `cnnlab summary MODEL | head`: the reader left, nothing to report
+        # stdout to /dev/null, so that Python's flush at exit does not fail again (Python's docs)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
             UsageError, ValueError, OSError) as e:
         print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)

@@ -30,7 +30,8 @@ from ._io import atomic_write
 from .inference import WithNormalisation
 from .runs import load_run
 
-ONNX_EXTRA = "cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (onnx, onnxscript, onnxruntime)"
+ONNX_EXTRA = ("cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (in a source checkout: "
+              "pip install -e '.[onnx]'; onnx, onnxscript, onnxruntime)")
 
 
 def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,

@@ -523,7 +523,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     trainer.on_epoch_saved = save_epoch if main else None
     world = distributed.world_size()
     log(f"training {recipe.name}: {recipe.model} on {ds.name} ({meta['dataset']['train']} train / "
-        f"{n_val} validation), {recipe.epochs} epochs, "
+        f"{n_val} validation), {recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, "
         f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}"
         + (" (precision auto: no native bf16 on this CPU)" if recipe.precision == "auto"
            and precision == "fp32" and dev.type == "cpu" else "")
@@ -553,6 +553,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
     log(format_test_line(test))
     _plot_run(run_dir, recipe.name, trainer.history, test, logits, ds, log)
+    hint = (f"; Grad-CAM and filters: cnnlab explain {run_dir}" if ds.test_images.dim() == 4
+            and any(isinstance(m, nn.Conv2d) for m in model.modules()) else "")  # not for an MLP
+    log(f"plots in {run_dir}{hint}")
     model.eval()
     return Run(run_dir, recipe, model, trainer.history, test, ds)
 
@@ -575,8 +578,6 @@ def _plot_run(run_dir: Path, title: str, history: History, test: dict, logits: t
             plot()
         except Exception as e:  # noqa: BLE001 - never lose a run over a plot
             log(f"warning: {what} not plotted ({type(e).__name__}: {e})")
-    if ds.test_images.dim() == 4:
-        log(f"plots in {run_dir}; Grad-CAM and filters: cnnlab explain {run_dir}")
 
 
 def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary: bool,

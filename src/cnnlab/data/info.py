@@ -144,8 +144,11 @@ def verify_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict
 
     Raises:
         UnknownNameError: unknown dataset name.
+        ValueError: a dataset that is any folder (``image-folder``) without ``data_dir``.
     """
     entry = DATASETS.get(name)
+    if entry.folder == "." and not data_dir:  # it would check whatever data root it found
+        raise ValueError(f"dataset {name!r} needs the folder: pass data_dir (--data-dir PATH)")
     dirs = [Path(data_dir)] if entry.folder == "." and data_dir else candidate_dirs(entry.folder, data_dir)
     md5 = _official_md5(name)
     report = {"dataset": name, "folder": None, "ok": None, "checks": [], "failed": [], "missing": [],

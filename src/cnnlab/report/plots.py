@@ -71,15 +71,20 @@ def plot_comparison(histories: dict, path: str | os.PathLike, title: str = "") -
         histories: label -> :class:`cnnlab.training.History`.
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    epochs = sorted({e for h in histories.values() for e in h["epoch"]})
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "loss", "loss")):
         for name, h in histories.items():
             val = bool(h[f"val_{key}"])
-            ax.plot(h["epoch"], h[f"val_{key}"] if val else h[key], "-" if val else "--",
-                    label=name if val else f"{name} (training)")
+            # markers: a run of one epoch is one point, which a line alone does not draw
+            ax.plot(h["epoch"], h[f"val_{key}"] if val else h[key], "o-" if val else "o--",
+                    markersize=3, label=name if val else f"{name} (training)")
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"validation {label}")
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) < 20:
+            ax.set_xticks(epochs)
+        else:  # whole epochs only
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
