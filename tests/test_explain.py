@@ -57,7 +57,7 @@ def test_grad_cam_single_sigmoid_output_explains_class_0_by_the_negative_logit()
 
 
 def test_grad_cam_matches_a_hand_computation_on_a_real_model():
-    model = cnnlab.create_model("lenet5").eval()
+    model = cnnlab.create_model("mnist-cnn-small").eval()  # features: (N, 64, 14, 14)
     x = torch.randn(3, 1, 28, 28)
     target = torch.tensor([1, 4, 7])
     cam, logits, layer = grad_cam(model, x, target=target, layer="features")
@@ -115,6 +115,11 @@ def test_unknown_layer_names_close_matches():
         grad_cam(model, torch.randn(1, 1, 28, 28), layer="classifier")
     with pytest.raises(ValueError, match="target has shape"):
         grad_cam(model, torch.randn(2, 1, 28, 28), target=torch.tensor([1]))
+    # LeNet-5's C5 is 120 maps of 1x1: a heatmap of one position would be a uniform square
+    lenet = cnnlab.create_model("lenet5")
+    with pytest.raises(ValueError, match=r"'features.c5' outputs 1x1 maps \(120, 1, 1\).*choose an "
+                                         r"earlier layer \(default: features.s4\)"):
+        grad_cam(lenet, torch.randn(1, 1, 28, 28), layer="features.c5")
 
 
 def test_first_conv_weights():

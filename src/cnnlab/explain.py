@@ -154,8 +154,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
 
     Raises:
         UnknownNameError: ``layer`` names no module (close names suggested).
-        ValueError: ``x`` is not 4-D, the layer's output is not ``(N, C, h, w)``, or ``target``
-            has the wrong length.
+        ValueError: ``x`` is not 4-D, the layer's output is not ``(N, C, h, w)`` or is 1x1, or
+            ``target`` has the wrong length.
     """
     _check_images(x)
     layer = layer or cam_layer(model, x)
@@ -176,6 +176,11 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
             logits = model(x).float()
             if not maps or not torch.is_tensor(maps[0]) or maps[0].dim() != 4:
                 raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
+            if maps[0].shape[-2:].numel() < 2:  # one position: a uniform map that says nothing
+                raise ValueError(f"layer {layer!r} outputs 1x1 maps {tuple(maps[0].shape[1:])}: "
+                                 "a heatmap of one position is uniform, so it cannot say where "
+                                 f"the evidence lies; choose an earlier layer (default: "
+                                 f"{cam_layer(model, x.detach())})")
             if logits.shape[1] == 1:
                 pred = (logits[:, 0] > 0).long()
             else:

@@ -275,24 +275,25 @@ def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "
 
     Args:
         image: uint8 ``(C, H, W)``.
-        maps: ``[(layer_name, float (C', h, w)), ...]``; at most ``max_maps`` channels per layer,
-            each map scaled to its own range (viridis).
+        maps: ``[(layer_name, float (C', h, w)), ...]``; the first ``max_maps`` channels of each
+            layer (the title says how many of how many), each map scaled to its own range (viridis).
     """
     cols = 16
-    blocks = [(name, m[:max_maps]) for name, m in maps]
-    rows = 1 + sum(-(-len(m) // cols) for _, m in blocks)
+    blocks = [(name, m[:max_maps], len(m)) for name, m in maps]
+    rows = 1 + sum(-(-len(m) // cols) for _, m, _ in blocks)
     fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.85 * rows + 0.6), dpi=100, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     _show(axes[0, 0], image)
     axes[0, 0].set_title("input", fontsize=7)
     r = 1
-    for name, m in blocks:
+    for name, m, channels in blocks:
+        shown = f"{len(m)} of {channels} channels" if len(m) < channels else f"{channels} channels"
         for i in range(len(m)):
             ax = axes[r + i // cols, i % cols]
             ax.imshow(m[i].numpy(), cmap="viridis", interpolation="nearest")
             if i == 0:
-                ax.set_title(f"{name} {tuple(m.shape[1:])}", fontsize=7, loc="left")
+                ax.set_title(f"{name}: {shown}, {m.shape[1]}x{m.shape[2]}", fontsize=7, loc="left")
         r += -(-len(m) // cols)
     fig.suptitle(title, fontsize=8)
     _save(fig, path)
