@@ -124,13 +124,20 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
     older, newer = runs / "src-20260101-000000", runs / "keep" / "src-seed0"
     for i, d in enumerate((older, newer)):
         d.mkdir(parents=True)
-        (d / "recipe.json").write_text("{}")
+        (d / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 0}}))
         (d / "best.safetensors").write_bytes(b"x")
         os.utime(d / "best.safetensors", (time.time() + i, time.time() + i))
     assert find_weights(older, runs) == older / "best.safetensors"
     assert find_weights(older / "best.safetensors", runs) == older / "best.safetensors"
     assert find_weights("src", runs) == newer / "best.safetensors"  # the newest run of the recipe
-    (older / "recipe.json").write_text(json.dumps({"recipe": {"seed": 1}}))
+    # a run trained with --run-dir runs/feat is found by the recipe name in its recipe.json
+    mine = runs / "feat"
+    mine.mkdir()
+    (mine / "recipe.json").write_text(json.dumps({"recipe": {"name": "other", "seed": 0}}))
+    (mine / "best.safetensors").write_bytes(b"x")
+    assert find_weights("other", runs) == mine / "best.safetensors"
+    assert find_weights("src", runs) == newer / "best.safetensors"  # feat is newer, but not of src
+    (older / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 1}}))
     assert find_weights("src", runs, seed=1) == older / "best.safetensors"  # the same seed's
     assert find_weights("src", runs, seed=2) == newer / "best.safetensors"  # none: the newest
     with pytest.raises(FileNotFoundError, match=r"`cnnlab train mnist-cnn-small`"):

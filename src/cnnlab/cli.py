@@ -322,11 +322,16 @@ def cmd_list(a) -> int:
 
 
 def cmd_show(a) -> int:
-    """``cnnlab show``: print a recipe (with overrides) as JSON, a valid recipe file."""
+    """``cnnlab show``: print a recipe (with overrides) as JSON, a valid recipe file. Without
+    ``--full`` the recipe's identity (name, source, kind, literature) is left out, so that a copy
+    saved to ``mine.json`` and edited is a recipe of its own: named by the file's stem, its source
+    ``recipe file mine.json``."""
     import json
     from .recipes import get_recipe
     recipe = get_recipe(a.recipe, a.overrides)
-    print(json.dumps(recipe.model_dump(exclude_defaults=not a.full), indent=2, ensure_ascii=False))
+    identity = set() if a.full else {"name", "source", "kind", "literature"}
+    print(json.dumps(recipe.model_dump(exclude_defaults=not a.full, exclude=identity), indent=2,
+                     ensure_ascii=False))
     return 0
 
 

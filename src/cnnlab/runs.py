@@ -240,8 +240,9 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     if recipe.pretrained is not None:
         got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part, seed=recipe.seed)
         if log:
-            log(f"pretrained: {got['loaded']} tensors from {got['file']}; new: "
-                f"{_names(got['new'])}; not used: {_names(got['unused'])}")
+            log(f"pretrained ({recipe.pretrained_part}): {got['loaded']} tensors loaded from "
+                f"{got['file']}; the model's own, initialised afresh: {_names(got['new'])}; the "
+                f"file's, left out: {_names(got['unused'])}")
     if recipe.features_bn_inference:
         keep_running_stats(model, "features")
     if recipe.trainable_from is not None:

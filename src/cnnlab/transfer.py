@@ -38,9 +38,9 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
     """The weights file ``source`` names.
 
     ``source`` is a weights file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), a run folder
-    (its ``best.safetensors``), or a recipe name: the newest run folder of that recipe under
-    ``runs_root`` (``runs/<recipe>-<time>`` as ``cnnlab train`` writes it, or one level deeper,
-    as ``cnnlab reproduce --keep-runs`` does); with ``seed``, the newest run with that seed
+    (its ``best.safetensors``), or a recipe name: the newest run folder of that recipe (by the
+    name in its ``recipe.json``) under ``runs_root`` or one level deeper (``runs/<recipe>-<time>``
+    as ``cnnlab train`` writes it, any ``--run-dir`` there, ``cnnlab reproduce --keep-runs``'s); with ``seed``, the newest run with that seed
     where there is one (fine-tuning seed 1 continues feature extraction seed 1).
 
     Raises:
@@ -57,9 +57,9 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
                                 "training finish an epoch?)")
     name = str(source)
     root = Path(runs_root)
-    runs = [d for pattern in (f"{name}-*", f"*/{name}-*") for d in root.glob(pattern)
-            if (d / "best.safetensors").is_file() and (d / "recipe.json").is_file()]
-    same_seed = [d for d in runs if seed is not None and _run_seed(d) == seed]
+    runs = [d for pattern in ("*", "*/*") for d in root.glob(pattern)
+            if (d / "best.safetensors").is_file() and _run_recipe(d).get("name") == name]
+    same_seed = [d for d in runs if seed is not None and _run_recipe(d).get("seed") == seed]
     runs = same_seed or runs
     if runs:
         return max(runs, key=lambda d: (d / "best.safetensors").stat().st_mtime) / "best.safetensors"
@@ -69,11 +69,13 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
         "or give the path of a weights file")
 
 
-def _run_seed(run_dir: Path) -> int | None:
+def _run_recipe(run_dir: Path) -> dict:
+    """The recipe saved in a run folder's ``recipe.json``; ``{}`` where there is none to read."""
     try:
-        return json.loads((run_dir / "recipe.json").read_text())["recipe"]["seed"]
+        recipe = json.loads((run_dir / "recipe.json").read_text())["recipe"]
+        return recipe if isinstance(recipe, dict) else {}
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return {}
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -88,7 +88,9 @@ def _read(path: Path) -> dict[str, Any]:
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise RecipeError(f"recipe file {path}: not valid TOML: {e}") from None
+            hint = ("; it looks like JSON (`cnnlab show` writes JSON): name it .json"
+                    if text.lstrip().startswith("{") else "")
+            raise RecipeError(f"recipe file {path}: not valid TOML: {e}{hint}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
