@@ -189,8 +189,9 @@ def test_feature_extraction_then_fine_tuning_runs(tmp_path):
     got = load_sd(tmp_path / "fx")
     assert all(same(src[k], got[k]) for k in src if k.startswith("features."))
     assert not same(src["classifier.fc1.weight"], got["classifier.fc1.weight"])
-    assert any(line.startswith(f"pretrained: {len([k for k in src if k.startswith('features.')])} "
-                               f"tensors from {tmp_path / 'src' / 'best.safetensors'}") for line in lines)
+    assert any(line.startswith(f"pretrained (features): {len([k for k in src if k.startswith('features.')])} "
+                               f"tensors loaded from {tmp_path / 'src' / 'best.safetensors'}; the model's "
+                               "own, initialised afresh: classifier.") for line in lines)
     assert any(line.startswith("trainable from classifier: ") for line in lines)
     assert run.test_metrics["accuracy"] > 0.9
     assert json.loads((tmp_path / "fx" / "recipe.json").read_text())["recipe"]["trainable_from"] == "classifier"
