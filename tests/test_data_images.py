@@ -158,6 +158,13 @@ def test_test_split_classes_must_match(tmp_path):
         load_image_folder(root, size=16)
 
 
+def test_classes_given_out_of_order_are_named_as_such(tmp_path):
+    from cnnlab.data.images import scan_class_folders
+    make_folder(tmp_path / "pets", n=1)
+    with pytest.raises(DataFileError, match=r"classes given, \['dogs', 'cats'\], are not in sorted order"):
+        scan_class_folders(tmp_path / "pets", classes=["dogs", "cats"])
+
+
 def test_mixed_sizes_without_size_is_an_error(tmp_path):
     root = make_folder(tmp_path / "m", n=2)
     with pytest.raises(DataFileError, match="with size=None all images must have one size"):

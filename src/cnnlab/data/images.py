@@ -371,8 +371,12 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
     if classes is not None and list(classes) != subdirs:
         missing = sorted(set(classes) - set(subdirs))
         extra = sorted(set(subdirs) - set(classes))
-        raise DataFileError(f"{root}: class folders {subdirs} differ from the training split's "
-                            f"{list(classes)} (missing {missing}, unexpected {extra})")
+        if not missing and not extra:  # the same names in another order: labels are positions
+            raise DataFileError(f"{root}: the classes given, {list(classes)}, are not in sorted "
+                                f"order; labels follow the sorted folder names {subdirs}")
+        raise DataFileError(f"{root}: class folders {subdirs} differ from the expected {list(classes)} "
+                            f"(the training split's, or those given; missing {missing}, unexpected "
+                            f"{extra})")
     files, skipped = [], []
     for label, cls in enumerate(subdirs):
         n_images = 0
