@@ -25,8 +25,8 @@ def test_info_lists_counts_stats_source_and_lossy():
     assert "toy: 36 examples, 2 classes, images 3x8x8" in text
     assert "cat" in text and "20" in text and "10" in text
     assert "train mean" in text and "source: unit test" in text
-    assert "lossy: YES" in text and "a.bin" in text and "skipped: 2 file(s)" in text
-    assert "lossy: no" in dataset_info(small_ds())
+    assert "lossy re-encoding: YES" in text and "a.bin" in text and "skipped: 2 file(s)" in text
+    assert "lossy re-encoding: no" in dataset_info(small_ds())
 
 
 def test_plot_writes_a_png(tmp_path):
