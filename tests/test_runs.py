@@ -865,3 +865,13 @@ def test_a_failing_plot_is_a_warning_after_the_result_is_written(tmp_path, monke
     assert json.loads((tmp_path / "r" / "test_metrics.json").read_text())["accuracy"] == run.test_metrics["accuracy"]
     assert any(m.startswith("warning: confusion matrix not plotted (OSError") for m in said)
     assert {"curves.png", "predictions_best.png", "predictions_worst.png"} <= {q.name for q in (tmp_path / "r").iterdir()}
+
+
+def test_a_resumed_run_keeps_the_examples_it_was_limited_to(tmp_path):
+    """limit (smoke runs) changes the split: a resumed run must use the same examples."""
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r",
+                 log=quiet, limit=150)
+    (tmp_path / "r" / "test_metrics.json").unlink()  # trained, not tested: resuming tests it
+    run = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet)
+    assert run.test_metrics["total"] == 150
+    assert json.loads((tmp_path / "r" / "recipe.json").read_text())["dataset"]["provenance"]["limit"] == 150

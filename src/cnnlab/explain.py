@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import UnknownNameError, did_you_mean
+from .training.loop import predicted_labels
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:
@@ -181,10 +182,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
                                  "a heatmap of one position is uniform, so it cannot say where "
                                  f"the evidence lies; choose an earlier layer (default: "
                                  f"{cam_layer(model, x.detach())})")
-            if logits.shape[1] == 1:
-                pred = (logits[:, 0] > 0).long()
-            else:
-                pred = logits.argmax(1)
+            pred = predicted_labels(logits)
             target = pred if target is None else target.to(pred.device)
             if target.shape != pred.shape:
                 raise ValueError(f"target has shape {tuple(target.shape)}; expected ({len(x)},)")

@@ -47,7 +47,7 @@ from .recipes import Recipe, RecipeError, get_recipe
 from .registry import did_you_mean
 from .training import (EarlyStopping, FreezeAfter, History, Lookahead, ModelCheckpoint,
                        ReduceLROnPlateau, Trainer, build_optimizer, build_scheduler, classification_loss,
-                       evaluate as _evaluate, load_optimizer_state, parameter_groups)
+                       evaluate as _evaluate, load_optimizer_state, parameter_groups, predicted_labels)
 from .transfer import freeze_before, keep_running_stats, load_pretrained
 
 METRIC_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s")
@@ -96,7 +96,8 @@ def format_test_line(m: dict) -> str:
     return line
 
 
-def _binary(recipe: Recipe, model: nn.Module) -> bool:
+def _binary(model: nn.Module) -> bool:
+    """Whether ``model`` ends in one sigmoid logit (a two-class model, `binary` in its options)."""
     return getattr(model, "num_classes", None) == 1
 
 
@@ -256,7 +257,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         model = model.to(memory_format=torch.channels_last)
     if recipe.compile:
         model.compile()  # in place: state_dict keys stay those of the model
-    binary = _binary(recipe, model)
+    binary = _binary(model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.filter_bias_and_bn or recipe.norm_bias_lr_scale != 1:
@@ -289,7 +290,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, class_weights.tolist())))
     trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, class_weights),
                       device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
-                      step_per_batch=per_batch, binary=binary, log=log, progress=progress,
+                      step_per_batch=per_batch, log=log, progress=progress,
                       ema_decay=recipe.ema_decay, ema_warmup=recipe.ema_warmup,
                       eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
                       clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
@@ -371,6 +372,36 @@ def _callback_identity(config) -> tuple | None:
     return None if not config else (getattr(config, "monitor", None), getattr(config, "mode", None))
 
 
+def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
+    """What resuming ``run_dir`` starts from: its recipe (with the ``overrides`` it can honour),
+    its last training state and the ``limit`` it was trained with (None: all the data).
+
+    Raises:
+        FileNotFoundError: not a run folder, or no epoch finished.
+        RecipeError: an override the resumed run cannot honour (:func:`_resumable_override`).
+        ValueError: the run finished and was tested: nothing to resume.
+    """
+    if not (run_dir / "recipe.json").exists():
+        raise FileNotFoundError(f"cannot resume {run_dir}: " + (
+            "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
+    meta = json.loads((run_dir / "recipe.json").read_text())
+    recipe = Recipe.model_validate(meta["recipe"])
+    if overrides:
+        recipe = _resumable_override(recipe, overrides, run_dir)
+    if not (run_dir / "last_state.pt").exists():
+        raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
+                                "finished no epoch)")
+    state = load_state(run_dir / "last_state.pt")
+    finished = state.get("stopped_early") or state["epoch"] + 1 >= recipe.epochs
+    if finished and (run_dir / "test_metrics.json").exists():
+        raise ValueError(f"{run_dir} finished already (epoch {state['epoch'] + 1} of "
+                         f"{recipe.epochs}{', stopped early' if state.get('stopped_early') else ''}"
+                         f"), and was tested: nothing to resume. `cnnlab evaluate {run_dir}` "
+                         "tests it again; --set epochs=N with --resume trains it on where its "
+                         "schedule allows")
+    return recipe, state, meta.get("dataset", {}).get("provenance", {}).get("limit")
+
+
 def _resumable_override(saved: Recipe, overrides, run_dir: Path) -> Recipe:
     """``saved.override(overrides)`` for resuming ``run_dir``, or RecipeError where the resumed run
     could not honour an override: PyTorch would restore the old optimizer / schedule settings over
@@ -449,23 +480,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     state = None
     if resume is not None:
         run_dir = Path(resume)
-        if not (run_dir / "recipe.json").exists():
-            raise FileNotFoundError(f"cannot resume {run_dir}: " + (
-                "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
-        recipe = Recipe.model_validate(json.loads((run_dir / "recipe.json").read_text())["recipe"])
-        if overrides:
-            recipe = _resumable_override(recipe, overrides, run_dir)
-        if not (run_dir / "last_state.pt").exists():
-            raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
-                                    "finished no epoch)")
-        state = load_state(run_dir / "last_state.pt")
-        finished = state.get("stopped_early") or state["epoch"] + 1 >= recipe.epochs
-        if finished and (run_dir / "test_metrics.json").exists():
-            raise ValueError(f"{run_dir} finished already (epoch {state['epoch'] + 1} of "
-                             f"{recipe.epochs}{', stopped early' if state.get('stopped_early') else ''}"
-                             f"), and was tested: nothing to resume. `cnnlab evaluate {run_dir}` "
-                             "tests it again; --set epochs=N with --resume trains it on where its "
-                             "schedule allows")
+        recipe, state, saved_limit = _resume(run_dir, overrides)
+        limit = limit or saved_limit  # the same examples, so that the split stays the same
     elif isinstance(recipe, (str, os.PathLike)):
         recipe = get_recipe(recipe, overrides)
     else:
@@ -590,12 +606,12 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
     ``keep_logits`` also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
     (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
-    out = _evaluate(model, loader, loss_fn, device, precision, binary, keep_logits=True, tta=recipe.tta)
+    out = _evaluate(model, loader, loss_fn, device, precision, keep_logits=True, tta=recipe.tta)
     if recipe.tta != "none":
-        plain = _evaluate(model, loader, loss_fn, device, precision, binary)
+        plain = _evaluate(model, loader, loss_fn, device, precision)
         out.update({"tta": recipe.tta, "accuracy_without_tta": plain["accuracy"]})
     logits, labels = out.pop("logits"), out.pop("labels")
-    pred = (logits.squeeze(1) > 0).long() if binary else logits.argmax(1)
+    pred = predicted_labels(logits)
     k = len(classes)
     cm = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
     out["per_class_accuracy"] = {c: round(float(cm[i, i] / cm[i].sum()), 4)  # of the classes present
@@ -703,7 +719,7 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     limit = meta["dataset"]["provenance"].get("limit")
     x, y = (ds.test_images[:limit], ds.test_labels[:limit]) if limit else (ds.test_images, ds.test_labels)
     loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=ds.mean, std=ds.std, device=dev)
-    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.recipe, run.model), ds.classes)
+    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes)
     out.update({"weights": f"{weights}.safetensors", "precision": prec})
     return out
 

@@ -70,6 +70,12 @@ def _warmup_ema(decay: float):
     return update
 
 
+def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
+    """The predicted classes, int64 ``(N,)``, of logits ``(N, K)``: the largest logit; for a
+    single sigmoid output ``(N, 1)``, class 1 where the logit is positive (probability > 0.5)."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
+
+
 def _diverged(split: str, loss: float, epoch: int) -> str:
     """The message of a NonFiniteLossError in ``epoch`` (0-based)."""
     kept = ("the checkpoints of earlier epochs are kept" if epoch else
@@ -82,8 +88,9 @@ class Trainer:
     """Fits a classifier with an optimizer, a loss and callbacks.
 
     Args:
-        model: maps float ``(N, C, H, W)`` to logits ``(N, K)`` (or ``(N, 1)`` for a single
-            sigmoid output with ``binary=True``).
+        model: maps float ``(N, C, H, W)`` to logits ``(N, K)``, or ``(N, 1)`` for a single
+            sigmoid output (two classes; accuracy then uses the threshold 0.5, with a binary
+            ``loss_fn`` such as ``classification_loss(binary=True)``).
         optimizer: any ``torch.optim`` optimizer over the model's parameters.
         loss_fn: ``(logits, labels) -> scalar``; labels int64 ``(N,)``.
         device: where the model and batches live.
@@ -91,7 +98,6 @@ class Trainer:
             other value raises ``ValueError``.
         callbacks: observers (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint, ...).
         scheduler: an LR scheduler, stepped per batch if ``step_per_batch`` else per epoch.
-        binary: logits are one sigmoid output; accuracy uses the threshold 0.5.
         log: where one-line messages go (default: print).
         progress: show a progress bar when stdout is a terminal; one line per epoch otherwise.
         ema_decay: keep an exponential moving average of the weights (and BatchNorm statistics),
@@ -121,7 +127,7 @@ class Trainer:
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
                  device: torch.device | str = "cpu", precision: str = "fp32",
                  callbacks: Sequence[Callback] = (), scheduler=None, step_per_batch: bool = False,
-                 binary: bool = False, log: Callable[[str], None] | None = None,
+                 log: Callable[[str], None] | None = None,
                  progress: bool = True, ema_decay: float | None = None, ema_warmup: bool = False,
                  eval_loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  clip_grad_norm: float | None = None, mix=None):
@@ -131,7 +137,7 @@ class Trainer:
         self.device, self.precision = torch.device(device), precision
         autocast(self.device, precision)  # raises ValueError for anything but fp32 / bf16
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
-        self.binary, self.progress = binary, progress
+        self.progress = progress
         self.log = log or (lambda msg: print(msg, flush=True))
         self.should_stop = False
         self.history = History()
@@ -151,9 +157,7 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.binary:
-            return ((logits.squeeze(1) > 0).long() == y).sum()
-        return (logits.argmax(1) == y).sum()
+        return (predicted_labels(logits) == y).sum()
 
     def fit(self, train: Iterable, val: Iterable | None = None, epochs: int = 1,
             initial_epoch: int = 0) -> History:
@@ -256,7 +260,7 @@ class Trainer:
         Returns:
             ``{"loss", "accuracy", "correct", "total"}`` (accuracy as a fraction).
         """
-        out = evaluate(self.eval_model, loader, self.eval_loss_fn, self.device, self.precision, self.binary)
+        out = evaluate(self.eval_model, loader, self.eval_loss_fn, self.device, self.precision)
         if distributed.world_size() > 1:  # each process evaluated its part: sum them
             sums = distributed.all_reduce_sum(torch.tensor(
                 [out["loss"] * out["total"], out["correct"], out["total"]], dtype=torch.float64,
@@ -300,7 +304,7 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, precision: str = "fp32",
-             binary: bool = False, keep_logits: bool = False, tta: str = "none") -> dict:
+             keep_logits: bool = False, tta: str = "none") -> dict:
     """Evaluate ``model`` on every batch of ``loader``.
 
     ``tta`` (test-time augmentation, see :func:`tta_logits`): ``"flip"`` or ``"flip-shift"``
@@ -322,7 +326,7 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
             loss = loss_fn(logits, y)
         logits = logits.float()
         loss_sum += loss.float() * len(y)
-        pred_ok = ((logits.squeeze(1) > 0).long() == y) if binary else (logits.argmax(1) == y)
+        pred_ok = predicted_labels(logits) == y
         correct += pred_ok.sum()
         total += len(y)
         if keep_logits:
