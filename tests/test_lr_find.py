@@ -67,6 +67,20 @@ def test_bad_ranges_are_refused(kw, message):
         lr_find(model, opt, classification_loss(), loader, **kw)
 
 
+def test_the_default_smoothing_spans_a_fixed_share_of_a_decade_whatever_the_steps():
+    """0.9 at the default 100 steps over 8 decades; a shorter test smooths less, so that its
+    smoothed curve follows the raw losses instead of lagging them by decades."""
+    def run(steps, smoothing=None):
+        model, opt, loader = toy_setup()
+        return lr_find(model, opt, classification_loss(), loader, start_lr=1e-7, end_lr=10.0,
+                       steps=steps, smoothing=smoothing, diverge=1e9)
+    assert run(100).losses == pytest.approx(run(100, 0.9).losses, rel=1e-6)
+
+    def lag(r):
+        return sum(abs(a - b) for a, b in zip(r.losses, r.raw_losses)) / len(r.losses)
+    assert lag(run(30)) < lag(run(30, 0.9))
+
+
 def test_an_unknown_precision_is_refused_before_any_step():
     model, opt, loader = toy_setup()
     before = [q.clone() for q in model.parameters()]

@@ -67,7 +67,7 @@ def check_range(start_lr: float, end_lr: float, steps: int) -> None:
 def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batches: Iterable, *,
             start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, precision: str = "fp32",
-            device: torch.device | str = "cpu", smoothing: float = 0.9,
+            device: torch.device | str = "cpu", smoothing: float | None = None,
             diverge: float = 4.0) -> LRFinderResult:
     """Run the learning-rate range test: ``steps`` training steps, the learning rate going from
     ``start_lr`` to ``end_lr`` geometrically; stop early once the loss diverges.
@@ -83,9 +83,11 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
         start_lr, end_lr: the first and last rate; ``end_lr > start_lr > 0``.
         steps: number of steps (at least 2).
         precision: ``"fp32"`` or ``"bf16"`` (autocast), as training.
-        smoothing: the loss's exponential smoothing factor, bias-corrected. 0.9 averages over
-            about 10 steps, under one decade of learning rate at the default 12.5 steps per
-            decade; fastai's 0.98 (about 50 steps) lags the curve by four decades here.
+        smoothing: the loss's exponential smoothing factor, bias-corrected. Default: the factor
+            that averages over 0.8 of a decade of learning rate, ``1 - 1 / (0.8 * steps per
+            decade)`` (0.9 at the default 100 steps over 8 decades, about 10 steps; 0.67 at 30
+            steps), so that the smoothed curve does not lag the rates; fastai's 0.98 (about 50
+            steps) lags it by four decades at 100 steps.
         diverge: stop when the smoothed loss exceeds this many times its minimum.
 
     Returns:
@@ -96,6 +98,9 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
     """
     check_range(start_lr, end_lr, steps)
     autocast(torch.device(device), precision)  # raises ValueError for anything but fp32 / bf16
+    if smoothing is None:
+        per_decade = steps / math.log10(end_lr / start_lr)
+        smoothing = min(0.98, max(0.0, 1 - 1 / (0.8 * per_decade)))
     groups = optimizer.param_groups
     base = [g.get("max_lr", g.get("initial_lr", g["lr"])) for g in groups]  # before any schedule
     ratios = [b / base[0] for b in base]
