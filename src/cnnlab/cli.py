@@ -16,11 +16,12 @@ import warnings
 from pathlib import Path
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files, or with one sub-folder per dataset "
                         "(default: $CNNLAB_DATA, then the cache; downloads when missing and online)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
+    if device:  # not for the data commands, which compute nothing on a device
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,11 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
                         ("verify", "check the files' checksums")):
         q = dsub.add_parser(name, help=help_)
         q.add_argument("name")
-        _add_common(q)
+        _add_common(q, device=False)
     q = dsub.add_parser("plot", help="class-distribution bar and pie charts (PNG)")
     q.add_argument("name")
     q.add_argument("out", help="output PNG path")
-    _add_common(q)
+    _add_common(q, device=False)
     return ap
 
 
