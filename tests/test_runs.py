@@ -306,13 +306,17 @@ def test_a_run_folder_is_not_trained_into_twice(tmp_path):
     one_epoch = RECIPE.override({"epochs": 1})
     cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     before = {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()}
-    with pytest.raises(FileExistsError, match=r"r holds a run already.*--resume .*r, or give "
-                                              "another --run-dir"):
+    with pytest.raises(FileExistsError, match=r"r holds a run already; continue it with --resume "
+                                              r".*r, or give another --run-dir"):
         cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     assert {q.name: q.read_bytes() for q in (tmp_path / "r").iterdir()} == before
-    # an existing folder without a run in it is fine
+    # an existing folder without a run in it is fine, and so is a run stopped in its first epoch
+    # (only its recipe.json: nothing to resume, nothing to lose)
     (tmp_path / "empty").mkdir()
     cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "empty", log=quiet)
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "recipe.json").write_text((tmp_path / "r" / "recipe.json").read_text())
+    cnnlab.train(one_epoch, dataset=toy_dataset(), run_dir=tmp_path / "stopped", log=quiet)
 
 
 def test_resuming_a_folder_that_is_not_a_run_says_so(tmp_path):

@@ -372,6 +372,13 @@ def _callback_identity(config) -> tuple | None:
     return None if not config else (getattr(config, "monitor", None), getattr(config, "mode", None))
 
 
+def _holds_a_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run with something to lose: a finished epoch or a test result
+    (a run stopped in its first epoch left only its recipe.json: a new run may start there)."""
+    return (run_dir / "recipe.json").exists() and any(
+        (run_dir / f).exists() for f in ("last_state.pt", "test_metrics.json"))
+
+
 def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
     """What resuming ``run_dir`` starts from: its recipe (with the ``overrides`` it can honour),
     its last training state and the ``limit`` it was trained with (None: all the data).
@@ -486,10 +493,10 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         recipe = get_recipe(recipe, overrides)
     else:
         recipe = recipe.override(overrides)
-    if resume is None and run_dir is not None and (Path(run_dir) / "recipe.json").exists():
-        raise FileExistsError(f"{run_dir} holds a run already (its recipe.json); continue it with "
-                              f"--resume {run_dir}, or give another --run-dir (or move that folder "
-                              "away) to train afresh: a new run would mix its files with the old one's")
+    if resume is None and run_dir is not None and _holds_a_run(Path(run_dir)):
+        raise FileExistsError(f"{run_dir} holds a run already; continue it with --resume {run_dir}, "
+                              "or give another --run-dir (or move that folder away) to train afresh: "
+                              "a new run would mix its files with the old one's")
 
     if dataset is None:  # in a torchrun job each machine's first process downloads (or builds
         with distributed.local_main_first():  # a cache) before the others read the files
