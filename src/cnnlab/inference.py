@@ -101,7 +101,8 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
             continue
         out.append(torch.from_numpy(a.copy()).permute(2, 0, 1))  # PIL's array is read-only
     if not out:
-        raise ValueError(f"no readable image among {len(paths)} file(s), e.g. {paths[0]}: "
+        raise ValueError("no image files given" if not paths else
+                         f"no readable image among {len(paths)} file(s), e.g. {paths[0]}: "
                          f"{next(iter(unreadable.values()))}")
     return torch.stack(out)
 
