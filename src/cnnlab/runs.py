@@ -725,7 +725,9 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     meta = json.loads((Path(run_dir) / "recipe.json").read_text())
     limit = meta["dataset"]["provenance"].get("limit")
     x, y = (ds.test_images[:limit], ds.test_labels[:limit]) if limit else (ds.test_images, ds.test_labels)
-    loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=ds.mean, std=ds.std, device=dev)
+    # the normalisation the model was trained with, as recorded (as evaluate --folder uses it)
+    loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=meta["dataset"]["mean"],
+                         std=meta["dataset"]["std"], device=dev)
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes)
     out.update({"weights": f"{weights}.safetensors", "precision": prec})
     return out
