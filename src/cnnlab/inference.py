@@ -72,8 +72,9 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
                 unreadable: dict[int, str] | None = None) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
 
-    With ``unreadable`` (a dict), a file that is not a readable image is left out and its reason
-    recorded there under its index in ``paths``, instead of raising.
+    With ``unreadable`` (a dict), a file that is not a readable image is left out, its reason
+    recorded there under its index in ``paths``, and one
+    :class:`~cnnlab.data.images.DataSkipWarning` names them all, instead of an error.
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -104,6 +105,13 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
         raise ValueError("no image files given" if not paths else
                          f"no readable image among {len(paths)} file(s), e.g. {paths[0]}: "
                          f"{next(iter(unreadable.values()))}")
+    if unreadable:
+        import warnings
+
+        from .data.images import DataSkipWarning
+        warnings.warn(f"skipped {len(unreadable)} file(s) that are not readable images: "
+                      + "; ".join(f"{paths[i]} ({why})" for i, why in unreadable.items()),
+                      DataSkipWarning, stacklevel=3)
     return torch.stack(out)
 
 
@@ -152,13 +160,6 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | to
     else:
         files, unreadable = image_files(images), ({} if skip_unreadable else None)
         x = _preprocess(files, meta, unreadable)
-        if unreadable:
-            import warnings
-
-            from .data.images import DataSkipWarning
-            warnings.warn(f"skipped {len(unreadable)} file(s) that are not readable images: "
-                          + "; ".join(f"{files[i]} ({why})" for i, why in unreadable.items()),
-                          DataSkipWarning, stacklevel=2)
     dev = next(run.model.parameters()).device
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
@@ -222,14 +223,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
         labels += [classes.index(d.name)] * len(found)
     unreadable: dict[int, str] = {}  # skipped with a warning, as training skips them
     x = _preprocess(files, meta, unreadable)
-    if unreadable:
-        import warnings
-
-        from .data.images import DataSkipWarning
-        warnings.warn(f"skipped {len(unreadable)} file(s) that are not readable images: "
-                      + "; ".join(f"{files[i]} ({why})" for i, why in unreadable.items()),
-                      DataSkipWarning, stacklevel=2)
-        labels = [y for i, y in enumerate(labels) if i not in unreadable]
+    labels = [y for i, y in enumerate(labels) if i not in unreadable]
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
     loader = BatchLoader(x, torch.tensor(labels), run.recipe.eval_batch_size, mean=meta["mean"],

@@ -13,7 +13,8 @@ Decoding photos is slow (about 1 ms per 500x375 JPEG on one core), so the decode
 cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of the
 folder's absolute path, every file's relative path, size and mtime, and the resize settings: the
 second load only lists the folder and reads one file. A changed, added or removed image (or a
-moved folder) changes the key and the folder is decoded again; stale cache files are left behind (delete ``cache_dir()/decoded`` to reclaim them).
+moved folder) changes the key and the folder is decoded again; stale cache files are left behind
+(delete ``cache_dir()/decoded`` to reclaim them).
 
 Resize policies (``resize=``):
 

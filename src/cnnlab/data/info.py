@@ -58,8 +58,8 @@ def dataset_info(ds: ImageDataset) -> str:
         if p.get(key):
             lines.append(f"{key}: {p[key]}")
     if p.get("lossy"):
-        lines.append("lossy re-encoding: YES - the pixels are a lossy re-encoding, not the official ones; compare "
-                     "results only with runs on the same copy")
+        lines.append("lossy re-encoding: YES - the pixels are a lossy re-encoding, not the official "
+                     "ones; compare results only with runs on the same copy")
     else:
         lines.append("lossy re-encoding: no (the pixels are the source files' own)")
     if "split" in p:
