@@ -169,16 +169,6 @@ def cmd_train(a) -> int:
         overrides.append(f"epochs={a.epochs}")
     if not a.recipe and not a.resume:
         raise UsageError("give a RECIPE to train (cnnlab list recipes) or --resume RUN_DIR")
-    if a.resume and a.run_dir:
-        raise UsageError("--resume RUN_DIR continues the run in its own folder: give no --run-dir with it")
-    if a.resume and a.recipe:  # the run's own recipe is used; a different one named is a mistake
-        import json
-        saved = Path(a.resume) / "recipe.json"
-        name = json.loads(saved.read_text())["recipe"]["name"] if saved.exists() else None
-        if name is not None and a.recipe != name and Path(a.recipe).stem != name:
-            raise UsageError(f"{a.resume} is a run of {name!r}, not of {a.recipe!r}: --resume "
-                             "continues a run with its own recipe (--set overrides it); to train "
-                             f"{a.recipe!r} afresh, leave out --resume")
     from .distributed import shutdown
     try:
         train(a.recipe, overrides, data_dir=a.data_dir, run_dir=a.run_dir, device=a.device, resume=a.resume)

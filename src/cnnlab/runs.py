@@ -379,6 +379,21 @@ def _holds_a_run(run_dir: Path) -> bool:
         (run_dir / f).exists() for f in ("last_state.pt", "test_metrics.json"))
 
 
+def _check_resume_arguments(resume: Path, recipe, run_dir) -> None:
+    """Refuse what resuming would otherwise ignore: another run folder, or another recipe than the
+    run's own (ValueError); the same ones, as ``cnnlab reproduce --resume`` passes them, are fine."""
+    if run_dir is not None and Path(run_dir) != resume:
+        raise ValueError("--resume RUN_DIR continues the run in its own folder: give no --run-dir with it")
+    if recipe is None or not (resume / "recipe.json").exists():
+        return
+    name = json.loads((resume / "recipe.json").read_text())["recipe"]["name"]
+    asked = recipe.name if isinstance(recipe, Recipe) else str(recipe)
+    if asked != name and Path(asked).stem != name:
+        raise ValueError(f"{resume} is a run of {name!r}, not of {asked!r}: --resume continues a run "
+                         f"with its own recipe (--set overrides it); to train {asked!r} afresh, leave "
+                         "out --resume")
+
+
 def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
     """What resuming ``run_dir`` starts from: its recipe (with the ``overrides`` it can honour),
     its last training state and the ``limit`` it was trained with (None: all the data).
@@ -474,6 +489,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         FileNotFoundError, DataFileError: the dataset cannot be read; or ``resume`` is not a
             run folder.
         FileExistsError: ``run_dir`` holds a run already (without ``resume``).
+        ValueError: with ``resume``, another ``run_dir`` or another recipe than the run's.
         ValueError: an unknown ``device``, or a GPU asked for where there is none.
         NonFiniteLossError: training diverged (earlier checkpoints are kept).
     """
@@ -486,6 +502,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
             "to have them all do it (the cnnlab command does)")
     state = None
     if resume is not None:
+        _check_resume_arguments(Path(resume), recipe, run_dir)
         run_dir = Path(resume)
         recipe, state, saved_limit = _resume(run_dir, overrides)
         limit = limit or saved_limit  # the same examples, so that the split stays the same
