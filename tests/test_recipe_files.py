@@ -36,9 +36,24 @@ def test_a_toml_file_without_base_needs_the_required_fields(tmp_path):
     assert (r.name, r.dataset, r.model, r.epochs, r.batch_size) == ("scratch", "mnist", "lenet5", 3, 128)
     assert r.augment.rotation == 10 and r.augment.zoom == 0 and r.optimizer == "adam"
     f.write_text('dataset = "mnist"\nmodel = "lenet5"\nepochs = "three"\n')
-    with pytest.raises(RecipeError, match=rf"recipe file {f}: epochs='three': Input should be a valid "
-                                          r"integer.*; batch_size is required \(or start from a registered"):
+    with pytest.raises(RecipeError, match=rf"recipe file {f}:\n  epochs='three': Input should be a valid "
+                                          r"integer.*\n  batch_size is required \(or start from a registered"):
         load_recipe_file(f)
+
+
+@needs_tomllib
+def test_a_recipe_file_reports_every_bad_key_at_once(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text('base = "mnist-lenet5-fast"\nepoch = 1\nlrr = 0.1\nbatch_size = "x"\n[augment]\nrotaton = 3\n')
+    with pytest.raises(RecipeError) as e:
+        load_recipe_file(f)
+    lines = str(e.value).split("\n  ")
+    assert lines[0] == f"recipe file {f}:"
+    assert lines[1:4] == ["unknown recipe key 'epoch'. Did you mean epochs, warmup_epochs, eps?",
+                          "unknown recipe key 'lrr'. Did you mean lr?",
+                          "unknown recipe key 'augment.rotaton'. Did you mean augment.rotation?"]
+    assert lines[4].startswith("Allowed keys: name, ") and lines[5].startswith("Allowed keys of augment: rotation, ")
+    assert lines[6].startswith("batch_size='x': Input should be a valid integer") and len(lines) == 7
 
 
 @needs_tomllib

@@ -44,3 +44,14 @@ def test_overrides_apply_and_validate():
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):
         get_recipe("mnist-cnn-small", [item])
+
+
+def test_every_bad_override_is_reported_at_once():
+    with pytest.raises(RecipeError) as e:
+        get_recipe("mnist-cnn-small", ["epoch=3", "lrr=0.1", "batch_size=x", "lr=-1"])
+    lines = str(e.value).split("\n  ")
+    assert lines[:3] == ["invalid recipe override:", "unknown recipe key 'epoch'. Did you mean epochs, "
+                         "warmup_epochs, eps?", "unknown recipe key 'lrr'. Did you mean lr?"]
+    assert lines[3].startswith("Allowed keys: name, ")  # once, not after each unknown key
+    assert lines[4].startswith("--set batch_size='x': Input should be a valid integer")
+    assert lines[5].startswith("--set lr=-1: Input should be greater than 0") and len(lines) == 6

@@ -252,12 +252,16 @@ class Recipe(_Strict):
         if isinstance(overrides, (list, tuple)):
             overrides = parse_overrides(overrides)
         data = self.model_dump()
-        for key, value in overrides.items():
-            _set_dotted(data, key, value, type(self))
+        errors = set_all(data, overrides, type(self))
         try:
-            return type(self).model_validate(data)
+            recipe = type(self).model_validate(data)
         except ValidationError as e:
-            raise RecipeError(_explain(e, overrides, self)) from None
+            errors += _explain(e, overrides, self)
+        if len(errors) == 1 and not errors[0].startswith("--set"):  # one unknown key: one line
+            raise RecipeError(errors[0])
+        if errors:
+            raise RecipeError("invalid recipe override:\n  " + "\n  ".join(errors))
+        return recipe
 
 
 class RecipeError(ValueError):
@@ -302,6 +306,30 @@ _KNOWN_AS = {"learning_rate": "lr", "wd": "weight_decay", "batch": "batch_size",
              "global_clipnorm": "clip_grad_norm", "clip_grad": "clip_grad_norm"}
 
 
+def set_all(data: dict, changes: dict[str, Any], cls) -> list[str]:
+    """Apply every ``{dotted key: value}`` of ``changes`` to ``data`` (a model_dump of ``cls``)
+    and return the messages of all unknown keys, so that a user sees every typo at once (the
+    known keys are applied; the caller validates and raises)."""
+    unknown, allowed = [], []
+    for key, value in changes.items():
+        try:
+            _set_dotted(data, key, value, cls)
+        except _UnknownKey as e:
+            unknown.append(e.args[0])
+            allowed += [e.allowed] if e.allowed not in allowed else []
+    if len(unknown) == 1:
+        return [f"{unknown[0]} {allowed[0]}"]
+    return unknown + allowed
+
+
+class _UnknownKey(RecipeError):
+    """An unknown recipe key: ``args[0]`` names it (with close matches), ``allowed`` lists the keys."""
+
+    def __init__(self, message: str, allowed: str):
+        super().__init__(message)
+        self.allowed = allowed
+
+
 def _set_dotted(data: dict, key: str, value: Any, cls, outer: str = "") -> None:
     head, _, rest = key.partition(".")
     if head not in cls.model_fields:
@@ -309,7 +337,7 @@ def _set_dotted(data: dict, key: str, value: Any, cls, outer: str = "") -> None:
         close = ([alias] if alias in cls.model_fields else []) + [
             c for c in difflib.get_close_matches(head, cls.model_fields, n=3, cutoff=0.5) if c != alias]
         hint = f" Did you mean {', '.join(outer + c for c in close)}?" if close else ""
-        raise RecipeError(f"unknown recipe key {outer + key!r}.{hint} Allowed keys"
+        raise _UnknownKey(f"unknown recipe key {outer + key!r}.{hint}", f"Allowed keys"
                           f"{' of ' + outer.rstrip('.') if outer else ''}: {', '.join(cls.model_fields)}")
     if not rest:
         data[head] = value
@@ -325,7 +353,7 @@ def _set_dotted(data: dict, key: str, value: Any, cls, outer: str = "") -> None:
     _set_dotted(data[head], rest, value, sub, f"{outer}{head}.")
 
 
-def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
+def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> list[str]:
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
@@ -341,7 +369,7 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> str:
             lines.append(f"--set {loc}={given!r}: {e['msg'].removeprefix('Value error, ')}")
             continue
         lines.append(f"--set {loc}={given!r}: {e['msg']}{allowed}")
-    return "invalid recipe override:\n  " + "\n  ".join(lines)
+    return lines
 
 
 def _field_info(cls, loc: str) -> str:

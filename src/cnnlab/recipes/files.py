@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .base import RECIPES, Recipe, RecipeError, _set_dotted, _sub_model
+from .base import RECIPES, Recipe, RecipeError, _sub_model, set_all
 
 SUFFIXES = (".toml", ".json")
 
@@ -57,12 +57,14 @@ def load_recipe_file(path: str | Path) -> Recipe:
         if base is None:
             changes = {"name": path.stem, "source": f"recipe file {path.name}", **_dotted(data, Recipe)}
             fields: dict[str, Any] = {}
-            for key, value in changes.items():  # unknown keys at any depth: close matches named
-                _set_dotted(fields, key, value, Recipe)
+            errors = set_all(fields, changes, Recipe)  # unknown keys at any depth, close matches named
             try:
-                return Recipe.model_validate(fields)
+                recipe = Recipe.model_validate(fields)
             except ValidationError as e:
-                raise RecipeError("; ".join(_message(err) for err in e.errors())) from None
+                errors += [_message(err) for err in e.errors()]
+            if errors:
+                raise RecipeError("\n  ".join(["", *errors]))
+            return recipe
         if not isinstance(base, str):
             raise RecipeError(f"base must be a registered recipe's name, got {base!r}")
         try:
@@ -72,8 +74,10 @@ def load_recipe_file(path: str | Path) -> Recipe:
         changes = {"name": path.stem, "source": f"{base}, changed by {path.name}", **_dotted(data, Recipe)}
         return recipe.override(changes)
     except RecipeError as e:
-        msg = str(e).replace("--set ", "").replace("invalid recipe override:", "invalid value:")
-        raise RecipeError(f"recipe file {path}: {msg}") from None
+        msg = str(e).replace("--set ", "").removeprefix("invalid recipe override:")
+        if msg.count("\n") == 1:  # one problem: one line
+            msg = msg.strip()
+        raise RecipeError(f"recipe file {path}:{'' if msg.startswith(chr(10)) else ' '}{msg}") from None
 
 
 def _read(path: Path) -> dict[str, Any]:
