@@ -24,6 +24,17 @@ def _add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
         p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
 
 
+def _add_overrides(p: argparse.ArgumentParser, help_: str) -> None:
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   dest="overrides", help=help_)
+
+
+def _add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", choices=("best", "last"), default="best",
+                   help="the checkpoint: the best epoch's by the recipe's monitor (on the "
+                        "validation split; the training split's without one) or the last epoch's")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``cnnlab`` argument parser, one sub-command per ``cmd_*`` function (each returns the exit
     code; :func:`main` turns the errors a user can fix into a message and exit code 2)."""
@@ -36,9 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "global batch)")
     p.add_argument("recipe", nargs="?", help="recipe name (cnnlab list recipes), or a recipe file "
                    "(.toml or .json, e.g. a run folder's recipe.json)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   dest="overrides", help="override recipe fields, e.g. --set epochs=3 lr=1e-3 "
-                   "early_stopping.patience=2 (repeated --set options add up)")
+    _add_overrides(p, "override recipe fields, e.g. --set epochs=3 lr=1e-3 "
+                      "early_stopping.patience=2 (repeated --set options add up)")
     p.add_argument("--run-dir", default=None,
                    help="run folder, new or without a run in it (default runs/<recipe>-<time>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
@@ -51,8 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lr-find", help="learning-rate range test: the loss as the learning rate "
                        "grows, and a suggested rate (fastai's lr_find)")
     p.add_argument("recipe", help="recipe name (cnnlab list recipes) or recipe file (.toml, .json)")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   dest="overrides", help="override recipe fields, as for train")
+    _add_overrides(p, "override recipe fields, as for train")
     p.add_argument("--steps", type=int, default=100, help="training steps of the test (default 100)")
     p.add_argument("--start-lr", type=float, default=1e-7)
     p.add_argument("--end-lr", type=float, default=10.0)
@@ -61,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test split")
     p.add_argument("run_dir")
-    p.add_argument("--weights", choices=("best", "last"), default="best")
+    _add_weights(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
     p.add_argument("--tta", choices=("none", "flip", "flip-shift"), default=None,
                    help="test-time augmentation (default: the run's recipe's)")
@@ -78,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the most confident correct ones")
     p.add_argument("--layer", default=None, help="Grad-CAM layer, a dotted name as `cnnlab summary` "
                    "prints it (default: the last layer with spatial output)")
-    p.add_argument("--weights", choices=("best", "last"), default="best")
+    _add_weights(p)
     p.add_argument("--seed", type=int, default=0, help="which test images are drawn")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset files (default: "
@@ -90,14 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...) or folders of them, "
                    "prepared as the run's data was: its channels, input size and normalisation")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
-    p.add_argument("--weights", choices=("best", "last"), default="best")
+    _add_weights(p)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
 
     p = sub.add_parser("export", help="write a run's model, with its normalisation, as an ONNX file "
                        "(needs the onnx extra)")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="the .onnx file (default: RUN_DIR/model.onnx)")
-    p.add_argument("--weights", choices=("best", "last"), default="best")
+    _add_weights(p)
 
     p = sub.add_parser("compare", help="several runs side by side: a table of their figures and "
                        "one plot of their validation curves")
@@ -113,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="a recipe's settings as JSON: save and edit it as a recipe "
                        "file of your own")
     p.add_argument("recipe", help="recipe name (cnnlab list recipes) or recipe file")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   dest="overrides", help="override recipe fields, as for train")
+    _add_overrides(p, "override recipe fields, as for train")
     p.add_argument("--full", action="store_true", help="every field, the defaults too (default: "
                    "the fields the recipe sets)")
 
@@ -134,9 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retest", default=None, metavar="KEPT_RUNS",
                    help="train nothing: re-evaluate the runs kept in this folder under the recipes' "
                         "current test-time augmentation and update their records")
-    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   dest="overrides", help="override recipe fields (repeated --set options add up); "
-                   "such runs are listed apart from the plain recipes")
+    _add_overrides(p, "override recipe fields (repeated --set options add up); "
+                      "such runs are listed apart from the plain recipes")
     _add_common(p)
 
     p = sub.add_parser("bench", help="training images/s of cnnlab vs a plain PyTorch loop on this machine")

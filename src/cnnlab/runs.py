@@ -6,6 +6,7 @@ A run folder holds::
                          (where the run began; ``resumed`` lists each resumption's epoch and machine)
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
+                         (on the training split where ``val_fraction`` is 0)
     last.safetensors     weights after the last finished epoch
                          (both: the EMA of the weights where the recipe sets ``ema_decay``)
     last_state.pt        weights (and their EMA), optimizer, schedule, callbacks, RNG and
