@@ -116,7 +116,7 @@ def test_non_image_and_corrupt_jpeg_are_skipped_and_reported(tmp_path):
     assert "train/cats/notes.txt" in names and "train/dogs/broken.jpg" in names
     reasons = dict(sk["first"])
     assert reasons["train/dogs/empty.jpg"] == "empty file, 0 bytes"
-    assert reasons["train/dogs/fake.png"] == "not an image in a format PIL reads"
+    assert reasons["train/dogs/fake.png"] == "no image format PIL reads"
     assert "BytesIO" not in msg and "0x" not in msg  # no Python object reprs in what users read
     # reported again on a cached load, with the same count
     with pytest.warns(DataSkipWarning, match=r"skipped 4 file"):

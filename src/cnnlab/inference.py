@@ -81,7 +81,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
         ValueError: a file is not a readable image (the message names it), without ``unreadable``;
             with it, no file was readable.
     """
-    from .data.images import decode_image
+    from .data.images import decode_error, decode_image
     c, h, w = meta["image_shape"]
     policy = (meta.get("provenance", {}).get("resize") or {}).get("policy", "squash")
     if policy == "none":
@@ -93,9 +93,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
         try:
             a = decode_image(p.read_bytes(), (h, w), "grayscale" if c == 1 else "rgb", policy)
         except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
-            from PIL import UnidentifiedImageError
-            why = ("no image format PIL reads" if isinstance(e, UnidentifiedImageError)
-                   else f"{type(e).__name__}: {e}")
+            why = decode_error(e)
             if unreadable is None:
                 raise ValueError(f"{p}: not a readable image ({why})") from None
             unreadable[len(out) + len(unreadable)] = why

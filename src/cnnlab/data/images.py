@@ -157,11 +157,12 @@ class Decoded:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _decode_error(e: Exception) -> str:
-    """A decoder's exception as a short reason, without PIL's ``<_io.BytesIO object at 0x...>``."""
+def decode_error(e: Exception) -> str:
+    """A decoder's exception as a short reason, e.g. ``"no image format PIL reads"``, without PIL's
+    ``<_io.BytesIO object at 0x...>``."""
     from PIL import UnidentifiedImageError
     if isinstance(e, UnidentifiedImageError):
-        return "not an image in a format PIL reads"
+        return "no image format PIL reads"
     msg = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", " file", str(e))
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
@@ -196,7 +197,7 @@ def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tu
         try:
             a = decode_image(data, size, color, resize)
         except Exception as e:  # noqa: BLE001 - any decoder failure means "skip this file"
-            errors[i] = _decode_error(e)
+            errors[i] = decode_error(e)
             return
         if size is None and expect_size is not None and a.shape[:2] != tuple(expect_size):
             errors[i] = f"size {a.shape[1]}x{a.shape[0]}, expected {expect_size[1]}x{expect_size[0]}"
