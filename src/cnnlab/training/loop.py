@@ -175,59 +175,7 @@ class Trainer:
                 cb.on_train_begin(self)
         for epoch in range(initial_epoch, epochs):
             t0 = time.perf_counter()
-            self.model.train()
-            frozen_norms_eval(self.model)  # frozen BatchNorm keeps its statistics (transfer)
-            if hasattr(train, "set_epoch"):
-                train.set_epoch(epoch)
-            if self.mix is not None:
-                self.mix.set_epoch(epoch, distributed.rank())
-            for cb in self.callbacks:
-                cb.on_epoch_begin(self, epoch)
-            loss_sum = torch.zeros((), device=self.device)
-            correct = torch.zeros((), dtype=torch.long, device=self.device)
-            seen = 0
-            step_lr = self.optimizer.param_groups[0]["lr"]
-            bar = _progress(len(train), f"epoch {epoch + 1}/{epochs}", self.progress)
-            for step, (x, y) in enumerate(train):
-                lam = 1.0
-                if self.mix is not None:
-                    x, y_other, lam = self.mix(x, y)
-                with autocast(self.device, self.precision):
-                    logits = self.forward_model(x)
-                    loss = self.loss_fn(logits, y)
-                    if lam != 1.0:
-                        loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y_other)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.clip_grad_norm is not None:  # on the device: no sync
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-                self.optimizer.step()
-                if self.ema is not None:
-                    self.ema.update_parameters(self.model)
-                step_lr = self.optimizer.param_groups[0]["lr"]  # a float: no sync
-                if self.scheduler is not None and self.step_per_batch:
-                    self.scheduler.step()
-                for cb in self.callbacks:
-                    cb.on_train_batch_end(self, epoch, step)
-                if step == 0 and epoch == initial_epoch and getattr(self.model, "_compiled_call_impl", None):
-                    self.log(f"first step (torch.compile included): {time.perf_counter() - t0:.1f}s")
-                loss_sum += loss.detach() * len(y)
-                correct += self._correct(logits.detach(), y if lam >= 0.5 else y_other)
-                seen += len(y)
-                if bar is not None:
-                    bar.update(1)
-                    if step % 20 == 0:  # a sync every 20 steps costs nothing measurable
-                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
-            if bar is not None:
-                bar.close()
-            if distributed.world_size() > 1:  # one all-reduce of the epoch's three sums
-                sums = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(),
-                                                               torch.tensor(float(seen), device=self.device,
-                                                                            dtype=torch.float64)]))
-                loss_sum, correct, seen = sums[0], sums[1], int(sums[2].item())
-                for m in dict.fromkeys((self.model, self.eval_model)):  # rank 0's BatchNorm stats
-                    distributed.broadcast_buffers(m)
-            logs = {"loss": loss_sum.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
+            logs, step_lr = self._train_epoch(train, epoch, first=epoch == initial_epoch)
             if not math.isfinite(logs["loss"]):
                 raise NonFiniteLossError(_diverged("training", logs["loss"], epoch))
             if val is not None:
@@ -252,6 +200,72 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    def _train_epoch(self, train: Iterable, epoch: int, first: bool) -> tuple[dict, float]:
+        """One pass over ``train``: the epoch's mean training loss and accuracy (summed over all
+        processes under DDP) and the learning rate its last step used."""
+        t0 = time.perf_counter()
+        self.model.train()
+        frozen_norms_eval(self.model)  # frozen BatchNorm keeps its statistics (transfer)
+        if hasattr(train, "set_epoch"):
+            train.set_epoch(epoch)
+        if self.mix is not None:
+            self.mix.set_epoch(epoch, distributed.rank())
+        for cb in self.callbacks:
+            cb.on_epoch_begin(self, epoch)
+        loss_sum = torch.zeros((), device=self.device)  # sums stay on the device: no sync per step
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        seen = 0
+        step_lr = self.optimizer.param_groups[0]["lr"]
+        bar = _progress(len(train), f"epoch {epoch + 1}/{self.epochs}", self.progress)
+        for step, (x, y) in enumerate(train):
+            step_lr = self.optimizer.param_groups[0]["lr"]  # a float: no sync
+            loss, logits, target = self._train_step(x, y)
+            for cb in self.callbacks:
+                cb.on_train_batch_end(self, epoch, step)
+            if step == 0 and first and getattr(self.model, "_compiled_call_impl", None):
+                self.log(f"first step (torch.compile included): {time.perf_counter() - t0:.1f}s")
+            loss_sum += loss.detach() * len(y)
+            correct += self._correct(logits.detach(), target)
+            seen += len(y)
+            if bar is not None:
+                bar.update(1)
+                if step % 20 == 0:  # a sync every 20 steps costs nothing measurable
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}")
+        if bar is not None:
+            bar.close()
+        if distributed.world_size() > 1:  # one all-reduce of the epoch's three sums
+            sums = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double(),
+                                                           torch.tensor(float(seen), device=self.device,
+                                                                        dtype=torch.float64)]))
+            loss_sum, correct, seen = sums[0], sums[1], int(sums[2].item())
+            for m in dict.fromkeys((self.model, self.eval_model)):  # rank 0's BatchNorm stats
+                distributed.broadcast_buffers(m)
+        return {"loss": loss_sum.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}, step_lr
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimizer step on the batch ``x`` (NCHW), ``y`` (class indices, or floats for a
+        sigmoid output); returns the loss, the logits and the labels that accuracy counts (under
+        MixUp/CutMix, those of the larger share)."""
+        lam, target = 1.0, y
+        if self.mix is not None:
+            x, y_other, lam = self.mix(x, y)
+            target = y if lam >= 0.5 else y_other
+        with autocast(self.device, self.precision):
+            logits = self.forward_model(x)
+            loss = self.loss_fn(logits, y)
+            if lam != 1.0:
+                loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y_other)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_grad_norm is not None:  # on the device: no sync
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        if self.scheduler is not None and self.step_per_batch:
+            self.scheduler.step()
+        return loss, logits, target
 
     @torch.no_grad()
     def evaluate(self, loader: Iterable) -> dict:
