@@ -578,3 +578,11 @@ def test_cifar_resnet_stochastic_depth_follows_the_linear_rule_and_keeps_the_sta
     torch.testing.assert_close(m.eval()(x), plain.eval()(x))  # eval: the same network
     with pytest.raises(ValueError, match=r"drop_path_rate must be in \[0, 1\), got 1.5"):
         create_model("resnet20", drop_path_rate=1.5)
+
+
+def test_summary_builds_its_example_where_the_model_is():
+    """A model on another device (here 'meta', where a GPU would be) gets its example there: the
+    summary used to build it on the CPU and fail for a CUDA model."""
+    from cnnlab.report.summary import summary_rows
+    on_cpu = summary_rows(create_model("lenet5"))
+    assert summary_rows(create_model("lenet5").to("meta")) == on_cpu

@@ -125,7 +125,7 @@ class _NotebookDataset(torch.utils.data.Dataset):
 def plain_model(model_name: str, in_chans: int) -> nn.Module:
     """The same architecture with stock ``nn.Dropout`` (what a notebook would use)."""
     m = create_model(model_name, in_chans=in_chans)
-    for name, mod in list(m.named_modules()):
+    for mod in list(m.modules()):
         for child_name, child in list(mod.named_children()):
             if isinstance(child, Dropout):
                 setattr(mod, child_name, nn.Dropout(child.p))

@@ -143,7 +143,7 @@ def _letter_items(pairs):
     return items, skipped
 
 
-def _decode_letters(items, skipped, where: str, workers=None):
+def _decode_letters(items, skipped, workers=None):
     dec = decode_files(items, None, "grayscale", "none", workers, expect_size=(28, 28))
     x = dec.images[:, 0].numpy()
     return x, dec.labels.numpy(), dec, skipped + dec.skipped
@@ -157,7 +157,7 @@ def read_png_folder(root: Path, workers: int | None = None):
     pairs = [(f"{c}/{p.name}", (lambda p=p: p.read_bytes()))
              for c in LETTERS for p in sorted((root / c).iterdir()) if p.is_file()]
     items, skipped = _letter_items(pairs)
-    x, y, dec, skipped = _decode_letters(items, skipped, str(root), workers)
+    x, y, dec, skipped = _decode_letters(items, skipped, workers)
     return x, y, {"A/ .. J/": manifest_sha256(dec.names, dec.sha256)}, skipped
 
 
@@ -177,7 +177,7 @@ def read_png_tar(path: Path, workers: int | None = None):
         raise DataFileError(f"{path}: cannot read the archive ({type(e).__name__}: {e}); it is "
                             "truncated or corrupt") from e
     items, skipped = _letter_items(pairs)
-    x, y, dec, skipped = _decode_letters(items, skipped, str(path), workers)
+    x, y, _, skipped = _decode_letters(items, skipped, workers)
     return x, y, {path.name: sha256_file(path)}, skipped
 
 

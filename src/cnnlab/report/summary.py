@@ -19,14 +19,13 @@ def _own_counts(m: nn.Module) -> tuple[int, int]:
     return trainable, frozen
 
 
-def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None,
-                 device: str | torch.device = "cpu") -> tuple[list[tuple[str, str, str, int]], int, int]:
+def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
+                 ) -> tuple[list[tuple[str, str, str, int]], int, int]:
     """Run one example through ``model`` and record each layer.
 
     Args:
         model: any ``nn.Module`` taking float ``(N, C, H, W)`` (or ``(N, C, L)``) input.
         input_size: (C, H, W) of one example; default ``model.info.input_size`` (cnnlab's models).
-        device: where the model's parameters are.
 
     Returns:
         ``(rows, trainable, non_trainable)``, rows of (name, type, output shape, params), in call
@@ -57,6 +56,7 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None,
             hooks.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device  # the example goes where the model is
     try:
         with torch.no_grad():
             model(torch.zeros(1, *input_size, device=device))
