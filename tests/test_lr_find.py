@@ -30,7 +30,17 @@ def test_rates_grow_geometrically_and_the_loss_falls_then_diverges():
     # SGD at 1e3 blows the loss up: the test stops there, before its 60 steps
     assert r.stopped == "diverged" and len(r.lrs) < 60 and all(map(math.isfinite, r.losses))
     assert min(r.losses) < 0.8 * r.losses[0]  # the loss did fall on the way (chance: ln 4 = 1.39)
-    assert r.suggestion == pytest.approx(r.lr_min / 10) and r.steepest <= r.lr_min
+    assert r.steepest <= r.lr_min
+
+
+def test_the_suggested_rates_read_the_smoothed_curve():
+    """lr_min at the smoothed minimum (the raw one is elsewhere), fastai's minimum/10, and the
+    steepest fall per decade before the minimum."""
+    from cnnlab.training.lr_find import LRFinderResult
+    r = LRFinderResult(lrs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0], losses=[2.0, 1.9, 1.0, 0.8, 5.0],
+                       raw_losses=[2.0, 2.0, 0.5, 1.2, 5.0], stopped="steps")
+    assert r.lr_min == pytest.approx(1e-1) and r.suggestion == pytest.approx(1e-2)
+    assert r.steepest == pytest.approx(1e-3)  # 1.9 -> 1.0 in a decade; the others fall less
 
 
 def test_each_parameter_group_keeps_its_ratio():

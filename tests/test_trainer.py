@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -119,9 +121,32 @@ def test_schedules_change_lr(name):
         opt.step()
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
-    assert per_batch and min(lrs) < 0.1 * 0.9
-    if name == "exponential":  # the seed's "x 0.9 each epoch" schedule, per epoch boundaries
-        assert lrs[9] == pytest.approx(0.05) and lrs[19] == pytest.approx(0.025)
+    assert per_batch
+    # lrs[k] is the rate of step k + 1; epochs are 10 steps
+    if name in ("step", "exponential"):  # x gamma at each epoch boundary (step_size 1), not before
+        assert lrs[8] == lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(0.05)
+        assert lrs[19] == pytest.approx(0.025) and lrs[39] == pytest.approx(0.1 * 0.5 ** 4)
+    if name == "cosine":  # 0.1 * (1 + cos(pi * t / 40)) / 2
+        assert lrs[9] == pytest.approx(0.05 * (1 + math.cos(math.pi / 4)))
+        assert lrs[19] == pytest.approx(0.05) and lrs[39] == pytest.approx(0.0, abs=1e-12)
+    if name == "onecycle":  # PyTorch's OneCycleLR: 0.1 / 25 up to 0.1 at 25% of the run, then down
+        assert lrs[8] == pytest.approx(0.1) and lrs[:9] == sorted(lrs[:9])
+        assert lrs[9:39] == sorted(lrs[9:39], reverse=True) and lrs[38] == pytest.approx(0.1 / 25 / 1e4)
+
+
+@pytest.mark.parametrize("name", ["step", "exponential", "cosine", "multistep"])
+def test_a_linear_warm_up_precedes_the_schedule(name):
+    """Goyal et al. 2017: from lr/warm up to lr over the warm-up steps (here 0.5 epoch = 5 steps)."""
+    opt = build_optimizer([nn.Parameter(torch.zeros(1))], "sgd", 0.1)
+    sched, _ = build_scheduler(opt, name, epochs=4, steps_per_epoch=10, step_size=1, gamma=0.5,
+                               warmup_epochs=0.5, milestones=[2])
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(9):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[:5] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1])
+    assert lrs[5] == pytest.approx(0.1) and max(lrs) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize("epochs, steps_per_epoch, warmup_epochs", [(4, 1, 0.0), (1, 10, 0.1), (2, 5, 0.2)])
@@ -164,9 +189,13 @@ def test_onecycle_with_warmup_as_long_as_the_run():
     p = [nn.Parameter(torch.zeros(1))]
     opt = build_optimizer(p, "adamw", 1e-3)
     sched, _ = build_scheduler(opt, "onecycle", epochs=1, steps_per_epoch=5, warmup_epochs=1)
-    for _ in range(5):
+    lrs = [opt.param_groups[0]["lr"]]
+    for _ in range(4):
         opt.step()
         sched.step()  # used to divide by zero when the warm-up filled the whole run
+        lrs.append(opt.param_groups[0]["lr"])
+    # the warm-up takes 90% of the run: the rate rises for 4 of the 5 steps, then anneals
+    assert lrs[:4] == sorted(lrs[:4]) and lrs[3] > 0.9e-3 and lrs[4] < 1e-6
 
 
 def test_flatten_nhwc_is_a_view_for_channels_last():
