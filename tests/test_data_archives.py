@@ -64,6 +64,19 @@ def test_not_an_archive(tmp_path):
         safe_extract(p, tmp_path / "out")
 
 
-def test_offline_in_tests(monkeypatch):
+def test_offline_in_tests(monkeypatch, tmp_path):
+    """The suite's CNNLAB_OFFLINE makes a missing dataset an error naming it, with no attempt to
+    download (a download here would fail the test, not hang on the network)."""
     import os
+
+    import cnnlab.data.mnist
+    from cnnlab.data import load_dataset
     assert os.environ.get("CNNLAB_OFFLINE")
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+
+    def no_download(*a, **k):
+        raise AssertionError("a test tried to download")
+    monkeypatch.setattr(cnnlab.data.mnist, "download", no_download)
+    with pytest.raises(FileNotFoundError, match="downloading is off: CNNLAB_OFFLINE"):
+        load_dataset("mnist", tmp_path / "empty")

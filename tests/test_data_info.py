@@ -23,8 +23,14 @@ def small_ds(lossy=False):
 def test_info_lists_counts_stats_source_and_lossy():
     text = dataset_info(small_ds(lossy=True))
     assert "toy: 36 examples, 2 classes, images 3x8x8" in text
-    assert "cat" in text and "20" in text and "10" in text
-    assert "train mean" in text and "source: unit test" in text
+    lines = text.splitlines()
+    assert lines[2].split() == ["class", "train", "test"]
+    assert [line.split() for line in lines[3:6]] == [["cat", "20", "3"], ["dog", "10", "3"], ["total", "30", "6"]]
+    x = small_ds().train_images.float() / 255  # per-channel statistics of the training split
+    mean = " ".join(f"{v:.4f}" for v in x.mean((0, 2, 3)))
+    std = " ".join(f"{v:.4f}" for v in x.std((0, 2, 3), unbiased=False))
+    assert f"train mean {mean}, std {std} (per channel, [0, 1] units)" in text
+    assert "source: unit test" in text
     assert "lossy re-encoding: YES" in text and "a.bin" in text and "skipped: 2 file(s)" in text
     assert "lossy re-encoding: no" in dataset_info(small_ds())
 

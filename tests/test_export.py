@@ -46,7 +46,8 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx"), "--weights", "last"]) == 0
     text = capsys.readouterr().out
     assert f"wrote {tmp_path / 'm.onnx'}" in text and "classes c0, c1, c2, c3" in text
-    assert (tmp_path / "m.onnx").stat().st_size > 1000
+    props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert props["cnnlab.weights"] == "last.safetensors"  # --weights reached the export
     assert main(["export", str(tmp_path / "nowhere")]) == 2
     assert "not a cnnlab run folder" in capsys.readouterr().err
 

@@ -462,7 +462,11 @@ def test_compiled_run_logs_compile_time_and_saves_plain_weights(tmp_path):
     from cnnlab.models import create_model
     plain = create_model("lenet5", num_classes=4, in_chans=1, input_size=(28, 28))
     load_weights(plain, tmp_path / "r" / "best.safetensors")  # strict: same keys, no _orig_mod
-    assert 0.0 <= run.test_metrics["accuracy"] <= 1.0
+    ds = toy_dataset()  # the saved weights are the trained ones: uncompiled, they score the same
+    with torch.no_grad():
+        logits = plain.eval()((ds.test_images.float() / 255 - ds.mean[0]) / ds.std[0])
+    assert (logits.argmax(1) == ds.test_labels).float().mean().item() == pytest.approx(run.test_metrics["accuracy"])
+    assert run.test_metrics["accuracy"] > 0.5  # 4 classes: chance is 0.25
 
 
 def test_ema_run_checkpoints_the_ema_and_resumes_exactly(tmp_path):
