@@ -94,3 +94,31 @@ def test_verifying_image_folder_needs_the_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))  # a data root it must not verify instead
     with pytest.raises(ValueError, match="'image-folder' needs the folder: pass data_dir"):
         verify_dataset("image-folder")
+
+
+def _ds(train_images, train_labels, test_images=None, test_labels=None):
+    test_images = train_images[:2] if test_images is None else test_images
+    test_labels = train_labels[:2] if test_labels is None else test_labels
+    return ImageDataset("mine", train_images, train_labels, test_images, test_labels, ["a", "b"])
+
+
+@pytest.mark.parametrize("images, labels, test_images, message", [
+    (torch.zeros(4, 32, 32, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), None,
+     r"train_images of shape \(4, 32, 32, 3\) look NHWC.*images.permute\(0, 3, 1, 2\)"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.eye(4, 2), None,
+     r"train_labels must be integer class indices \(N,\), got torch.float32 \(4, 2\); one-hot\?"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0.0, 1.0, 0.0, 1.0]), None,
+     r"got torch.float32 \(4,\)$"),
+    (torch.tensor([[[0.0, float("inf")]]] * 4), torch.zeros(4, dtype=torch.long), None,
+     "train_images hold NaN or infinite values, e.g. example 0"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long),
+     torch.zeros(2, 3, 8, 8, dtype=torch.uint8), r"training images are \(1, 8, 8\), test images \(3, 8, 8\)"),
+])
+def test_an_in_memory_dataset_names_what_is_wrong(images, labels, test_images, message):
+    with pytest.raises(ValueError, match=message):
+        _ds(images, labels, test_images)
+
+
+def test_an_in_memory_dataset_takes_other_integer_labels_as_int64():
+    ds = _ds(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1], dtype=torch.int32))
+    assert ds.train_labels.dtype == ds.test_labels.dtype == torch.int64

@@ -512,3 +512,49 @@ def test_clip_grad_norm_caps_the_global_gradient_norm():
     t = Trainer(model, opt, classification_loss(), clip_grad_norm=0.05, log=lambda m: None)
     t.fit(tr, epochs=1)
     assert len(norms) == len(tr) and max(norms) <= 0.05 * (1 + 1e-5)
+
+
+def test_a_nan_input_that_leaves_the_loss_finite_still_stops_training():
+    """One NaN pixel reaches the first conv's weight gradient; the fused conv + ReLU maps the NaN
+    outputs to 0, so the loss stays finite while the filters are dead: the weights are checked."""
+    ds = toy_dataset(n_train=128, n_test=64)
+    x = ds.train_images.float() / 255
+    x[0, 0, 0, 0] = float("nan")
+    batches = [(x[i:i + 64], ds.train_labels[i:i + 64]) for i in (0, 64)]  # a user's own batches
+    torch.manual_seed(0)
+    model = create_model("cifar10-cnn-bn", num_classes=4, in_chans=1, input_size=(28, 28))
+    t = Trainer(model, build_optimizer(model.parameters(), "sgd", 0.01), classification_loss(),
+                log=lambda m: None)
+    with pytest.raises(NonFiniteLossError, match=r"weights features\.block1\.conv1\.weight.* hold NaN or "
+                                                 "inf after epoch 1 although the loss is finite"):
+        t.fit(batches, epochs=2)
+    assert not t.history.epochs  # stopped in epoch 1: nothing logged, nothing checkpointed
+
+
+def test_an_empty_training_loader_is_refused():
+    model = nn.Linear(2, 2)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), log=lambda m: None)
+    with pytest.raises(ValueError, match="the training loader yields no batch"):
+        t.fit([], epochs=1)
+
+
+@pytest.mark.parametrize("images, labels, kw, message", [
+    (torch.zeros(4, 28, 28, 3, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), {},
+     r"28-channel images \(shape \(4, 28, 28, 3\), NCHW\) but 3 mean.*look NHWC"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.zeros(4, dtype=torch.long), {"mean": (127.0,), "std": (64.0,)},
+     r"in \[0, 1\] units for uint8 images.*divide them by 255"),
+    (torch.full((4, 1, 8), float("nan")), torch.zeros(4, dtype=torch.long), {}, "NaN or infinite values, e.g. example 0"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.eye(4), {}, r"integer class indices \(N,\), got torch.float32 "
+     r"\(4, 4\); one-hot\? labels.argmax\(1\)"),
+])
+def test_the_loader_names_a_wrong_input(images, labels, kw, message):
+    kw = {"mean": (0.5,) * 3, "std": (0.25,) * 3} if not kw and images.dim() == 4 and images.shape[-1] == 3 else \
+        kw or {"mean": (0.5,), "std": (0.25,)}
+    with pytest.raises(ValueError, match=message):
+        BatchLoader(images, labels, 2, **kw)
+
+
+def test_the_loader_takes_int32_labels_as_int64():
+    loader = BatchLoader(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.arange(4, dtype=torch.int32), 2,
+                         mean=(0.5,), std=(0.25,))
+    assert next(iter(loader))[1].dtype == torch.int64

@@ -224,7 +224,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     labels = [y for i, y in enumerate(labels) if i not in unreadable]
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
-    loader = BatchLoader(x, torch.tensor(labels), run.recipe.eval_batch_size, mean=meta["mean"],
+    loader = BatchLoader(x, torch.tensor(labels, dtype=torch.int64), run.recipe.eval_batch_size, mean=meta["mean"],
                          std=meta["std"], device=dev)
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), classes)
     out.update({"weights": f"{weights}.safetensors", "precision": prec, "folder": str(root),

@@ -36,9 +36,13 @@ class ImageDataset:
         provenance: where the data came from: ``source`` (text), ``files`` (name -> sha256),
             ``lossy`` (bool: e.g. a JPEG re-encoding), and any notes. Saved with every run.
 
+    Integer labels of another dtype (int32, uint8) are converted to int64.
+
     Raises:
-        ValueError: images of another dtype or rank, images and labels of different lengths,
-            or labels outside ``0..len(classes) - 1``.
+        ValueError: images of another dtype or rank, images that look NHWC (channels last),
+            training and test images of different shapes, NaN or infinite signal values, images
+            and labels of different lengths, labels that are not integer class indices (one-hot,
+            float), or labels outside ``0..len(classes) - 1``.
     """
 
     name: str
@@ -58,13 +62,30 @@ class ImageDataset:
                     (x.dtype == torch.float32 and x.dim() == 3)):
                 raise ValueError(f"{self.name}: {split}_images must be uint8 (N, C, H, W) images "
                                  f"or float32 (N, C, L) signals, got {x.dtype} {tuple(x.shape)}")
+            if x.dim() == 4 and x.shape[1] > 4 and x.shape[3] in (1, 3, 4):
+                raise ValueError(f"{self.name}: {split}_images of shape {tuple(x.shape)} look NHWC "
+                                 f"(channels last); cnnlab takes NCHW: images.permute(0, 3, 1, 2)")
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                bad = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
+                raise ValueError(f"{self.name}: {split}_images hold NaN or infinite values, e.g. "
+                                 f"example {bad}")
             if len(x) != len(y):
                 raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
+            if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+                hint = "; one-hot? labels.argmax(1) gives the indices" if y.dim() == 2 else ""
+                raise ValueError(f"{self.name}: {split}_labels must be integer class indices (N,), "
+                                 f"got {y.dtype} {tuple(y.shape)}{hint}")
+            if y.dtype != torch.int64:
+                y = y.long()
+                setattr(self, f"{split}_labels", y)
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
                 bad = int(((y < 0) | (y >= len(self.classes))).nonzero()[0])
                 raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1} "
                                  f"(the {len(self.classes)} classes), e.g. {int(y[bad])} at index "
                                  f"{bad}; a corrupt labels file?")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError(f"{self.name}: training images are {tuple(self.train_images.shape[1:])}, "
+                             f"test images {tuple(self.test_images.shape[1:])}; they must match")
         if not self.mean:
             self.mean, self.std = channel_stats(self.train_images)
 

@@ -44,7 +44,10 @@ class BatchLoader:
 
     Raises:
         ValueError: ``batch_size`` < 1 or not divisible by ``world_size``; images and labels
-            of different lengths; ``rank`` outside ``0..world_size-1``.
+            of different lengths; ``rank`` outside ``0..world_size-1``; images that are not
+            uint8 ``(N, C, H, W)`` or float ``(N, C, L)`` / ``(N, C, H, W)`` (NHWC named as such);
+            ``mean``/``std`` with neither 1 nor C entries, or, for uint8 images, above 1 (0-255
+            units); NaN or infinite float images; labels that are not integer ``(N,)``.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
@@ -64,9 +67,10 @@ class BatchLoader:
         drop_last = drop_last or world_size > 1
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        _check_batch_inputs(images, labels, mean, std)
         self.device = torch.device(device)
         self.images = images.to(self.device)
-        self.labels = labels.to(self.device)
+        self.labels = labels.to(self.device, torch.int64)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.augment, self.drop_last = augment, drop_last
         self.channels_last = channels_last and images.dim() == 4
@@ -121,3 +125,27 @@ class BatchLoader:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb
         self.epoch += 1
+
+
+def _check_batch_inputs(images: torch.Tensor, labels: torch.Tensor, mean, std) -> None:
+    """The mistakes PyTorch would report later as a shape or dtype clash deep in a model."""
+    if images.dim() not in (3, 4) or not (images.dtype == torch.uint8 or images.is_floating_point()):
+        raise ValueError(f"images must be uint8 (N, C, H, W) or float (N, C, L), got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    c = images.shape[1]
+    if len(mean) != len(std) or len(mean) not in (1, c):
+        nhwc = (images.dim() == 4 and images.shape[-1] in (len(mean), len(std))
+                and images.shape[-1] != c)
+        hint = ("; the images look NHWC (channels last): images.permute(0, 3, 1, 2)" if nhwc else "")
+        raise ValueError(f"{c}-channel images (shape {tuple(images.shape)}, NCHW) but {len(mean)} "
+                         f"mean and {len(std)} std values; give 1 or {c} of each{hint}")
+    if images.dtype == torch.uint8 and max(map(abs, (*mean, *std))) > 1:
+        raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} are in [0, 1] units for uint8 "
+                         "images (the loader divides by 255 first); divide them by 255")
+    if images.is_floating_point() and not bool(torch.isfinite(images).all()):
+        raise ValueError("images hold NaN or infinite values, e.g. example "
+                         f"{int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])}")
+    if labels.dim() != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
+        hint = "; one-hot? labels.argmax(1) gives the indices" if labels.dim() == 2 else ""
+        raise ValueError(f"labels must be integer class indices (N,), got {labels.dtype} "
+                         f"{tuple(labels.shape)}{hint}")

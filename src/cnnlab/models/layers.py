@@ -209,7 +209,9 @@ class _ConvReLUFunction(torch.autograd.Function):
 
 class Conv2dReLU(nn.Conv2d):
     """``nn.Conv2d`` followed by ReLU, fused on CPU: same parameters, state-dict keys and results
-    as ``nn.Sequential(conv, nn.ReLU())`` (tested to match exactly), faster to train.
+    as ``nn.Sequential(conv, nn.ReLU())`` (tested to match exactly), faster to train. One
+    exception: the fused ReLU maps NaN to 0 where ``nn.ReLU`` keeps NaN, so NaN weights may leave
+    the loss finite; :class:`~cnnlab.training.Trainer` checks the weights after every epoch.
 
     Why: a separate ReLU reads and writes the whole activation once more forward; after a wide
     first layer (128 x 28 x 28 per image in ``mnist-cnn-wide``) that pass is ~8% of a bf16 training

@@ -164,10 +164,15 @@ class Trainer:
         """Train for ``epochs`` epochs (counting from ``initial_epoch`` when resuming).
 
         Raises:
-            NonFiniteLossError: the epoch's mean training or validation loss is NaN/inf; the
-                epoch's callbacks do not run (no checkpoint of its weights). The best and last
-                checkpoints of earlier epochs are kept.
+            NonFiniteLossError: the epoch's mean training or validation loss is NaN/inf, or a
+                trainable weight is (a NaN in the inputs can leave the loss finite: ReLU, fused
+                or not, maps NaN to 0); the epoch's callbacks do not run (no checkpoint of its
+                weights). The best and last checkpoints of earlier epochs are kept.
+            ValueError: ``train`` yields no batch.
         """
+        if len(train) == 0:
+            raise ValueError("the training loader yields no batch (no examples, or fewer than one "
+                             "batch with drop_last)")
         self.should_stop = False
         self.epochs, self.steps_per_epoch = epochs, len(train)  # read by per-step callbacks
         if initial_epoch == 0:
@@ -178,6 +183,7 @@ class Trainer:
             logs, step_lr = self._train_epoch(train, epoch, first=epoch == initial_epoch)
             if not math.isfinite(logs["loss"]):
                 raise NonFiniteLossError(_diverged("training", logs["loss"], epoch))
+            self._check_weights_finite(epoch)
             if val is not None:
                 v = self.evaluate(val)
                 logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
@@ -200,6 +206,19 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    def _check_weights_finite(self, epoch: int) -> None:
+        """Raise NonFiniteLossError if a trainable weight holds NaN/inf (one sync per epoch)."""
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not params or bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+            return
+        bad = [n for n, p in params if not bool(torch.isfinite(p).all())]
+        kept = ("the checkpoints of earlier epochs are kept" if epoch else
+                "no checkpoint was written (it was the first epoch)")
+        raise NonFiniteLossError(
+            f"weights {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} hold NaN or inf after "
+            f"epoch {epoch + 1} although the loss is finite: NaN in the inputs, or a diverging "
+            f"learning rate; {kept}")
 
     def _train_epoch(self, train: Iterable, epoch: int, first: bool) -> tuple[dict, float]:
         """One pass over ``train``: the epoch's mean training loss and accuracy (summed over all
