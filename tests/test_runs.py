@@ -883,3 +883,26 @@ def test_a_resumed_run_keeps_the_examples_it_was_limited_to(tmp_path):
     run = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet)
     assert run.test_metrics["total"] == 150
     assert json.loads((tmp_path / "r" / "recipe.json").read_text())["dataset"]["provenance"]["limit"] == 150
+
+
+def test_a_run_on_a_dataset_of_your_own_is_evaluated_with_it_not_with_the_recipes(tmp_path, monkeypatch):
+    """train(dataset=...) with a recipe naming another dataset: evaluating the run later by the
+    recipe's dataset would score it on other classes (or download them): refused, and the
+    dataset is passed again instead."""
+    from cnnlab import runs
+    from cnnlab.data.core import ImageDataset
+    ds = toy_dataset()
+    mine = ImageDataset("mine", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                        list("abcd"))
+    run = cnnlab.train(RECIPE.override({"dataset": "mnist", "epochs": 1}), dataset=mine,
+                       run_dir=tmp_path / "r", log=quiet)
+    monkeypatch.setattr(runs, "load_dataset", lambda *a, **k: pytest.fail("loaded the recipe's dataset"))
+    with pytest.raises(ValueError, match="trained on the dataset 'mine' passed to train\\(dataset=...\\), "
+                                         "not on its recipe's 'mnist': pass that dataset again"):
+        cnnlab.evaluate(tmp_path / "r")
+    assert cnnlab.evaluate(tmp_path / "r", dataset=mine)["correct"] == run.test_metrics["correct"]
+    other = ImageDataset("other", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                         list("wxyz"))
+    with pytest.raises(ValueError, match="with classes a, b, c, d and images \\(1, 28, 28\\); the dataset "
+                                         "'other' given now has classes w, x, y, z"):
+        cnnlab.load_run(tmp_path / "r", dataset=other)

@@ -222,7 +222,8 @@ def first_conv_weights(model: nn.Module) -> tuple[torch.Tensor, str]:
 
 def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: int = 8,
                 select: str = "random", layer: str | None = None,
-                out_dir: str | os.PathLike | None = None, data_dir=None, seed: int = 0) -> dict:
+                out_dir: str | os.PathLike | None = None, data_dir=None, seed: int = 0,
+                dataset=None) -> dict:
     """Write ``gradcam.png``, ``filters.png`` and ``feature_maps.png`` for a run folder's model.
 
     ``images`` test images (default 8) are shown with their true class, the prediction and its
@@ -238,6 +239,8 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
             :func:`cam_layer`.
         out_dir: where the PNGs go (default: the run folder).
+        data_dir, dataset: where the run's data are, or the ``ImageDataset`` itself for a run
+            trained on one of your own (:func:`cnnlab.load_run`).
 
     Returns:
         ``{"gradcam": path, "filters": path, "feature_maps": path, "layer": name,
@@ -247,8 +250,8 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         FileNotFoundError: not a run folder, or its weights are missing.
         UnknownNameError: ``layer`` names no module.
         ValueError: the run's data are not images, ``images`` < 1, an unknown ``select`` (before
-            any work), or
-            no test image fits it (``"worst"`` when every one is predicted correctly).
+            any work), a dataset that is not the run's (:func:`cnnlab.load_run`), or no test
+            image fits ``select`` (``"worst"`` when every one is predicted correctly).
     """
     from .data.loader import BatchLoader
     from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
@@ -259,7 +262,7 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         raise ValueError(f"images must be at least 1, got {images}")
     if select not in ("random", "worst", "best"):
         raise ValueError(f"select must be random, worst or best, got {select!r}")
-    run = load_run(run_dir, weights, "cpu", data_dir, load_data=True)
+    run = load_run(run_dir, weights, "cpu", data_dir, load_data=True, dataset=dataset)
     ds, model = run.dataset, run.model.float()
     if ds.test_images.dim() != 4:
         raise ValueError(f"{run.recipe.dataset} holds 1-D signals {tuple(ds.test_images.shape[1:])}, "

@@ -674,7 +674,7 @@ def read_metrics_csv(path: str | os.PathLike) -> History:
 
 
 def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | None = None,
-             data_dir=None, load_data: bool = False) -> Run:
+             data_dir=None, load_data: bool = False, dataset: ImageDataset | None = None) -> Run:
     """Open a finished (or interrupted) run folder: recipe, history, model with weights.
 
     Args:
@@ -685,10 +685,14 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
         load_data: also load the dataset (needed by :func:`evaluate_run`): from ``data_dir``, else
             from the folder the run read it from (its provenance) where that still exists, else
             where :func:`cnnlab.data.load_dataset` looks by default.
+        dataset: the dataset itself, for a run trained on one passed to :func:`train` (an
+            in-memory ``ImageDataset`` of your own), which cannot be loaded by name.
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
-        ValueError: weights that do not fit the recipe's model, or an unknown ``device``.
+        ValueError: weights that do not fit the recipe's model, or an unknown ``device``; with
+            ``load_data`` or ``dataset``, a dataset whose classes or image shape are not the
+            run's, or a run trained on a dataset of your own without ``dataset`` given.
         FileNotFoundError, DataFileError: with ``load_data``, the dataset cannot be read.
     """
     run_dir = Path(run_dir)
@@ -710,22 +714,39 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     model.eval()
     history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()
     test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
-    if load_data and data_dir is None:  # where the run read its data, if that folder is still there
-        folder = meta["dataset"].get("provenance", {}).get("folder")
-        data_dir = folder if folder and Path(folder).is_dir() else None
-    ds = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs) if load_data else None
+    ds = dataset
+    if load_data and ds is None:
+        if meta["dataset"]["name"] != recipe.dataset:
+            raise ValueError(f"{run_dir} was trained on the dataset {meta['dataset']['name']!r} passed "
+                             f"to train(dataset=...), not on its recipe's {recipe.dataset!r}: pass "
+                             "that dataset again (dataset=...) to evaluate or explain the run")
+        if data_dir is None:  # where the run read its data, if that folder is still there
+            folder = meta["dataset"].get("provenance", {}).get("folder")
+            data_dir = folder if folder and Path(folder).is_dir() else None
+        ds = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
+    if ds is not None and (list(ds.classes) != meta["dataset"]["classes"]
+                           or list(ds.image_shape) != meta["dataset"]["image_shape"]):
+        raise ValueError(f"{run_dir} was trained on {meta['dataset']['name']!r} with classes "
+                         f"{_few(meta['dataset']['classes'])} and images {tuple(meta['dataset']['image_shape'])}; "
+                         f"the dataset {ds.name!r} given now has classes {_few(ds.classes)} and images "
+                         f"{tuple(ds.image_shape)}")
     return Run(run_dir, recipe, model, history, test, ds)
 
 
+def _few(names: list[str], n: int = 4) -> str:
+    return ", ".join(map(str, names[:n])) + (f" ... ({len(names)})" if len(names) > n else "")
+
+
 def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=None,
-                 device: str | None = None, precision: str | None = None, tta: str | None = None) -> dict:
+                 device: str | None = None, precision: str | None = None, tta: str | None = None,
+                 dataset: ImageDataset | None = None) -> dict:
     """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
 
     ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.training.tta_logits`) replaces
     the run's test-time augmentation; ``None`` keeps the run's own (its recipe's ``tta``).
 
-    ``data_dir``, ``device``: as :func:`load_run`; ``precision``: ``"auto"``, ``"fp32"`` or
-    ``"bf16"`` (default: the run's recipe's).
+    ``data_dir``, ``device``, ``dataset``: as :func:`load_run`; ``precision``: ``"auto"``,
+    ``"fp32"`` or ``"bf16"`` (default: the run's recipe's).
 
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
@@ -734,7 +755,7 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
         what :func:`load_run` raises; ValueError: an unknown ``precision``; RecipeError: an
         unknown ``tta``.
     """
-    run = load_run(run_dir, weights, device, data_dir, load_data=True)
+    run = load_run(run_dir, weights, device, data_dir, load_data=True, dataset=dataset)
     if tta is not None:
         run.recipe = run.recipe.override({"tta": tta})
     dev = next(run.model.parameters()).device
