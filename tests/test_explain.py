@@ -98,8 +98,10 @@ def test_default_layer_is_the_last_activated_map_of_at_least_4x4():
         model = cnnlab.create_model(name, in_chans=shape[0], input_size=shape[1:])
         return cam_layer(model, torch.randn(1, *shape))
     assert pick("mnist-cnn-bn-403k", (1, 28, 28)) == "features.relu6"  # 4x4; conv7 is 2x2
-    assert pick("airbench94", (3, 32, 32)) == "features.block2"  # 7x7; block3 pools to 3x3
-    assert pick("resnet20", (3, 32, 32)) == "layer3"  # the 8x8 stage's output
+    # a block's output is named by the layer that computed it, as cnnlab summary lists it
+    assert pick("airbench94", (3, 32, 32)) == "features.block2.act2"  # 7x7; block3 pools to 3x3
+    assert pick("resnet20", (3, 32, 32)) == "layer3.2.relu"  # the 8x8 stage's output
+    assert pick("mnist-cnn-small", (1, 28, 28)) == "features.relu2"  # not "features" (then dropout)
     assert pick("lenet5", (1, 28, 28)) == "features.s4"  # the 5x5 subsampling after C3
     with pytest.raises(ValueError, match="no layer with a spatial output"):
         cam_layer(cnnlab.create_model("notmnist-mlp"), torch.randn(1, 1, 28, 28))
@@ -161,7 +163,7 @@ def test_explain_command_writes_three_pngs(toy_run, tmp_path, monkeypatch, capsy
     monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: toy_dataset())
     assert main(["explain", str(toy_run), "--images", "5", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Grad-CAM at layer features: " in out and "filters of features.conv1" in out
+    assert "Grad-CAM at layer features.relu2: " in out and "filters of features.conv1" in out
     for name in ("gradcam.png", "filters.png", "feature_maps.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     assert main(["explain", str(toy_run), "--layer", "features.pool1x", "--out", str(tmp_path)]) == 2
@@ -206,3 +208,17 @@ def test_explain_run_selects_worst_and_best_predictions(toy_run, tmp_path, monke
             explain_run(toy_run, select="worst", out_dir=tmp_path)
     with pytest.raises(ValueError, match="select must be random, worst or best"):
         explain_run(toy_run, select="wrong", out_dir=tmp_path)
+
+
+def test_grad_cam_takes_a_class_index_and_refuses_raw_pixels(toy_run):
+    ds, run = toy_dataset(), cnnlab.load_run(toy_run)
+    pixels = ds.test_images[:4]
+    with pytest.raises(ValueError, match="got torch.uint8 pixels: run.normalize\\(pixels\\) prepares them"):
+        grad_cam(run.model, pixels)
+    x = run.normalize(pixels)  # the run's own normalisation, as its test split was prepared
+    assert torch.allclose(x, (pixels.float() / 255 - ds.mean[0]) / ds.std[0])
+    cam_all, _, _ = grad_cam(run.model, x, target=2)
+    cam_each, _, _ = grad_cam(run.model, x, target=torch.full((4,), 2))
+    assert torch.equal(cam_all, cam_each)
+    with pytest.raises(ValueError, match="takes 1-channel input \\(1, 28, 28\\)"):
+        run.normalize(torch.zeros(1, 28, 28, 3, dtype=torch.uint8))

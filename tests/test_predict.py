@@ -47,6 +47,8 @@ def test_files_give_the_classes_of_the_pixels_they_hold(toy_run, tmp_path):
         logits = run.model((x.float() / 255 - ds.mean[0]) / ds.std[0])
     top = logits.softmax(1).max(1).values
     assert [p[0][1] for p in from_pixels] == pytest.approx(top.tolist(), abs=1e-5)
+    # one path alone, a str or a Path, is one file (not the characters of its name)
+    assert predict(toy_run, str(files[1]), top_k=2) == predict(toy_run, files[1], top_k=2) == from_files[1:2]
 
 
 def test_bad_inputs_are_named(toy_run, tmp_path):

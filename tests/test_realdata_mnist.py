@@ -34,7 +34,7 @@ def test_short_real_training_is_well_above_chance(mnist, tmp_path):
     # and a look inside it, on the real test digits: the heat lies on the strokes, not the border
     from cnnlab.explain import explain_run, grad_cam
     out = explain_run(run.dir, images=16, select="worst", data_dir=real_data(""))
-    assert out["layer"] == "features" and len(out["test_indices"]) == 16
+    assert out["layer"] == "features.relu2" and len(out["test_indices"]) == 16
     x = (mnist.test_images[:64].float() / 255 - mnist.mean[0]) / mnist.std[0]
     cam, _, _ = grad_cam(run.model.float(), x)
     ink = mnist.test_images[:64, 0] > 0

@@ -48,6 +48,9 @@ def _check_images(x: torch.Tensor) -> None:
     if x.dim() != 4:
         raise ValueError(f"explaining a model needs images (N, C, H, W); got a tensor of shape "
                          f"{tuple(x.shape)} (1-D signals such as iris have no spatial maps to show)")
+    if not x.is_floating_point():
+        raise ValueError(f"explaining a model needs its normalised float input; got {x.dtype} "
+                         "pixels: run.normalize(pixels) prepares them as the run's training did")
 
 
 @torch.no_grad()
@@ -71,10 +74,12 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     """
     _check_images(x)
     finished: list[tuple[str, int, int]] = []
+    outputs: dict[str, torch.Tensor] = {}
 
     def record(mod, inp, out, name):
         if torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
             finished.append((name, out.shape[-2], out.shape[-1]))
+            outputs[name] = out
     handles = [m.register_forward_hook(lambda mod, inp, out, name=name: record(mod, inp, out, name))
                for name, m in model.named_modules()
                if name and not isinstance(m, nn.Identity) and "Dropout" not in type(m).__name__]
@@ -93,8 +98,18 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     for candidates in ([n for n, h, w in finished if min(h, w) >= min_size and _after_activation(modules[n])],
                        [n for n, h, w in finished if min(h, w) >= min_size]):
         if candidates:
-            return candidates[-1]
+            return _leaf_name(candidates[-1], finished, outputs, modules)
     return finished[-1][0]
+
+
+def _leaf_name(name: str, finished, outputs, modules) -> str:
+    """For a block whose output is the very tensor one of its layers computed (a Sequential
+    ending in dropout or in that layer), that layer's name: the one ``cnnlab summary`` lists."""
+    if not any(True for _ in modules[name].children()):
+        return name
+    same = [n for n, _, _ in finished if n.startswith(name + ".") and outputs[n] is outputs[name]
+            and not any(True for _ in modules[n].children())]
+    return same[-1] if same else name
 
 
 def _after_activation(m: nn.Module) -> bool:
@@ -133,7 +148,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     return out[0].float().cpu()
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None,
+def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | None = None,
              layer: str | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Grad-CAM heatmaps (Selvaraju et al. 2017, arXiv:1610.02391).
 
@@ -144,8 +159,9 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
     Args:
         model: an image classifier, float ``(N, C, H, W)`` -> logits ``(N, K)`` or ``(N, 1)``
             (one sigmoid output: the evidence for class 1 is the logit, for class 0 its negative).
-        x: normalised float images ``(N, C, H, W)``.
-        target: int64 ``(N,)`` classes to explain; default: the predicted ones.
+        x: normalised float images ``(N, C, H, W)`` (``run.normalize(pixels)`` for uint8 pixels).
+        target: int64 ``(N,)`` classes to explain, or one class index for all; default: the
+            predicted ones.
         layer: dotted module name; default :func:`cam_layer`.
 
     Returns:
@@ -155,8 +171,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
 
     Raises:
         UnknownNameError: ``layer`` names no module (close names suggested).
-        ValueError: ``x`` is not 4-D, the layer's output is not ``(N, C, h, w)`` or is 1x1, or
-            ``target`` has the wrong length.
+        ValueError: ``x`` is not 4-D float, the layer's output is not ``(N, C, h, w)`` or is
+            1x1, or ``target`` has the wrong length.
     """
     _check_images(x)
     layer = layer or cam_layer(model, x)
@@ -183,6 +199,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = No
                                  f"the evidence lies; choose an earlier layer (default: "
                                  f"{cam_layer(model, x.detach())})")
             pred = predicted_labels(logits)
+            if isinstance(target, int):
+                target = torch.full_like(pred, target)
             target = pred if target is None else target.to(pred.device)
             if target.shape != pred.shape:
                 raise ValueError(f"target has shape {tuple(target.shape)}; expected ({len(x)},)")

@@ -43,7 +43,7 @@ class WithNormalisation(nn.Module):
         return self.model(x.float() * self.scale + self.shift).float()
 
 
-def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
     """The files to classify: each path as given, a folder replaced by the image files in it and
     its sub-folders (by extension, sorted; hidden files and folders, such as ``.ipynb_checkpoints``
     or macOS's ``._photo.jpg``, left out as training leaves them out).
@@ -52,6 +52,8 @@ def image_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
     """
     from .data.images import IMAGE_EXTENSIONS
+    if isinstance(paths, (str, os.PathLike)):  # one path, not the characters of its name
+        paths = [paths]
     out = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -114,14 +116,15 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
 
 
 @torch.no_grad()
-def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | torch.Tensor, *,
+def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
             skip_unreadable: bool = False) -> list[list[tuple[str, float]] | None]:
     """The ``top_k`` most probable classes for each image, by a trained run's model.
 
     Args:
         run_dir: a run folder (``cnnlab train`` wrote it).
-        images: image files (JPEG, PNG, ...) or folders of them (:func:`image_files`), or uint8
+        images: image files (JPEG, PNG, ...) or folders of them (:func:`image_files`; one path
+            alone as well), or uint8
             ``(N, C, H, W)`` pixels (0-255) of the run's input size, as its dataset holds them.
         weights: ``"best"`` or ``"last"`` checkpoint.
         top_k: classes per image (at most the number of classes).

@@ -85,6 +85,28 @@ class Run:
         """``Test set: Average loss: 0.0296, Accuracy: 9793/10000 (97.93%)``."""
         return format_test_line(self.test_metrics)
 
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The model's input for raw pixels, as the run's training prepared it: uint8
+        ``(N, C, H, W)`` 0-255 (or float signals ``(N, C, L)``) -> float32 ``(x / 255 - mean) / std``
+        with the run's per-channel mean and std (``recipe.json``), on the model's device. For
+        :func:`cnnlab.explain.grad_cam` and your own calls of ``run.model``; files go through
+        :func:`cnnlab.predict`, which reads and resizes them too.
+
+        Raises:
+            ValueError: ``pixels`` whose channels are not the run's.
+        """
+        meta = json.loads((self.dir / "recipe.json").read_text())["dataset"]
+        c = meta["image_shape"][0]
+        if pixels.dim() < 2 or pixels.shape[1] != c:
+            raise ValueError(f"the run's model takes {c}-channel input {tuple(meta['image_shape'])} "
+                             f"(NCHW); got pixels of shape {tuple(pixels.shape)}")
+        shape = (1, c) + (1,) * (pixels.dim() - 2)
+        dev = next(self.model.parameters()).device
+        mean = torch.tensor(meta["mean"], dtype=torch.float32, device=dev).view(shape)
+        std = torch.tensor(meta["std"], dtype=torch.float32, device=dev).view(shape)
+        x = pixels.to(dev, torch.float32)
+        return ((x / 255 if pixels.dtype == torch.uint8 else x) - mean) / std
+
 
 def format_test_line(m: dict) -> str:
     """The one-line test summary printed after training and by ``cnnlab evaluate``, from a
