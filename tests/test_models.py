@@ -586,3 +586,17 @@ def test_summary_builds_its_example_where_the_model_is():
     from cnnlab.report.summary import summary_rows
     on_cpu = summary_rows(create_model("lenet5"))
     assert summary_rows(create_model("lenet5").to("meta")) == on_cpu
+
+
+def test_input_size_in_summary_and_create_model():
+    """summary takes (C, H, W) or (H, W) (the model's channels) and builds a named model for that
+    size; create_model takes (H, W) only and says so."""
+    import cnnlab
+    first = cnnlab.summary("mnist-cnn-small", input_size=(32, 32)).splitlines()[0]
+    assert first == 'Model: "mnist-cnn-small"  (input NCHW: (None, 1, 32, 32))'
+    assert cnnlab.summary("mnist-cnn-small", input_size=(1, 32, 32)) == cnnlab.summary("mnist-cnn-small", (32, 32))
+    assert "(None, 64, 16, 16)" in cnnlab.summary("mnist-cnn-small", (32, 32))  # after the 2x2 pool
+    assert "(None, 16, 64, 64)" in cnnlab.summary(create_model("resnet20"), (64, 64))  # a model: its 3 channels
+    with pytest.raises(ValueError, match=r"input_size of 'lenet5' is \(height, width\), without the "
+                                         r"channels \(in_chans\); got \(1, 32, 32\)"):
+        create_model("lenet5", input_size=(1, 32, 32))

@@ -30,6 +30,9 @@ def test_loss_goes_down_and_learns():
     h, t = fit_toy(epochs=4)
     assert h["loss"][-1] < 0.5 * h["loss"][0]
     assert h["val_accuracy"][-1] > 0.95  # chance is 0.25
+    # Keras' History.history form: metric -> values, epoch by epoch
+    assert h.history["loss"] == h["loss"] and h.history["epoch"] == [1, 2, 3, 4]
+    assert list(h.history) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "time_s"]
 
 
 def test_bf16_autocast_learns_too():

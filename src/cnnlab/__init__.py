@@ -73,16 +73,23 @@ def summary(model, input_size=None) -> str:
     :mod:`cnnlab.report.summary`): layer, output shape ``(None, C, H, W)``, parameter count, and
     the trainable / non-trainable totals.
 
-    ``input_size``: the (C, H, W) of one example; default: the model's own (cnnlab's models).
+    ``input_size``: the (C, H, W) of one example, or (H, W) keeping the model's channels;
+    default: the model's own (cnnlab's models). A model given by name is built for that size (its
+    dense layers sized from it), as ``cnnlab summary NAME --input-size`` does.
 
     Raises:
         UnknownNameError: an unknown model name (close matches listed).
-        ValueError: no ``input_size`` for a model that is not cnnlab's.
+        ValueError: no ``input_size`` for a model that is not cnnlab's; a size the model cannot take.
     """
-    from .models import create_model
+    from .models import MODELS, create_model
     from .report.summary import summary as _summary
     if isinstance(model, str):
-        model = create_model(model)
+        own = MODELS.get(model).info.input_size
+        size = tuple(input_size) if input_size else own
+        if len(size) == len(own) - 1:  # H W for an image model: keep its channels
+            size = (own[0], *size)
+        model = create_model(model, in_chans=size[0], input_size=size[1:] if size != own else None)
+        input_size = size
     return _summary(model, input_size)
 
 

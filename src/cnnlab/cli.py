@@ -283,10 +283,10 @@ def cmd_summary(a) -> int:
     from .report.summary import summary
     info = MODELS.get(a.model).info
     size = tuple(a.input_size) if a.input_size else info.input_size
-    if len(size) == 2 and len(info.input_size) == 3:  # H W for an image model: keep its channels
+    if len(size) == len(info.input_size) - 1:  # H W for an image model: keep its channels
         size = (info.input_size[0], *size)
-    if len(size) not in (2, 3):
-        raise UsageError("--input-size takes C H W (or H W)")
+    if len(size) != len(info.input_size):
+        raise UsageError(f"--input-size takes {'C H W (or H W)' if len(info.input_size) == 3 else 'C L (or L)'}")
     model = create_model(a.model, num_classes=a.num_classes, in_chans=size[0],
                          input_size=size[1:] if size != info.input_size else None)
     print(summary(model, size))

@@ -192,6 +192,10 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     if in_chans is not None:
         kw["in_chans"] = in_chans
     if input_size is not None:
+        spatial = len(entry.info.input_size) - 1
+        if len(input_size) != spatial:
+            raise ValueError(f"input_size of {name!r} is {'(height, width)' if spatial == 2 else '(length,)'}, "
+                             f"without the channels (in_chans); got {tuple(input_size)}")
         if tuple(input_size) != tuple(entry.info.input_size[1:]):
             if entry.info.fixed_size and "input_size" not in entry.builder.__code__.co_varnames:
                 raise ValueError(f"model {name!r} is built for {_size_str(entry.info.input_size[1:])} "

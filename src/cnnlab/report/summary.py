@@ -19,13 +19,22 @@ def _own_counts(m: nn.Module) -> tuple[int, int]:
     return trainable, frozen
 
 
+def _with_channels(model: nn.Module, input_size: tuple[int, ...]) -> tuple[int, ...]:
+    """(H, W) -> (C, H, W) with a cnnlab model's own channels; other sizes as given."""
+    own = getattr(getattr(model, "info", None), "input_size", None)
+    if own is not None and len(input_size) == len(own) - 1:
+        return (own[0], *input_size)
+    return tuple(input_size)
+
+
 def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
                  ) -> tuple[list[tuple[str, str, str, int]], int, int]:
     """Run one example through ``model`` and record each layer.
 
     Args:
         model: any ``nn.Module`` taking float ``(N, C, H, W)`` (or ``(N, C, L)``) input.
-        input_size: (C, H, W) of one example; default ``model.info.input_size`` (cnnlab's models).
+        input_size: (C, H, W) of one example, or (H, W) for a cnnlab model (its channels);
+            default ``model.info.input_size`` (cnnlab's models).
 
     Returns:
         ``(rows, trainable, non_trainable)``, rows of (name, type, output shape, params), in call
@@ -41,6 +50,7 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
             raise ValueError(f"summary of a {type(model).__name__}: give input_size, the (C, H, W) "
                              "of one example (only cnnlab's models know their own)")
         input_size = info.input_size
+    input_size = _with_channels(model, input_size)
     rows, seen = [], set()
     hooks = []
     for name, m in model.named_modules():
@@ -80,7 +90,7 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, width: 
     rows, trainable, frozen = summary_rows(model, input_size)
     c1, c2 = 44, 24
     name = getattr(getattr(model, "info", None), "name", type(model).__name__)
-    size = input_size or model.info.input_size
+    size = _with_channels(model, input_size) if input_size else model.info.input_size
     lines = [f'Model: "{name}"  (input NCHW: (None, {", ".join(map(str, size))}))', "_" * width,
              f"{'Layer (type)':<{c1}}{'Output Shape':<{c2}}{'Param #':>{width - c1 - c2}}", "=" * width]
     for i, (n, t, shape, p) in enumerate(rows):

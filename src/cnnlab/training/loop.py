@@ -46,6 +46,13 @@ class History:
     def __len__(self) -> int:
         return len(self.epochs)
 
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Keras' form, ``{"loss": [...], "val_accuracy": [...], ...}``: each metric's values,
+        epoch by epoch (``epoch`` and ``time_s`` included)."""
+        keys = dict.fromkeys(k for e in self.epochs for k in e)
+        return {k: self[k] for k in keys}
+
 
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled or not sys.stdout.isatty():
