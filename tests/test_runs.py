@@ -91,9 +91,12 @@ def test_evaluate_reproduces_test_metrics(tmp_path, monkeypatch):
     run = cnnlab.train(RECIPE, dataset=ds, run_dir=tmp_path / "r", log=quiet)
     from cnnlab import runs
     monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
-    again = cnnlab.evaluate(tmp_path / "r")
+    again = cnnlab.evaluate(tmp_path / "r", keep_logits=True)
     assert again["correct"] == run.test_metrics["correct"]
     assert again["loss"] == pytest.approx(run.test_metrics["loss"], rel=1e-5)
+    # the logits and labels of the test split, in its order, for best/worst selections
+    assert torch.equal(again["labels"], ds.test_labels) and again["logits"].shape == (len(ds.test_labels), 4)
+    assert int((again["logits"].argmax(1) == again["labels"]).sum()) == again["correct"]
 
 
 @pytest.mark.realdata

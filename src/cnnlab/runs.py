@@ -761,7 +761,7 @@ def _few(names: list[str], n: int = 4) -> str:
 
 def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=None,
                  device: str | None = None, precision: str | None = None, tta: str | None = None,
-                 dataset: ImageDataset | None = None) -> dict:
+                 dataset: ImageDataset | None = None, keep_logits: bool = False) -> dict:
     """Re-evaluate a run's checkpoint on the test split (``cnnlab evaluate RUN_DIR``).
 
     ``tta`` (``"none"``, ``"flip"`` or ``"flip-shift"``: :func:`cnnlab.training.tta_logits`) replaces
@@ -772,6 +772,8 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
 
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
+        With ``keep_logits`` also ``logits`` float32 ``(N, K)`` and ``labels`` int64 ``(N,)``
+        of the test split, in its order (for :func:`cnnlab.report.plots.select_predictions`).
 
     Raises:
         what :func:`load_run` raises; ValueError: an unknown ``precision``; RecipeError: an
@@ -789,8 +791,11 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     # the normalisation the model was trained with, as recorded (as evaluate --folder uses it)
     loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=meta["dataset"]["mean"],
                          std=meta["dataset"]["std"], device=dev)
-    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes)
+    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes,
+                         keep_logits=keep_logits)
     out.update({"weights": f"{weights}.safetensors", "precision": prec})
+    if keep_logits:
+        out["labels"] = y.cpu()
     return out
 
 

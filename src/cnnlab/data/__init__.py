@@ -11,8 +11,9 @@ from . import mnist  # noqa: F401,E402
 from . import cifar, images, iris, notmnist  # noqa: F401,E402
 from .images import DataSkipWarning, load_image_folder  # noqa: E402
 from .info import dataset_info, format_verification, plot_class_distribution, verify_dataset  # noqa: E402
+from .loader import BatchLoader  # noqa: E402
 
-__all__ = ["DATASETS", "ImageDataset", "DataFileError", "DataSkipWarning", "cache_dir", "channel_stats",
+__all__ = ["DATASETS", "BatchLoader", "ImageDataset", "DataFileError", "DataSkipWarning", "cache_dir", "channel_stats",
            "dataset_info", "dataset_options", "format_verification", "load_dataset", "load_image_folder",
            "plot_class_distribution", "read_idx", "read_idx_pair", "register_dataset",
            "stratified_split", "verify_dataset"]
