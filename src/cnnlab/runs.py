@@ -552,18 +552,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     if main:  # after prepare: a recipe it refuses leaves no empty folder behind
         run_dir.mkdir(parents=True, exist_ok=True)
     model, trainer = s.model, s.trainer
-    callbacks, dev, precision, binary, monitor = trainer.callbacks, s.device, s.precision, s.binary, s.monitor
-    channels_last, train_loader, val_loader, test_loader = s.channels_last, s.train, s.val, s.test
-
-    n_val = len(val_loader.labels) if val_loader else 0  # in a torchrun job: this process's part
-    n_val = int(distributed.all_reduce_sum(torch.tensor(n_val, device=dev)).item())
-    meta = {"recipe": recipe.model_dump(), "dataset": {"name": ds.name, "classes": ds.classes,
-            "image_shape": list(ds.image_shape), "mean": ds.mean, "std": ds.std,
-            "train": len(train_loader.labels), "validation": n_val,
-            "test": len(ds.test_labels), "provenance": ds.provenance},
-            "resolved": {"device": str(dev), "precision": precision, "channels_last": channels_last},
-            "machine": describe_machine(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta = _run_meta(recipe, ds, s)
     initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
         initial_epoch, prior_train_s = _restore_state(s, state, log)
@@ -572,8 +561,6 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
                     resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
                                                          "date": meta["started"], "machine": meta["machine"]}])
         log(f"resuming {run_dir} after epoch {initial_epoch}")
-    if distributed.world_size() > 1:
-        meta["resolved"]["processes"] = distributed.world_size()
     if main:
         write_json(run_dir / "recipe.json", meta)
 
@@ -585,19 +572,11 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
     trainer.on_epoch_saved = save_epoch if main else None
-    world = distributed.world_size()
-    log(f"training {recipe.name}: {recipe.model} on {ds.name} ({meta['dataset']['train']} train / "
-        f"{n_val} validation), {recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, "
-        f"batch {recipe.batch_size}, {precision}{' channels_last' if channels_last else ''} on {dev}"
-        + (" (precision auto: no native bf16 on this CPU)" if recipe.precision == "auto"
-           and precision == "fp32" and dev.type == "cpu" else "")
-        + (" (warning: this CPU has no native bf16; PyTorch emulates it, many times slower than "
-           "fp32)" if precision == "bf16" and dev.type == "cpu" and not native_bf16(dev) else "")
-        + (f", {world} processes (DDP)" if world > 1 else ""))
+    log(_start_line(recipe, ds.name, meta, s.device))
     t0 = time.perf_counter()
     if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping
         try:
-            trainer.fit(train_loader, val_loader, recipe.epochs, initial_epoch=initial_epoch)
+            trainer.fit(s.train, s.val, recipe.epochs, initial_epoch=initial_epoch)
         except KeyboardInterrupt as e:  # Ctrl-C: the caller can say which folder to resume
             e.run_dir, e.resumable = run_dir, (run_dir / "last_state.pt").exists()
             raise
@@ -606,22 +585,63 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         model.eval()
         return Run(run_dir, recipe, model, trainer.history, {}, ds)
 
-    load_weights(model, run_dir / "best.safetensors")
-    test = evaluate_model(model, test_loader, recipe, precision, dev, binary, ds.classes, keep_logits=True)
-    logits = test.pop("logits")
-    best_epoch = callbacks[0].best_epoch + 1
-    test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": monitor,
-                 "epochs_run": len(trainer.history), "train_time_s": round(prior_train_s + train_s, 1),
-                 "precision": precision, "dataset_lossy": bool(ds.provenance.get("lossy"))})
-    write_json(run_dir / "test_metrics.json", test)  # the result first: a plot cannot lose it
-    log(f"best epoch {best_epoch} by {monitor}; weights in {run_dir / 'best.safetensors'}")
-    log(format_test_line(test))
+    test, logits = _test_run(s, recipe, ds, run_dir, prior_train_s + train_s, log)
     _plot_run(run_dir, recipe.name, trainer.history, test, logits, ds, log)
     hint = (f"; Grad-CAM and filters: cnnlab explain {run_dir}" if ds.test_images.dim() == 4
             and any(isinstance(m, nn.Conv2d) for m in model.modules()) else "")  # not for an MLP
     log(f"plots in {run_dir}{hint}")
     model.eval()
     return Run(run_dir, recipe, model, trainer.history, test, ds)
+
+
+def _run_meta(recipe: Recipe, ds: ImageDataset, s: "Setup") -> dict:
+    """``recipe.json``: the resolved recipe, the data (classes, shape, normalisation, split
+    sizes, provenance), what ``auto`` resolved to, the machine and the start time."""
+    n_val = len(s.val.labels) if s.val else 0  # in a torchrun job: this process's part
+    n_val = int(distributed.all_reduce_sum(torch.tensor(n_val, device=s.device)).item())
+    meta = {"recipe": recipe.model_dump(), "dataset": {"name": ds.name, "classes": ds.classes,
+            "image_shape": list(ds.image_shape), "mean": ds.mean, "std": ds.std,
+            "train": len(s.train.labels), "validation": n_val,
+            "test": len(ds.test_labels), "provenance": ds.provenance},
+            "resolved": {"device": str(s.device), "precision": s.precision, "channels_last": s.channels_last},
+            "machine": describe_machine(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if distributed.world_size() > 1:
+        meta["resolved"]["processes"] = distributed.world_size()
+    return meta
+
+
+def _start_line(recipe: Recipe, dataset_name: str, meta: dict, dev: torch.device) -> str:
+    """The run's first log line: recipe, model, data, split sizes, epochs, batch, precision."""
+    precision, channels_last = meta["resolved"]["precision"], meta["resolved"]["channels_last"]
+    world = distributed.world_size()
+    return (f"training {recipe.name}: {recipe.model} on {dataset_name} ({meta['dataset']['train']} "
+            f"train / {meta['dataset']['validation']} validation), {recipe.epochs} "
+            f"epoch{'s' if recipe.epochs != 1 else ''}, batch {recipe.batch_size}, {precision}"
+            f"{' channels_last' if channels_last else ''} on {dev}"
+            + (" (precision auto: no native bf16 on this CPU)" if recipe.precision == "auto"
+               and precision == "fp32" and dev.type == "cpu" else "")
+            + (" (warning: this CPU has no native bf16; PyTorch emulates it, many times slower than "
+               "fp32)" if precision == "bf16" and dev.type == "cpu" and not native_bf16(dev) else "")
+            + (f", {world} processes (DDP)" if world > 1 else ""))
+
+
+def _test_run(s: "Setup", recipe: Recipe, ds: ImageDataset, run_dir: Path, train_s: float,
+              log: Callable[[str], None]) -> tuple[dict, torch.Tensor]:
+    """Evaluate the best weights on the test split and write ``test_metrics.json``; returns the
+    metrics and the test logits (for the plots)."""
+    load_weights(s.model, run_dir / "best.safetensors")
+    test = evaluate_model(s.model, s.test, recipe, s.precision, s.device, s.binary, ds.classes,
+                          keep_logits=True)
+    logits = test.pop("logits")
+    best_epoch = s.trainer.callbacks[0].best_epoch + 1
+    test.update({"weights": "best.safetensors", "best_epoch": best_epoch, "monitor": s.monitor,
+                 "epochs_run": len(s.trainer.history), "train_time_s": round(train_s, 1),
+                 "precision": s.precision, "dataset_lossy": bool(ds.provenance.get("lossy"))})
+    write_json(run_dir / "test_metrics.json", test)  # the result first: a plot cannot lose it
+    log(f"best epoch {best_epoch} by {s.monitor}; weights in {run_dir / 'best.safetensors'}")
+    log(format_test_line(test))
+    return test, logits
 
 
 def _plot_run(run_dir: Path, title: str, history: History, test: dict, logits: torch.Tensor,
