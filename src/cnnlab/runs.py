@@ -259,8 +259,42 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     # 1.08x on the geometric mean of the seed models, AVX2 CPU, benchmarks/CHANNELS_LAST.md)
     channels_last = (recipe.channels_last if recipe.channels_last is not None
                      else precision == "bf16" or dev.type == "cpu")
+    model = _model(recipe, ds, dev, rank, channels_last, log)
+    binary = _binary(model)
+    train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.filter_bias_and_bn or recipe.norm_bias_lr_scale != 1:
+        params = parameter_groups(model, filter_bias_and_bn=recipe.filter_bias_and_bn, lr=recipe.lr,
+                                  weight_decay=recipe.weight_decay,
+                                  norm_bias_lr_scale=recipe.norm_bias_lr_scale)
+    optimizer = build_optimizer(params, recipe.optimizer, recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps,
+                                fused=recipe.fused_optimizer)
+    scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
+                                           steps_per_epoch=len(train_loader), step_size=recipe.step_size,
+                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,
+                                           milestones=recipe.milestones)
+    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
+    callbacks = _callbacks(recipe, model, checkpoint, monitor)
+    class_weights = _class_weights(recipe, ds.classes, train_loader.labels)
+    if class_weights is not None and log:
+        log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, class_weights.tolist())))
+    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, class_weights),
+                      device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
+                      step_per_batch=per_batch, log=log, progress=progress,
+                      ema_decay=recipe.ema_decay, ema_warmup=recipe.ema_warmup,
+                      eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
+                      clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
+    return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
+                 precision, channels_last, binary, monitor)
+
+
+def _model(recipe: Recipe, ds: ImageDataset, dev: torch.device, rank: int, channels_last: bool,
+           log) -> nn.Module:
+    """The recipe's model on ``dev``: built from the seed (the same initial weights on every
+    process), with its pretrained weights, frozen layers, memory format and torch.compile."""
     torch.manual_seed(recipe.seed)
-    model = _build(recipe, ds, dev)  # the same initial weights on every process
+    model = _build(recipe, ds, dev)
     if recipe.pretrained is not None:
         got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part, seed=recipe.seed)
         if log:
@@ -280,21 +314,11 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         model = model.to(memory_format=torch.channels_last)
     if recipe.compile:
         model.compile()  # in place: state_dict keys stay those of the model
-    binary = _binary(model)
-    train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if recipe.filter_bias_and_bn or recipe.norm_bias_lr_scale != 1:
-        params = parameter_groups(model, filter_bias_and_bn=recipe.filter_bias_and_bn, lr=recipe.lr,
-                                  weight_decay=recipe.weight_decay,
-                                  norm_bias_lr_scale=recipe.norm_bias_lr_scale)
-    optimizer = build_optimizer(params, recipe.optimizer, recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay, eps=recipe.eps,
-                                fused=recipe.fused_optimizer)
-    scheduler, per_batch = build_scheduler(optimizer, recipe.schedule, epochs=recipe.epochs,
-                                           steps_per_epoch=len(train_loader), step_size=recipe.step_size,
-                                           gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,
-                                           milestones=recipe.milestones)
-    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
+    return model
+
+
+def _callbacks(recipe: Recipe, model: nn.Module, checkpoint, monitor: str) -> list:
+    """The recipe's callbacks, ModelCheckpoint first (``train`` reads its best epoch)."""
     callbacks: list = []
     if checkpoint is not None:
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True))
@@ -308,17 +332,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         freeze = FreezeAfter(recipe.freeze_after)
         freeze.check(model)  # a misspelt name fails here, before any training
         callbacks.append(freeze)
-    class_weights = _class_weights(recipe, ds.classes, train_loader.labels)
-    if class_weights is not None and log:
-        log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, class_weights.tolist())))
-    trainer = Trainer(model, optimizer, classification_loss(recipe.label_smoothing, binary, class_weights),
-                      device=dev, precision=precision, callbacks=callbacks, scheduler=scheduler,
-                      step_per_batch=per_batch, log=log, progress=progress,
-                      ema_decay=recipe.ema_decay, ema_warmup=recipe.ema_warmup,
-                      eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
-                      clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
-    return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
-                 precision, channels_last, binary, monitor)
+    return callbacks
 
 
 def _batch_mix(recipe: Recipe, ds: ImageDataset):
