@@ -50,3 +50,16 @@ def test_a_bad_override_prints_the_fields_description():
     from cnnlab.recipes import RecipeError, get_recipe, parse_overrides
     with pytest.raises(RecipeError, match="label_smoothing.*Szegedy et al. 2016"):
         get_recipe("mnist-cnn-small", parse_overrides(["label_smoothing=1.5"]))
+
+
+def test_the_readme_own_loop_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    """README's "Your own data and loop" block, executed verbatim (in a scratch folder)."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(r"\*\*Your own data and loop\.\*\*.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    assert len(scope["history"].history["loss"]) >= 1 and (tmp_path / "best.safetensors").exists()
+    assert scope["cam"].shape == (4, 32, 32) and scope["run"].dir.parent.name == "runs"
