@@ -79,7 +79,9 @@ def test_class_layout_gets_seeded_stratified_split(tmp_path):
 
 def test_grayscale_and_center_crop(tmp_path):
     root = make_folder(tmp_path / "g", n=2)
-    ds = load_image_folder(root, size=(12, 20), color="grayscale", resize="center-crop")
+    # 2 images a class: 20% holds none out, which is said
+    with pytest.warns(DataSkipWarning, match="no test image of class\\(es\\) cats, dogs"):
+        ds = load_image_folder(root, size=(12, 20), color="grayscale", resize="center-crop")
     assert ds.train_images.shape[1:] == (1, 12, 20) and len(ds.mean) == 1
 
 
@@ -292,3 +294,66 @@ def test_real_cats_vs_dogs():
                      if p.startswith(pre + "train/"))
     text = "".join(f"{h}  {p}\n" for p, h in listing)
     assert ds.provenance["files"]["train/"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- folders as users have them ------------------------------------------------------------------
+
+def test_split_folders_in_any_case_and_val(tmp_path):
+    """Train/ + Validation/ (Windows, Kaggle) and train/ + val/ are split layouts, not classes."""
+    make_split_folder(tmp_path / "caps", test_name="Validation")
+    (tmp_path / "caps" / "train").rename(tmp_path / "caps" / "Train")
+    ds = load_image_folder(tmp_path / "caps", size=8)
+    assert ds.classes == ["cats", "dogs"] and len(ds.test_labels) == 4
+    assert set(ds.provenance["files"]) == {"Train/", "Validation/"}
+    ds = load_image_folder(make_split_folder(tmp_path / "v", test_name="val"), size=8)
+    assert "val/ is the test split" in ds.provenance["layout"] and len(ds.test_labels) == 4
+
+
+def test_an_unlabelled_test_folder_says_what_to_do(tmp_path):
+    root = tmp_path / "kaggle"
+    make_folder(root / "train")
+    (root / "test").mkdir()
+    (root / "test" / "1.jpg").write_bytes(img_bytes(8, 8))
+    with pytest.raises(DataFileError, match=r"images without class sub-folders, i.e. without labels.*"
+                                            rf"--data-dir {root / 'train'}"):
+        load_image_folder(root, size=8)
+
+
+def test_16_bit_greyscale_is_scaled_not_clipped_to_white():
+    from cnnlab.data.images import decode_image
+    ramp = (np.arange(64, dtype=np.uint16) * 1040).reshape(8, 8)  # 0 .. 65520
+    f = io.BytesIO()
+    Image.fromarray(ramp).save(f, format="PNG")
+    a = decode_image(f.getvalue(), None, "grayscale")[:, :, 0]
+    assert a.dtype == np.uint8 and a[0, 0] == 0 and a[-1, -1] == round(65520 / 257)
+    assert np.array_equal(a, np.round(ramp / 257).astype(np.uint8))
+
+
+def test_symlinked_sub_folders_are_read_once(tmp_path):
+    root = make_folder(tmp_path / "pets", n=3)
+    extra = make_folder(tmp_path / "extra", classes=("more",), n=2)
+    (root / "cats" / "more_cats").symlink_to(extra / "more", target_is_directory=True)
+    (root / "cats" / "loop").symlink_to(root / "cats", target_is_directory=True)  # not followed twice
+    from cnnlab.data.images import scan_class_folders
+    _, files, _ = scan_class_folders(root)
+    names = [f[0] for f in files]
+    assert names.count("cats/more_cats/more.0.jpg") == 1 and len(names) == 8
+
+
+def test_a_rewritten_file_with_the_same_size_and_mtime_is_decoded_again(tmp_path):
+    """BMPs of one size are byte-for-byte the same length; tar and unzip restore mtimes: the cache
+    key has the change time too, so such a replacement is not served stale pixels."""
+    root = make_folder(tmp_path / "bmp", n=3, sizes=((8, 8),), fmt="BMP")
+    first = load_image_folder(root, size=None, resize="none", test_fraction=0.4)
+    f, other = root / "cats" / "cats.0.bmp", root / "dogs" / "dogs.0.bmp"
+    st = f.stat()
+    f.write_bytes(other.read_bytes())
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    again = load_image_folder(root, size=None, resize="none", test_fraction=0.4)
+    assert not again.provenance["from_cache"] and again.provenance["files"] != first.provenance["files"]
+
+
+def test_jfif_files_are_images():
+    from cnnlab.data.images import IMAGE_EXTENSIONS
+    assert ".jfif" in IMAGE_EXTENSIONS  # Windows' name for downloaded JPEGs

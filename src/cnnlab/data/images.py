@@ -2,8 +2,9 @@
 
 Two layouts are read (the ones Keras' ``flow_from_directory`` and torchvision's ``ImageFolder`` use):
 
-* split layout: ``root/train/CLASS/*.jpg`` plus ``root/test/CLASS/*`` or ``root/validation/CLASS/*``
-  (the Dogs vs. Cats subset of the seeds, ``cats_and_dogs_filtered``);
+* split layout: ``root/train/CLASS/*.jpg`` plus ``root/test/CLASS/*``, ``root/validation/CLASS/*``
+  or ``root/val/CLASS/*`` (the first found, in that order; the Dogs vs. Cats subset of the seeds,
+  ``cats_and_dogs_filtered``, has ``validation/``); the names in any case (``Train/``);
 * class layout: ``root/CLASS/*.jpg``; the test split is then a seeded stratified split.
 
 If ``root`` holds a ``train/`` folder the split layout is assumed, so a class cannot be called
@@ -11,10 +12,11 @@ If ``root`` holds a ``train/`` folder the split layout is assumed, so a class ca
 
 Decoding photos is slow (about 1 ms per 500x375 JPEG on one core), so the decoded tensors are
 cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of the
-folder's absolute path, every file's relative path, size and mtime, and the resize settings: the
-second load only lists the folder and reads one file. A changed, added or removed image (or a
-moved folder) changes the key and the folder is decoded again; stale cache files are left behind
-(delete ``cache_dir()/decoded`` to reclaim them).
+folder's absolute path, every file's relative path, size, mtime and ctime (the inode change time,
+which every write or copy of a file sets, even one that keeps its size and restores its mtime),
+and the resize settings: the second load only lists the folder and reads one file. A changed,
+added or removed image (or a moved folder) changes the key and the folder is decoded again;
+stale cache files are left behind (delete ``cache_dir()/decoded`` to reclaim them).
 
 Resize policies (``resize=``):
 
@@ -27,7 +29,9 @@ Resize policies (``resize=``):
 Resampling is PIL's bilinear filter, which widens its support when shrinking (antialiased). Large
 JPEGs are first decoded at a reduced DCT scale (``Image.draft``: 1/2, 1/4 or 1/8, never below the
 target size), which is several times faster and averages pixels much as the filter would. EXIF
-orientation tags are ignored, as in Keras and torchvision. Images with an alpha channel lose it.
+orientation tags are ignored, as in Keras and torchvision (a phone photo stored sideways is read
+sideways). Images with an alpha channel lose it: transparent pixels take their stored colour,
+often black. 16-bit and float greyscale images are scaled to 8 bits (65535 -> 255).
 
 Files whose extension is not an image's, and images PIL cannot decode (a truncated JPEG, a zero-byte
 file), are skipped; the count and the first few names are printed as a :class:`DataSkipWarning` and
@@ -54,8 +58,8 @@ from .._io import write_bytes
 from .core import ImageDataset, cache_dir, candidate_dirs, channel_stats, register_dataset, stratified_split
 from .idx import DataFileError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
-                              ".pgm", ".pbm"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                              ".ppm", ".pgm", ".pbm"})
 RESIZE_POLICIES = ("squash", "center-crop", "none")
 COLORS = {"rgb": "RGB", "grayscale": "L"}
 # bump when decoding changes (resampling, draft rule, layout of the cache file): old entries then
@@ -123,6 +127,8 @@ def decode_image(data: bytes, size: tuple[int, int] | None, color: str = "rgb",
             # JPEG only (a no-op for other formats): decode at 1/2, 1/4, 1/8 scale while the result
             # stays >= the size needed
             im.draft(mode, need)
+        if im.mode in ("I", "I;16", "I;16L", "I;16B", "F"):  # 16-bit or float grey: PIL's convert
+            im = _to_8bit(im)  # would clip every value above 255 to white
         im = im.convert(mode)  # also forces the decode, which raises on a truncated file
         if size is not None:
             if resize == "center-crop":
@@ -136,6 +142,18 @@ def decode_image(data: bytes, size: tuple[int, int] | None, color: str = "rgb",
                 im = im.resize((tw, th), Image.BILINEAR)
         a = np.asarray(im, dtype=np.uint8)
     return a[:, :, None] if a.ndim == 2 else a
+
+
+def _to_8bit(im):
+    """A 16-bit (0-65535) or 32-bit integer grey image, or a float one (0-1 if its values stay
+    there, else 0-255), as 8-bit grey ``L``: 16-bit values are divided by 257 (65535 -> 255)."""
+    from PIL import Image
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        a = a * 255 if a.size and np.nanmax(a) <= 1.0 else a
+    else:
+        a = a / 257 if a.size and a.max() > 255 else a
+    return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
 
 
 @dataclass
@@ -346,8 +364,8 @@ def _is_image_name(name: str) -> bool:
 def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = None):
     """List the images of a class-per-sub-folder tree.
 
-    Sub-folders are walked recursively, in sorted order; hidden files and folders (``.DS_Store``,
-    ``.ipynb_checkpoints``) are ignored.
+    Sub-folders are walked recursively, in sorted order, symlinked ones too; hidden files and
+    folders (``.DS_Store``, ``.ipynb_checkpoints``) are ignored.
 
     Args:
         root: the folder holding one sub-folder per class.
@@ -355,8 +373,8 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
 
     Returns:
         ``(classes, files, skipped)``: class names (sorted sub-folder names); ``[(relpath, label,
-        size, mtime_ns)]`` for each file with an image extension, sorted by class then path (``/``
-        separated, relative to ``root``); ``[(relpath, reason)]`` for the other files.
+        size, mtime_ns, ctime_ns)]`` for each file with an image extension, sorted by class then
+        path (``/`` separated, relative to ``root``); ``[(relpath, reason)]`` for the other files.
 
     Raises:
         DataFileError: ``root`` is not a folder, has no class sub-folders, has a class folder without
@@ -382,8 +400,11 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
     files, skipped = [], []
     for label, cls in enumerate(subdirs):
         n_images = 0
-        for dirpath, dirnames, filenames in os.walk(root / cls):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        seen = {os.path.realpath(root / cls)}  # symlinked folders are followed, each once (no loops)
+        for dirpath, dirnames, filenames in os.walk(root / cls, followlinks=True):
+            dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
+                           and os.path.realpath(Path(dirpath) / d) not in seen]
+            seen.update(os.path.realpath(Path(dirpath) / d) for d in dirnames)
             for fn in sorted(filenames):
                 p = Path(dirpath) / fn
                 rel = p.relative_to(root).as_posix()
@@ -393,7 +414,7 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
                     skipped.append((rel, "not an image file (extension)"))
                     continue
                 st = p.stat()
-                files.append((rel, label, st.st_size, st.st_mtime_ns))
+                files.append((rel, label, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
                 n_images += 1
         if n_images == 0:
             raise DataFileError(f"{root / cls}: class folder {cls!r} holds no image files "
@@ -448,7 +469,7 @@ def read_class_folder(root: str | os.PathLike, size: int | Sequence[int] | None 
                 "resample": "bilinear", "draft": True,
                 "expect_size": list(expect_size) if expect_size else None}
     fingerprint = [str(root.resolve()), cls, [list(f) for f in files]]
-    items = [(rel, label, (lambda p=root / rel: p.read_bytes())) for rel, label, _, _ in files]
+    items = [(rel, label, (lambda p=root / rel: p.read_bytes())) for rel, label, *_ in files]
 
     def decode():
         return decode_files(items, hw, color, resize, workers, expect_size)
@@ -504,17 +525,19 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
     prov: dict = {"source": source or f"image folder {root}", "folder": str(root), "lossy": lossy,
                   "resize": {"size": list(hw) if hw else None, "policy": resize, "color": color,
                              "resample": "PIL bilinear (antialiased), JPEG draft decoding"}}
-    train_root = root / "train"
-    if train_root.is_dir():
+    split_dirs = _split_dirs(root)
+    if "train" in split_dirs:
+        train_root = root / split_dirs["train"]
         if test_dir is None:
-            test_dir = next((d for d in ("test", "validation") if (root / d).is_dir()), None)
+            test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)
         elif not (root / test_dir).is_dir():
             raise FileNotFoundError(f"{root / test_dir}: test folder not found")
-        tr = read_class_folder(train_root, classes=classes, prefix="train/", **opts)
-        files = {"train/": tr.manifest_sha256}
-        counts = {"train/": tr.n_files}
-        skipped = [(f"train/{n}", r) for n, r in tr.skipped]
+        tr = read_class_folder(train_root, classes=classes, prefix=f"{train_root.name}/", **opts)
+        files = {f"{train_root.name}/": tr.manifest_sha256}
+        counts = {f"{train_root.name}/": tr.n_files}
+        skipped = [(f"{train_root.name}/{n}", r) for n, r in tr.skipped]
         if test_dir is not None:
+            _check_labelled(root / test_dir, train_root)
             te = read_class_folder(root / test_dir, classes=tr.classes, stats=False,
                                    prefix=f"{test_dir}/", **opts)
             files[f"{test_dir}/"] = te.manifest_sha256
@@ -523,10 +546,10 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
             xtr, ytr, xte, yte = tr.images, tr.labels, te.images, te.labels
             mean, std = tr.mean, tr.std
             prov["layout"] = f"train/ + {test_dir}/ (class sub-folders); {test_dir}/ is the test split"
-            if test_dir != "test":
+            if test_dir.lower() != "test":
                 prov["note"] = (f"{test_dir}/ is used as the test split, as the seeds use it; make a "
                                 "validation split from train/ for model selection")
-                others = [d for d in ("test", "validation") if d != test_dir and (root / d).is_dir()]
+                others = [split_dirs[d] for d in TEST_FOLDERS if d in split_dirs and split_dirs[d] != test_dir]
                 if others:
                     prov["note"] += f"; {others[0]}/ exists and was not read"
         else:
@@ -549,9 +572,33 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
     prov["skipped"] = report_skipped(str(root), skipped)
     prov["cache"] = cache
     prov["from_cache"] = from_cache
+    untested = [c for i, c in enumerate(cls_names) if not bool((yte == i).any())]
+    if untested:
+        warnings.warn(f"{root}: no test image of class(es) {', '.join(untested)} (a class needs "
+                      f"several images for a held-out share); their test accuracy is undefined",
+                      DataSkipWarning, stacklevel=2)
     return ImageDataset(name=name, train_images=xtr, train_labels=ytr, test_images=xte,
                         test_labels=yte, classes=list(cls_names), mean=tuple(mean), std=tuple(std),
                         provenance=prov)
+
+
+# the test split's folder names, in the order one is chosen (``val``: the short form many use)
+TEST_FOLDERS = ("test", "validation", "val", "valid")
+
+
+def _split_dirs(root: Path) -> dict[str, str]:
+    """The split folders in ``root``, lower-cased name -> name as on disk (``Train/`` counts)."""
+    return {d.name.lower(): d.name for d in sorted(root.iterdir())
+            if d.is_dir() and d.name.lower() in ("train", *TEST_FOLDERS)}
+
+
+def _check_labelled(test_root: Path, train_root: Path) -> None:
+    """A test folder of loose images (Kaggle's unlabelled test/) cannot score a model: say what to do."""
+    if test_root.is_dir() and not any(d.is_dir() and not d.name.startswith(".") for d in test_root.iterdir()):
+        raise DataFileError(f"{test_root}: images without class sub-folders, i.e. without labels (as "
+                            "Kaggle's test/ ships); cnnlab needs labels to score its test split: train "
+                            f"on --data-dir {train_root} (a seeded share of it is then held out) and "
+                            f"classify these with cnnlab predict")
 
 
 def _split(tr: FolderSplit, fraction: float, seed: int, prov: dict):
