@@ -357,3 +357,23 @@ def test_a_rewritten_file_with_the_same_size_and_mtime_is_decoded_again(tmp_path
 def test_jfif_files_are_images():
     from cnnlab.data.images import IMAGE_EXTENSIONS
     assert ".jfif" in IMAGE_EXTENSIONS  # Windows' name for downloaded JPEGs
+
+
+def test_a_run_is_not_evaluated_on_a_folder_that_changed_since(tmp_path):
+    """A photo added to a class-layout folder shifts its seeded test split: re-evaluating the run
+    would score images it trained on, so it is refused; a changed test folder is a warning."""
+    import cnnlab
+    flat = make_folder(tmp_path / "flat", n=6)
+    args = ["dataset=image-folder", "epochs=1", "val_fraction=0.25", "dataset_kwargs.size=28",
+            "dataset_kwargs.color=grayscale"]
+    cnnlab.train("mnist-lenet5", args, data_dir=flat, run_dir=tmp_path / "r1", log=lambda m: None, progress=False)
+    assert cnnlab.evaluate(tmp_path / "r1")["total"] == 2  # the folder as trained on: fine
+    (flat / "cats" / "aaa_new.jpg").write_bytes(img_bytes(30, 30, seed=99))
+    with pytest.raises(ValueError, match=r"the files of \./ differ from those the run was trained on.*"
+                                         "test images now may include training images"):
+        cnnlab.evaluate(tmp_path / "r1")
+    split = make_split_folder(tmp_path / "split")
+    cnnlab.train("mnist-lenet5", args, data_dir=split, run_dir=tmp_path / "r2", log=lambda m: None, progress=False)
+    (split / "validation" / "cats" / "cats.0.jpg").write_bytes(img_bytes(30, 30, seed=98))
+    with pytest.warns(UserWarning, match=r"the files of validation/ differ .* the data as they are now"):
+        assert cnnlab.evaluate(tmp_path / "r2")["total"] == 4

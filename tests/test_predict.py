@@ -146,6 +146,11 @@ def test_a_bad_file_in_a_folder_is_skipped_with_a_warning_a_named_one_is_an_erro
     with pytest.raises(ValueError, match="1b.png: not a readable image"):
         predict(toy_run, [tmp_path])  # the Python default: every file must be readable
     assert main(["predict", str(toy_run), str(tmp_path / "1b.png")]) == 2
+    # named on its own beside a folder: still an error (only the folder's files are skipped)
+    (tmp_path / "good").mkdir()
+    Image.fromarray(ds.test_images[0, 0].numpy()).save(tmp_path / "good" / "0.png")
+    assert main(["predict", str(toy_run), str(tmp_path / "good"), str(tmp_path / "1b.png")]) == 2
+    assert "1b.png: not a readable image" in capsys.readouterr().err
 
 
 def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path, capsys):

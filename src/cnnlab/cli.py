@@ -240,10 +240,11 @@ def cmd_predict(a) -> int:
     """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.inference.predict`)."""
     from .inference import image_files, predict
     files = image_files(a.images)
-    # with a folder among them, files that are not readable images are skipped with a warning, as
+    # files in the folders given that are not readable images are skipped with a warning, as
     # training skips them; image files named alone must all be readable
+    folders = [p for p in a.images if Path(p).is_dir()]
     tops = predict(a.run_dir, files, weights=a.weights, top_k=a.top_k, device=a.device,
-                   skip_unreadable=any(Path(p).is_dir() for p in a.images))
+                   skip_unreadable=folders)
     for path, top in zip(files, tops):
         if top is not None:
             print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))

@@ -71,12 +71,13 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
 
 
 def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
-                unreadable: dict[int, str] | None = None) -> torch.Tensor:
+                unreadable: dict[int, str] | None = None, strict: frozenset = frozenset()) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
 
     With ``unreadable`` (a dict), a file that is not a readable image is left out, its reason
     recorded there under its index in ``paths``, and one
-    :class:`~cnnlab.data.images.DataSkipWarning` names them all, instead of an error.
+    :class:`~cnnlab.data.images.DataSkipWarning` names them all, instead of an error; except the
+    files in ``strict`` (named by the user), which must be readable.
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -96,7 +97,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
             a = decode_image(p.read_bytes(), (h, w), "grayscale" if c == 1 else "rgb", policy)
         except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
             why = decode_error(e)
-            if unreadable is None:
+            if unreadable is None or p in strict:
                 raise ValueError(f"{p}: not a readable image ({why})") from None
             unreadable[len(out) + len(unreadable)] = why
             continue
@@ -118,7 +119,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
-            skip_unreadable: bool = False) -> list[list[tuple[str, float]] | None]:
+            skip_unreadable: bool | Sequence[str | os.PathLike] = False) -> list[list[tuple[str, float]] | None]:
     """The ``top_k`` most probable classes for each image, by a trained run's model.
 
     Args:
@@ -130,7 +131,9 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         top_k: classes per image (at most the number of classes).
         device: where to run the model (default: a GPU if there is one).
         skip_unreadable: a file that is not a readable image gets ``None`` (and a
-            :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead of an error.
+            :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead of an error; with
+            the folders among ``images``, only the files found in them (files named on their
+            own must be readable, as ``cnnlab predict`` has it).
 
     Returns:
         For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
@@ -160,7 +163,10 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         x = images
     else:
         files, unreadable = image_files(images), ({} if skip_unreadable else None)
-        x = _preprocess(files, meta, unreadable)
+        strict = frozenset()
+        if skip_unreadable is not True and skip_unreadable:  # folders: the named files are strict
+            strict = frozenset(files) - frozenset(image_files([d for d in skip_unreadable if Path(d).is_dir()]))
+        x = _preprocess(files, meta, unreadable, strict)
     dev = next(run.model.parameters()).device
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -780,13 +781,32 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
             folder = meta["dataset"].get("provenance", {}).get("folder")
             data_dir = folder if folder and Path(folder).is_dir() else None
         ds = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
-    if ds is not None and (list(ds.classes) != meta["dataset"]["classes"]
-                           or list(ds.image_shape) != meta["dataset"]["image_shape"]):
-        raise ValueError(f"{run_dir} was trained on {meta['dataset']['name']!r} with classes "
-                         f"{_few(meta['dataset']['classes'])} and images {tuple(meta['dataset']['image_shape'])}; "
+    if ds is not None:
+        _check_same_data(run_dir, meta["dataset"], ds)
+    return Run(run_dir, recipe, model, history, test, ds)
+
+
+def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset) -> None:
+    """Refuse a dataset with other classes or image shape than the run's; where its files differ
+    from those the run read (their recorded sha256), refuse a held-out split (the files now in
+    it may have been trained on) and warn otherwise."""
+    if list(ds.classes) != trained["classes"] or list(ds.image_shape) != trained["image_shape"]:
+        raise ValueError(f"{run_dir} was trained on {trained['name']!r} with classes "
+                         f"{_few(trained['classes'])} and images {tuple(trained['image_shape'])}; "
                          f"the dataset {ds.name!r} given now has classes {_few(ds.classes)} and images "
                          f"{tuple(ds.image_shape)}")
-    return Run(run_dir, recipe, model, history, test, ds)
+    then, now = trained.get("provenance", {}).get("files"), ds.provenance.get("files")
+    if not then or not now or then == now:
+        return
+    changed = ", ".join(sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k)))
+    if "split" in ds.provenance:  # the test split is a seeded share of the files: it moved
+        raise ValueError(f"{run_dir}: the files of {changed} differ from those the run was trained "
+                         "on (their sha256 listing), and its test split is a seeded share of them: "
+                         "the test images now may include training images. Evaluate on the folder as "
+                         "it was, or on labelled images of your own (evaluate --folder)")
+    warnings.warn(f"{run_dir}: the files of {changed} differ from those the run was trained on "
+                  "(their sha256 listing); the figures are those of the data as they are now",
+                  stacklevel=3)
 
 
 def _few(names: list[str], n: int = 4) -> str:
