@@ -561,3 +561,15 @@ def test_the_loader_takes_int32_labels_as_int64():
     loader = BatchLoader(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.arange(4, dtype=torch.int32), 2,
                          mean=(0.5,), std=(0.25,))
     assert next(iter(loader))[1].dtype == torch.int64
+
+
+@pytest.mark.parametrize("y, message", [
+    (torch.tensor([0, 7]), r"label 7 in the first batch is outside the model's classes 0..3 \(4 logit\(s\)\)"),
+    (torch.tensor([-1, 0]), r"label -1 in the first batch"),
+    (torch.eye(4)[:2], r"int64 class indices \(N,\), got torch.float32 \(2, 4\); one-hot\?"),
+])
+def test_the_first_batch_labels_are_checked_against_the_logits(y, message):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 4))
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), log=lambda m: None)
+    with pytest.raises(ValueError, match=message):
+        t.fit([(torch.zeros(2, 1, 2, 2), y)], epochs=1)

@@ -83,6 +83,19 @@ def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
     return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
+def _check_labels(y: torch.Tensor, logits: torch.Tensor) -> None:
+    """The mistakes PyTorch reports as "Target 7 is out of bounds" or a dtype clash (one sync)."""
+    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        hint = "; one-hot? labels.argmax(1) gives the indices" if y.dim() == 2 else ""
+        raise ValueError(f"labels must be int64 class indices (N,), got {y.dtype} {tuple(y.shape)}{hint}")
+    k = max(logits.shape[1], 2)  # one sigmoid logit: labels 0 and 1
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= k:
+        raise ValueError(f"label {lo if lo < 0 else hi} in the first batch is outside the model's "
+                         f"classes 0..{k - 1} ({logits.shape[1]} logit(s)); give the model "
+                         "num_classes = the number of classes")
+
+
 def _diverged(split: str, loss: float, epoch: int) -> str:
     """The message of a NonFiniteLossError in ``epoch`` (0-based)."""
     kept = ("the checkpoints of earlier epochs are kept" if epoch else
@@ -147,6 +160,7 @@ class Trainer:
         self.progress = progress
         self.log = log or (lambda msg: print(msg, flush=True))
         self.should_stop = False
+        self._labels_checked = False  # the first batch's labels are checked against the logits
         self.history = History()
         self.on_epoch_saved: Callable[[int], None] | None = None  # the run folder's hook
         self.ema = None
@@ -190,12 +204,12 @@ class Trainer:
             logs, step_lr = self._train_epoch(train, epoch, first=epoch == initial_epoch)
             if not math.isfinite(logs["loss"]):
                 raise NonFiniteLossError(_diverged("training", logs["loss"], epoch))
-            self._check_weights_finite(epoch)
             if val is not None:
                 v = self.evaluate(val)
                 logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
                 if not math.isfinite(logs["val_loss"]):  # diverged in the epoch's last steps:
                     raise NonFiniteLossError(_diverged("validation", logs["val_loss"], epoch))
+            self._check_weights_finite(epoch)  # NaN weights behind a finite loss
             # the rate the epoch's last step used, not the next one's (one past the end of a
             # per-step schedule after the last epoch)
             logs["learning_rate"] = float(step_lr)
@@ -279,6 +293,9 @@ class Trainer:
             target = y if lam >= 0.5 else y_other
         with autocast(self.device, self.precision):
             logits = self.forward_model(x)
+            if not self._labels_checked:
+                _check_labels(y, logits)
+                self._labels_checked = True
             loss = self.loss_fn(logits, y)
             if lam != 1.0:
                 loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y_other)
