@@ -440,7 +440,16 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     # a finished kept run is not trained or recorded again
     messages = []
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
-    assert "finished already" in messages[0] and len(json.loads((results / "toy.json").read_text())) == 1
+    assert "finished and recorded already" in messages[0] and len(json.loads((results / "toy.json").read_text())) == 1
+    # one killed after its test figures but before its record (while plotting) is recorded now
+    saved = json.loads((results / "toy.json").read_text())
+    (results / "toy.json").write_text("[]")
+    messages.clear()
+    assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
+    [late] = json.loads((results / "toy.json").read_text())
+    assert "not yet recorded; recording it" in messages[0]
+    assert (late["test_accuracy"], late["epochs_run"], late["resumed"]) == (
+        saved[0]["test_accuracy"], saved[0]["epochs_run"], saved[0]["resumed"])
     # without --resume, a kept folder that holds a run is not trained into, for any seed
     with pytest.raises(FileExistsError, match="toy-seed0: holds an earlier run of toy; continue it with --resume"):
         run_and_record("toy", [1, 0], results, keep_runs=kept, log=quiet)
@@ -909,3 +918,29 @@ def test_a_run_on_a_dataset_of_your_own_is_evaluated_with_it_not_with_the_recipe
     with pytest.raises(ValueError, match="with classes a, b, c, d and images \\(1, 28, 28\\); the dataset "
                                          "'other' given now has classes w, x, y, z"):
         cnnlab.load_run(tmp_path / "r", dataset=other)
+
+
+def test_reproduce_keeps_one_record_per_seed_and_no_temporary_folder(tmp_path, monkeypatch):
+    """A seed run again (after an interrupted reproduce without --keep-runs) replaces its record
+    instead of counting twice in the table; without --keep-runs nothing is left in the temp dir."""
+    import tempfile
+
+    from cnnlab import runs
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import run_and_record
+    ds = toy_dataset()
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    monkeypatch.setitem(RECIPES._items, "toy", RECIPE.override({"epochs": 1}))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    results = tmp_path / "results"
+    results.mkdir()
+    run_and_record("toy", [0, 1], results, log=quiet, device="cpu")
+    messages = []
+    run_and_record("toy", [0], results, log=messages.append, device="cpu")
+    recs = json.loads((results / "toy.json").read_text())
+    assert sorted(r["seed"] for r in recs) == [0, 1] and recs[-1]["seed"] == 0
+    assert any("seed 0's earlier record" in m and "replaced by this run's" in m for m in messages)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary run folders are gone
+    run_and_record("toy", [0], results, overrides={"lr": 0.01}, log=quiet, device="cpu")
+    assert len(json.loads((results / "toy.json").read_text())) == 3  # other overrides: its own record

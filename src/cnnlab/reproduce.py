@@ -8,6 +8,7 @@ machine, versions, date, precision and the dataset copy (lossy or not).
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import tempfile
 from collections import Counter
@@ -96,33 +97,68 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
         if started:
             _check_same_training(run_dir, recipe)
             if (run_dir / "test_metrics.json").exists():
-                log(f"{run_dir}: finished already (recorded when it finished); not run again")
+                if _recorded(results_dir / f"{name}.json", seed, overrides):
+                    log(f"{run_dir}: finished and recorded already; not run again")
+                    continue
+                # killed after its test figures, before its record (while plotting): record it now
+                from .runs import load_run
+                log(f"{run_dir}: finished, not yet recorded; recording it")
+                rec = _record(name, seed, overrides, load_run(run_dir, device="cpu"), recipe)
+                _save_record(results_dir / f"{name}.json", rec, log)
                 continue
         plan.append((seed, recipe, run_dir, started))
     records = []
     for seed, recipe, run_dir, started in plan:
-        run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False, device=device,
-                    resume=run_dir if started else None)
-        t = run.test_metrics
-        rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
-               "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
-               "train_time_s": t["train_time_s"], "precision": t["precision"],
-               "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
-               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
-        if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
-            rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
-        meta = json.loads((run_dir / "recipe.json").read_text())
-        if meta.get("resumed"):  # where the first piece ran, and each piece after it
-            rec.update(started_on=meta["machine"], resumed=meta["resumed"])
-        if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
-            rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
-                       val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
-        path = results_dir / f"{name}.json"
-        old = json.loads(path.read_text()) if path.exists() else []
-        write_json(path, old + [rec])
+        try:
+            run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False, device=device,
+                        resume=run_dir if started else None)
+            rec = _record(name, seed, overrides, run, recipe)
+            _save_record(results_dir / f"{name}.json", rec, log)
+        finally:
+            if keep_runs is None:  # a temporary folder: the record is what is kept
+                shutil.rmtree(run_dir, ignore_errors=True)
         records.append(rec)
     return records
+
+
+def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
+    """A results record of a finished run (:class:`cnnlab.runs.Run`)."""
+    t = run.test_metrics
+    rec = {"recipe": name, "seed": seed, "test_accuracy": t["accuracy"], "test_loss": t["loss"],
+           "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
+           "train_time_s": t["train_time_s"], "precision": t["precision"],
+           "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
+    if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
+        rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
+    meta = json.loads((run.dir / "recipe.json").read_text())
+    if meta.get("resumed"):  # where the first piece ran, and each piece after it
+        rec.update(started_on=meta["machine"], resumed=meta["resumed"])
+    if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
+        rec.update(best_val_accuracy=max(run.history["val_accuracy"]),
+                   val_time_to_target_s=time_to_accuracy(run.history.epochs, recipe.expected_accuracy))
+    return rec
+
+
+def _same_run(rec: dict, seed: int, overrides) -> bool:
+    return rec.get("seed") == seed and (rec.get("overrides") or {}) == (overrides or {})
+
+
+def _recorded(path: Path, seed: int, overrides) -> bool:
+    return path.exists() and any(_same_run(r, seed, overrides) for r in json.loads(path.read_text()))
+
+
+def _save_record(path: Path, rec: dict, log) -> None:
+    """Add ``rec`` to the recipe's records; one record per seed and overrides: a seed run again
+    replaces its earlier record (said in the log), so that the table counts each seed once."""
+    old = json.loads(path.read_text()) if path.exists() else []
+    kept = [r for r in old if not _same_run(r, rec["seed"], rec["overrides"])]
+    for r in old:
+        if _same_run(r, rec["seed"], rec["overrides"]):
+            log(f"{path.name}: seed {rec['seed']}'s earlier record (of {str(r.get('date', '?'))[:10]}) "
+                "replaced by this run's")
+    write_json(path, kept + [rec])
 
 
 def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=print) -> list[dict]:
