@@ -944,3 +944,24 @@ def test_reproduce_keeps_one_record_per_seed_and_no_temporary_folder(tmp_path, m
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary run folders are gone
     run_and_record("toy", [0], results, overrides={"lr": 0.01}, log=quiet, device="cpu")
     assert len(json.loads((results / "toy.json").read_text())) == 3  # other overrides: its own record
+
+
+def test_resume_refuses_another_step_count_and_fewer_epochs_than_trained(tmp_path):
+    """Resumed under another number of torchrun processes, an epoch has another number of steps
+    (DDP drops the last partial global batch) and the saved per-step schedule ends off course:
+    refused, naming the process count. So is --epochs below the epochs already trained."""
+    from cnnlab.checkpoint import load_state, save_state
+    from cnnlab.recipes import RecipeError
+    cosine = RECIPE.override({"schedule": "cosine"})
+    train_killed_in_epoch_2(cosine, tmp_path / "cut")
+    state = load_state(tmp_path / "cut" / "last_state.pt")
+    assert (state["steps_per_epoch"], state["processes"]) == (8, 1)  # 480 examples, batch 64
+    save_state({**state, "steps_per_epoch": 7, "processes": 2}, tmp_path / "cut" / "last_state.pt")
+    with pytest.raises(ValueError, match=r"took 7 steps per epoch with 2 process\(es\), here it takes 8 "
+                                         r"with 1.*resume it with 2 process\(es\) \(torchrun --nproc_per_node=2\)"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet)
+    train_killed_in_epoch_2(RECIPE, tmp_path / "flat")  # a constant rate: epochs may change
+    state = load_state(tmp_path / "flat" / "last_state.pt")
+    save_state({**state, "epoch": 1}, tmp_path / "flat" / "last_state.pt")  # as if 2 epochs were done
+    with pytest.raises(RecipeError, match=r"finished 2 epochs already; epochs=1 would leave"):
+        cnnlab.train(None, {"epochs": 1}, dataset=toy_dataset(), resume=tmp_path / "flat", log=quiet)

@@ -361,7 +361,8 @@ def _training_state(s: Setup, epoch: int, train_time_s: float) -> dict:
             "callbacks": [cb.state_dict() for cb in t.callbacks],
             "history": t.history.epochs, "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None,
-            "train_time_s": train_time_s, "stopped_early": t.should_stop}
+            "train_time_s": train_time_s, "stopped_early": t.should_stop,
+            "steps_per_epoch": len(s.train), "processes": distributed.world_size()}
 
 
 def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
@@ -373,6 +374,13 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
         (for states written before those were kept: the sum of the epochs' own times).
     """
     t = s.trainer
+    steps, was = state.get("steps_per_epoch"), state.get("processes", 1)
+    if s.scheduler is not None and steps is not None and steps != len(s.train):
+        world = distributed.world_size()
+        raise ValueError(f"the run took {steps} steps per epoch with {was} process(es), here it "
+                         f"takes {len(s.train)} with {world}: its per-step schedule would leave its "
+                         f"course; resume it with {was} process(es)"
+                         + (" (torchrun --nproc_per_node=%d)" % was if was > 1 else ""))
     s.model.load_state_dict(state["model"])
     if t.ema is not None and state.get("ema"):
         t.ema.load_state_dict(state["ema"])
@@ -438,7 +446,8 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
 
     Raises:
         FileNotFoundError: not a run folder, or no epoch finished.
-        RecipeError: an override the resumed run cannot honour (:func:`_resumable_override`).
+        RecipeError: an override the resumed run cannot honour (:func:`_resumable_override`),
+            or fewer epochs than the run finished.
         ValueError: the run finished and was tested: nothing to resume.
     """
     if not (run_dir / "recipe.json").exists():
@@ -452,6 +461,9 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
         raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                 "finished no epoch)")
     state = load_state(run_dir / "last_state.pt")
+    if recipe.epochs < state["epoch"] + 1:
+        raise RecipeError(f"{run_dir} finished {state['epoch'] + 1} epochs already; epochs="
+                          f"{recipe.epochs} would leave recipe.json saying fewer than were trained")
     finished = state.get("stopped_early") or state["epoch"] + 1 >= recipe.epochs
     if finished and (run_dir / "test_metrics.json").exists():
         raise ValueError(f"{run_dir} finished already (epoch {state['epoch'] + 1} of "
