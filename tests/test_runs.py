@@ -965,3 +965,37 @@ def test_resume_refuses_another_step_count_and_fewer_epochs_than_trained(tmp_pat
     save_state({**state, "epoch": 1}, tmp_path / "flat" / "last_state.pt")  # as if 2 epochs were done
     with pytest.raises(RecipeError, match=r"finished 2 epochs already; epochs=1 would leave"):
         cnnlab.train(None, {"epochs": 1}, dataset=toy_dataset(), resume=tmp_path / "flat", log=quiet)
+
+
+def test_a_kill_between_the_best_checkpoint_and_the_state_leaves_no_best_of_a_lost_epoch(tmp_path, monkeypatch):
+    """ModelCheckpoint writes at the epoch's end, the state right after: a kill in between used
+    to leave best.safetensors from an epoch that resuming trains again (and, if that epoch then did
+    not improve, tested weights the resumed run never had). The best now waits as a pending file
+    until the state holds its epoch."""
+    from safetensors import safe_open
+
+    from cnnlab import runs
+    recipe = RECIPE.override({"monitor": "val_loss"})
+    full = cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "full", log=quiet, device="cpu")
+    assert full.test_metrics["best_epoch"] >= 2  # epoch 2 improved on epoch 1
+    real_save_state, calls = runs.save_state, []
+
+    def killed_at_second_save(state, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise Killed
+        real_save_state(state, path)
+    monkeypatch.setattr(runs, "save_state", killed_at_second_save)
+    with pytest.raises(Killed):
+        cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "cut", log=quiet, device="cpu")
+    monkeypatch.setattr(runs, "save_state", real_save_state)
+
+    def epoch_of(f):
+        with safe_open(str(f), "pt") as g:
+            return g.metadata()["epoch"]
+    cut = tmp_path / "cut"
+    assert epoch_of(cut / "best.safetensors") == "1" and epoch_of(cut / runs.PENDING_BEST) == "2"
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=cut, log=quiet, device="cpu")
+    assert not (cut / runs.PENDING_BEST).exists()
+    assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
+    assert resumed.test_metrics["best_epoch"] == full.test_metrics["best_epoch"]

@@ -418,6 +418,25 @@ def _callback_identity(config) -> tuple | None:
     return None if not config else (getattr(config, "monitor", None), getattr(config, "mode", None))
 
 
+PENDING_BEST = "best.pending.safetensors"
+
+
+def _settle_pending_best(run_dir: Path, saved_epochs: int) -> None:
+    """A run killed between its ModelCheckpoint write and its state save left the epoch's best
+    weights pending: they are the best once the state holds their epoch, else they belong to the
+    epoch that resuming re-trains and are dropped."""
+    pending = run_dir / PENDING_BEST
+    if not pending.exists():
+        return
+    from safetensors import safe_open
+    with safe_open(str(pending), "pt") as f:
+        epoch = int((f.metadata() or {}).get("epoch", saved_epochs + 1))
+    if epoch <= saved_epochs:
+        os.replace(pending, run_dir / "best.safetensors")
+    else:
+        pending.unlink()
+
+
 def _holds_a_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run with something to lose: a finished epoch or a test result
     (a run stopped in its first epoch left only its recipe.json: a new run may start there)."""
@@ -461,6 +480,7 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
         raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                 "finished no epoch)")
     state = load_state(run_dir / "last_state.pt")
+    _settle_pending_best(run_dir, state["epoch"] + 1)
     if recipe.epochs < state["epoch"] + 1:
         raise RecipeError(f"{run_dir} finished {state['epoch'] + 1} epochs already; epochs="
                           f"{recipe.epochs} would leave recipe.json saying fewer than were trained")
@@ -575,7 +595,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
                           {**ds.provenance, "limit": limit})
     run_dir = Path(distributed.broadcast_str(str(run_dir or default_run_dir(recipe))))
     main = distributed.is_main()
-    s = prepare(recipe, ds, device, checkpoint=run_dir / "best.safetensors", log=log, progress=progress)
+    # the epoch's best weights go to a pending file, made best.safetensors once the epoch's state
+    # is saved: a kill in between cannot leave best weights of an epoch that resuming re-trains
+    s = prepare(recipe, ds, device, checkpoint=run_dir / PENDING_BEST, log=log, progress=progress)
     if main:  # after prepare: a recipe it refuses leaves no empty folder behind
         run_dir.mkdir(parents=True, exist_ok=True)
     model, trainer = s.model, s.trainer
@@ -596,6 +618,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         # recipe keeps one), for users and tools; last_state.pt is what resuming needs
         save_weights(trainer.eval_model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
         save_state(_training_state(s, epoch, prior_train_s + time.perf_counter() - t0), run_dir / "last_state.pt")
+        if (run_dir / PENDING_BEST).exists():
+            os.replace(run_dir / PENDING_BEST, run_dir / "best.safetensors")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
     trainer.on_epoch_saved = save_epoch if main else None
