@@ -44,6 +44,11 @@ def test_table_from_records(tmp_path):
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small"))
     assert row.endswith("| 2026-11-26 to 2026-11-29 |")
+    recs[2]["resumed"] = [{"after_epoch": 1}]  # a run with overrides, stopped and resumed: marked too
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    table = build_table(tmp_path)
+    assert next(line for line in table.splitlines() if '{"epochs": 1}' in line).startswith("| mnist-cnn-small § | `")
+    assert "§ Stopped and resumed" in table
 
 
 def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):

@@ -228,6 +228,7 @@ def build_table(results_dir: Path) -> str:
     """The markdown results table from every record under ``results_dir``."""
     rows, machines, variants, variant_machines = [], [], [], []  # a machine per row of each table
     retested, resumed = [], []  # whether the row's records were re-tested / resumed, per row
+    variants_resumed = False
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text())
         if not isinstance(data, list):  # another benchmark's file (speed.json)
@@ -237,7 +238,10 @@ def build_table(results_dir: Path) -> str:
             if r.get("overrides") and r["recipe"] in RECIPES:
                 by_override.setdefault(json.dumps(r["overrides"], sort_keys=True), []).append(r)
         for key, rs in by_override.items():
-            variants.append(f"| {rs[0]['recipe']} | `{key}` | {mean_std([100 * r['test_accuracy'] for r in rs])} "
+            resumed_variant = any("resumed" in r for r in rs)
+            variants_resumed = variants_resumed or resumed_variant
+            variants.append(f"| {rs[0]['recipe']}{' §' if resumed_variant else ''} | `{key}` "
+                            f"| {mean_std([100 * r['test_accuracy'] for r in rs])} "
                             f"| {len(rs)} "
                             f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
             variant_machines.append(_machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")))
@@ -302,7 +306,7 @@ def build_table(results_dir: Path) -> str:
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
                      "NAME --retest DIR`): TTA changes only the final evaluation, so training, epochs and "
                      "minutes are those of the recorded runs."]
-    if any(resumed):
+    if any(resumed) or variants_resumed:
         foot += ["", "§ Stopped and resumed from its last finished epoch (`cnnlab reproduce NAME "
                      "--keep-runs DIR --resume`): minutes are the training time of the pieces "
                      "together; the record in results/ names each piece's machine."]
