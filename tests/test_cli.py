@@ -221,3 +221,22 @@ def test_train_arguments_that_would_be_ignored_are_refused(tmp_path, capsys):
     assert "give no --run-dir with it" in capsys.readouterr().err
     assert main(["train", "mnist-cnn-small", "--epochs", "0"]) == 2  # not the recipe's 10 epochs
     assert "--set epochs=0: Input should be greater than or equal to 1" in capsys.readouterr().err
+
+
+def test_under_torchrun_one_process_per_machine_speaks_and_hints_repeat_the_launcher(monkeypatch, capsys):
+    from cnnlab import cli
+
+    def interrupted(a):
+        e = KeyboardInterrupt()
+        e.run_dir, e.resumable = "runs/x", True
+        raise e
+    monkeypatch.setattr(cli, "cmd_train", interrupted)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(["train", "mnist-cnn-small"]) == 130
+    assert "resume with `torchrun --nproc_per_node=2 -m cnnlab.cli train --resume runs/x`" in capsys.readouterr().err
+    monkeypatch.setenv("LOCAL_RANK", "1")  # the second process: the same message is not repeated
+    assert main(["train", "mnist-cnn-small"]) == 130
+    assert main(["evaluate", "no/such/run"]) == 2  # an error: said by the first process only
+    assert capsys.readouterr().err == ""

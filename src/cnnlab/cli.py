@@ -427,9 +427,26 @@ def main(argv: list[str] | None = None) -> int:
         elif not getattr(e, "resumable", True):
             how = f"no epoch had finished, so {run_dir} holds nothing to resume"
         else:
-            how = f"resume with `cnnlab train --resume {run_dir}` (the last finished epoch is saved)"
-        print(f"\ninterrupted{'; ' + how if how else ''}", file=sys.stderr)
+            how = f"resume with `{_launcher()}train --resume {run_dir}` (the last finished epoch is saved)"
+        if _first_on_machine():
+            print(f"\ninterrupted{'; ' + how if how else ''}", file=sys.stderr)
         return 130
+
+
+def _first_on_machine() -> bool:
+    """Whether this process speaks for its machine: always, except the torchrun processes other
+    than each machine's first (they would print the same message again)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
+def _launcher() -> str:
+    """How this command was launched, for the hints that repeat it: ``cnnlab `` or, under
+    torchrun, ``torchrun --nproc_per_node=N -m cnnlab.cli ``."""
+    n = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    nodes = int(os.environ.get("WORLD_SIZE", "1")) // max(n, 1)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return "cnnlab "
+    return f"torchrun {f'--nnodes={nodes} ' if nodes > 1 else ''}--nproc_per_node={n} -m cnnlab.cli "
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -465,7 +482,8 @@ def _run(a: argparse.Namespace) -> int:
         return 0
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
             UsageError, ValueError, OSError) as e:
-        print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
+        if _first_on_machine():
+            print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
         return 2
 
 
