@@ -999,3 +999,27 @@ def test_a_kill_between_the_best_checkpoint_and_the_state_leaves_no_best_of_a_lo
     assert not (cut / runs.PENDING_BEST).exists()
     assert resumed.test_metrics["correct"] == full.test_metrics["correct"]
     assert resumed.test_metrics["best_epoch"] == full.test_metrics["best_epoch"]
+
+
+def test_resuming_a_run_stopped_while_plotting_draws_its_plots(tmp_path, monkeypatch):
+    from cnnlab import runs
+    ds = toy_dataset()
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: ds)
+    real_plot = runs._plot_run
+
+    def killed_while_plotting(*a, **k):
+        raise Killed
+    monkeypatch.setattr(runs, "_plot_run", killed_while_plotting)
+    with pytest.raises(Killed):
+        cnnlab.train(RECIPE, dataset=ds, run_dir=tmp_path / "r", log=quiet)
+    monkeypatch.setattr(runs, "_plot_run", real_plot)
+    before = (tmp_path / "r" / "test_metrics.json").read_bytes()
+    assert not (tmp_path / "r" / "curves.png").exists()
+    messages = []
+    run = cnnlab.train(None, resume=tmp_path / "r", log=messages.append)
+    assert any("stopped while plotting: drawing its plots" in m for m in messages)
+    for f in ("curves.png", "confusion_matrix.png", "predictions_best.png", "predictions_worst.png"):
+        assert (tmp_path / "r" / f).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "r" / "test_metrics.json").read_bytes() == before and run.test_metrics["total"] == 200
+    with pytest.raises(ValueError, match="finished already"):  # now complete: nothing to resume
+        cnnlab.train(None, resume=tmp_path / "r", log=quiet)

@@ -574,6 +574,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     if resume is not None:
         _check_resume_arguments(Path(resume), recipe, run_dir)
         run_dir = Path(resume)
+        if not overrides and _plots_missing(run_dir):  # killed while plotting: finish that
+            return _replot(run_dir, data_dir, dataset, device, log)
         recipe, state, saved_limit = _resume(run_dir, overrides)
         limit = limit or saved_limit  # the same examples, so that the split stays the same
     elif isinstance(recipe, (str, os.PathLike)):
@@ -693,6 +695,34 @@ def _test_run(s: "Setup", recipe: Recipe, ds: ImageDataset, run_dir: Path, train
     log(f"best epoch {best_epoch} by {s.monitor}; weights in {run_dir / 'best.safetensors'}")
     log(format_test_line(test))
     return test, logits
+
+
+def _plot_names(run_dir: Path) -> list[str]:
+    """The PNGs a finished run folder holds (:func:`_plot_run`)."""
+    images = len(json.loads((run_dir / "recipe.json").read_text())["dataset"]["image_shape"]) == 3
+    return ["curves.png", "confusion_matrix.png"] + (
+        ["predictions_best.png", "predictions_worst.png"] if images else [])
+
+
+def _plots_missing(run_dir: Path) -> bool:
+    """A tested run folder without all its PNGs: the run was stopped while plotting."""
+    return ((run_dir / "test_metrics.json").exists() and (run_dir / "recipe.json").exists()
+            and not all((run_dir / f).exists() for f in _plot_names(run_dir)))
+
+
+def _replot(run_dir: Path, data_dir, dataset: ImageDataset | None, device, log) -> Run:
+    """Draw the PNGs of a tested run that was stopped while plotting (its test split evaluated
+    again for the best and worst predictions); nothing else in the folder changes."""
+    run = load_run(run_dir, "best", device, data_dir, load_data=True, dataset=dataset)
+    out = evaluate_run(run_dir, device=device, dataset=run.dataset, keep_logits=True)
+    ds, limit = run.dataset, json.loads((run_dir / "recipe.json").read_text())["dataset"]["provenance"].get("limit")
+    if limit:
+        ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit], ds.test_images[:limit],
+                          ds.test_labels[:limit], ds.classes, ds.mean, ds.std, ds.provenance)
+    log(f"{run_dir} was tested but stopped while plotting: drawing its plots")
+    _plot_run(run_dir, run.recipe.name, run.history, run.test_metrics, out["logits"], ds, log)
+    log(f"plots in {run_dir}")
+    return run
 
 
 def _plot_run(run_dir: Path, title: str, history: History, test: dict, logits: torch.Tensor,
