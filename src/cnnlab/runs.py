@@ -19,7 +19,9 @@ A run folder holds::
 
 Every file is written atomically, after every epoch, so a run killed mid-epoch resumes from the
 last finished epoch (``cnnlab train --resume RUN_DIR``) and loses at most that epoch; its
-``train_time_s`` is then the training time of all the pieces together.
+``train_time_s`` is then the training time of all the pieces together. A new best checkpoint is
+first written as ``best.pending.safetensors`` and renamed to ``best.safetensors`` once the
+epoch's ``last_state.pt`` is saved, so the two never disagree after a kill.
 """
 from __future__ import annotations
 

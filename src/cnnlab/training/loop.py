@@ -284,9 +284,9 @@ class Trainer:
         return {"loss": loss_sum.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}, step_lr
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One optimizer step on the batch ``x`` (NCHW), ``y`` (class indices, or floats for a
-        sigmoid output); returns the loss, the logits and the labels that accuracy counts (under
-        MixUp/CutMix, those of the larger share)."""
+        """One optimizer step on the batch ``x`` (float NCHW), ``y`` (int64 class indices; 0/1 for
+        a single sigmoid output); returns the loss, the logits and the labels that accuracy counts
+        (under MixUp/CutMix, those of the larger share)."""
         lam, target = 1.0, y
         if self.mix is not None:
             x, y_other, lam = self.mix(x, y)
