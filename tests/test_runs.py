@@ -444,10 +444,11 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     # one killed after its test figures but before its record (while plotting) is recorded now
     saved = json.loads((results / "toy.json").read_text())
     (results / "toy.json").write_text("[]")
+    (kept / "toy-seed0" / "curves.png").unlink()  # stopped while plotting: drawn now as well
     messages.clear()
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
     [late] = json.loads((results / "toy.json").read_text())
-    assert "not yet recorded; recording it" in messages[0]
+    assert "not yet recorded; recording it" in messages[0] and (kept / "toy-seed0" / "curves.png").exists()
     assert (late["test_accuracy"], late["epochs_run"], late["resumed"]) == (
         saved[0]["test_accuracy"], saved[0]["epochs_run"], saved[0]["resumed"])
     # without --resume, a kept folder that holds a run is not trained into, for any seed

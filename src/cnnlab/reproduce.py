@@ -101,9 +101,11 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                     log(f"{run_dir}: finished and recorded already; not run again")
                     continue
                 # killed after its test figures, before its record (while plotting): record it now
-                from .runs import load_run
+                from .runs import _plots_missing, load_run
                 log(f"{run_dir}: finished, not yet recorded; recording it")
-                rec = _record(name, seed, overrides, load_run(run_dir, device="cpu"), recipe)
+                run = (train(recipe, data_dir=data_dir, log=log, progress=False, device=device, resume=run_dir)
+                       if _plots_missing(run_dir) else load_run(run_dir, device="cpu"))  # and its plots
+                rec = _record(name, seed, overrides, run, recipe)
                 _save_record(results_dir / f"{name}.json", rec, log)
                 continue
         plan.append((seed, recipe, run_dir, started))
