@@ -377,3 +377,15 @@ def test_a_run_is_not_evaluated_on_a_folder_that_changed_since(tmp_path):
     (split / "validation" / "cats" / "cats.0.jpg").write_bytes(img_bytes(30, 30, seed=98))
     with pytest.warns(UserWarning, match=r"the files of validation/ differ .* the data as they are now"):
         assert cnnlab.evaluate(tmp_path / "r2")["total"] == 4
+
+
+def test_data_info_takes_the_dataset_options(tmp_path, capsys):
+    from cnnlab.cli import main
+    root = make_split_folder(tmp_path / "pets", test_name="val")
+    assert main(["data", "info", "image-folder", "--data-dir", str(root), "--set", "size=16",
+                 "color=grayscale"]) == 0
+    out = capsys.readouterr().out
+    assert "image-folder: 12 examples, 2 classes, images 1x16x16 (C x H x W) uint8" in out
+    assert "val/ is the test split" in out and "options (here --set KEY=VALUE" in out
+    assert main(["data", "info", "image-folder", "--data-dir", str(root), "--set", "sise=16"]) == 2
+    assert "has no option 'sise'; did you mean 'size'" in capsys.readouterr().err

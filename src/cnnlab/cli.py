@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name")
     q.add_argument("out", help="output PNG path")
     _add_common(q, device=False)
+    for q in (dsub.choices["info"], dsub.choices["plot"]):
+        _add_overrides(q, "the dataset's options, as a recipe's dataset_kwargs, e.g. --set size=64 "
+                          "test_dir=val for image-folder")
     return ap
 
 
@@ -380,12 +383,14 @@ def cmd_data(a) -> int:
         report = dinfo.verify_dataset(a.name, a.data_dir)
         print(dinfo.format_verification(report))
         return 1 if report.get("ok") is False else 0  # None: nothing to check against
-    ds = load_dataset(a.name, a.data_dir)
+    from .recipes import parse_overrides
+    ds = load_dataset(a.name, a.data_dir, **parse_overrides(getattr(a, "overrides", [])))
     if a.data_command == "info":
         print(dinfo.dataset_info(ds))
         options = dataset_options(a.name)
         if options:
-            print(f"options (--set dataset_kwargs.KEY=VALUE): {', '.join(options)}")
+            print(f"options (here --set KEY=VALUE; in a recipe --set dataset_kwargs.KEY=VALUE): "
+                  f"{', '.join(options)}")
     elif a.data_command == "plot":
         dinfo.plot_class_distribution(ds, a.out)
         print(f"wrote {a.out}")

@@ -681,7 +681,8 @@ def image_folder(data_dir=None, download: bool = True, size: int | Sequence[int]
         ValueError: no ``data_dir`` given.
     """
     if data_dir is None:
-        raise ValueError("dataset 'image-folder' needs the folder: pass data_dir (--data-dir PATH)")
+        raise ValueError("dataset 'image-folder' needs the folder: pass data_dir (--data-dir PATH); "
+                         "its options: size, color, resize, test_dir, test_fraction, seed, classes")
     return load_image_folder(data_dir, size, color, resize, test_dir=test_dir,
                              test_fraction=test_fraction, seed=seed, classes=classes, workers=workers)
 
