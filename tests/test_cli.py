@@ -237,6 +237,8 @@ def test_under_torchrun_one_process_per_machine_speaks_and_hints_repeat_the_laun
     assert main(["train", "mnist-cnn-small"]) == 130
     assert "resume with `torchrun --nproc_per_node=2 -m cnnlab.cli train --resume runs/x`" in capsys.readouterr().err
     monkeypatch.setenv("LOCAL_RANK", "1")  # the second process: the same message is not repeated
+    monkeypatch.setenv("RANK", "1")
     assert main(["train", "mnist-cnn-small"]) == 130
-    assert main(["evaluate", "no/such/run"]) == 2  # an error: said by the first process only
     assert capsys.readouterr().err == ""
+    assert main(["evaluate", "no/such/run"]) == 2  # an error may be this process's alone: said, with its rank
+    assert capsys.readouterr().err.startswith("[rank 1] cnnlab evaluate: error: no/such/run")

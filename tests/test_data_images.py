@@ -307,6 +307,9 @@ def test_split_folders_in_any_case_and_val(tmp_path):
     assert set(ds.provenance["files"]) == {"Train/", "Validation/"}
     ds = load_image_folder(make_split_folder(tmp_path / "v", test_name="val"), size=8)
     assert "val/ is the test split" in ds.provenance["layout"] and len(ds.test_labels) == 4
+    # a class called Train (buses, cars, trains) with no test folder beside it stays a class
+    vehicles = make_folder(tmp_path / "vehicles", classes=("Bus", "Car", "Train"), n=5)
+    assert load_image_folder(vehicles, size=8).classes == ["Bus", "Car", "Train"]
 
 
 def test_an_unlabelled_test_folder_says_what_to_do(tmp_path):

@@ -107,7 +107,7 @@ def _ds(train_images, train_labels, test_images=None, test_labels=None):
      r"train_images of shape \(4, 32, 32, 3\) look NHWC.*images.permute\(0, 3, 1, 2\)"),
     (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.eye(4, 2), None,
      r"train_labels must be integer class indices \(N,\), got torch.float32 \(4, 2\); one-hot\?"),
-    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0.0, 1.0, 0.0, 1.0]), None,
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0.5, 1.0, 0.0, 1.0]), None,
      r"got torch.float32 \(4,\)$"),
     (torch.tensor([[[0.0, float("inf")]]] * 4), torch.zeros(4, dtype=torch.long), None,
      "train_images hold NaN or infinite values, e.g. example 0"),
@@ -119,6 +119,10 @@ def test_an_in_memory_dataset_names_what_is_wrong(images, labels, test_images, m
         _ds(images, labels, test_images)
 
 
-def test_an_in_memory_dataset_takes_other_integer_labels_as_int64():
-    ds = _ds(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 0, 1], dtype=torch.int32))
+@pytest.mark.parametrize("labels", [torch.tensor([0, 1, 0, 1], dtype=torch.int32),
+                                    torch.tensor([0.0, 1.0, 0.0, 1.0]), torch.tensor([False, True, False, True])])
+def test_an_in_memory_dataset_takes_other_label_dtypes_as_int64(labels):
+    """int32, and the 0/1 floats or bools of a binary task, are class indices as int64."""
+    ds = _ds(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels)
     assert ds.train_labels.dtype == ds.test_labels.dtype == torch.int64
+    assert ds.train_labels.tolist() == [0, 1, 0, 1]

@@ -443,14 +443,16 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     assert "finished and recorded already" in messages[0] and len(json.loads((results / "toy.json").read_text())) == 1
     # one killed after its test figures but before its record (while plotting) is recorded now
     saved = json.loads((results / "toy.json").read_text())
-    (results / "toy.json").write_text("[]")
+    # only an earlier run's record of the seed (another accuracy): this run is not recorded yet
+    (results / "toy.json").write_text(json.dumps([{**saved[0], "test_accuracy": 0.25}]))
     (kept / "toy-seed0" / "curves.png").unlink()  # stopped while plotting: drawn now as well
     messages.clear()
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
-    [late] = json.loads((results / "toy.json").read_text())
+    [late] = json.loads((results / "toy.json").read_text())  # the earlier record replaced
     assert "not yet recorded; recording it" in messages[0] and (kept / "toy-seed0" / "curves.png").exists()
-    assert (late["test_accuracy"], late["epochs_run"], late["resumed"]) == (
-        saved[0]["test_accuracy"], saved[0]["epochs_run"], saved[0]["resumed"])
+    assert (late["test_accuracy"], late["epochs_run"], late["resumed"], late["device"], late["machine"]) == (
+        saved[0]["test_accuracy"], saved[0]["epochs_run"], saved[0]["resumed"], saved[0]["device"],
+        saved[0]["machine"])
     # without --resume, a kept folder that holds a run is not trained into, for any seed
     with pytest.raises(FileExistsError, match="toy-seed0: holds an earlier run of toy; continue it with --resume"):
         run_and_record("toy", [1, 0], results, keep_runs=kept, log=quiet)
@@ -1024,3 +1026,30 @@ def test_resuming_a_run_stopped_while_plotting_draws_its_plots(tmp_path, monkeyp
     assert (tmp_path / "r" / "test_metrics.json").read_bytes() == before and run.test_metrics["total"] == 200
     with pytest.raises(ValueError, match="finished already"):  # now complete: nothing to resume
         cnnlab.train(None, resume=tmp_path / "r", log=quiet)
+
+
+def test_normalize_takes_one_mean_for_all_channels(tmp_path):
+    from cnnlab.runs import Run
+    from cnnlab.training import History
+    (tmp_path / "recipe.json").write_text(json.dumps({"dataset": {"image_shape": [3, 2, 2], "mean": [0.5],
+                                                                  "std": [0.25]}}))
+    run = Run(tmp_path, RECIPE, torch.nn.Conv2d(3, 1, 1), History())
+    x = run.normalize(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
+    assert torch.allclose(x, torch.full((1, 3, 2, 2), 2.0))  # (1 - 0.5) / 0.25
+
+
+def test_resume_refuses_data_other_than_the_runs(tmp_path):
+    from cnnlab.data.core import ImageDataset
+    ds = toy_dataset()
+    mine = ImageDataset("toy", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.classes,
+                        provenance={"files": {"a.bin": "1" * 64}})
+    with pytest.raises(Killed):
+        def killer(msg):
+            if msg.startswith("epoch 2/3"):
+                raise Killed
+        cnnlab.train(RECIPE, dataset=mine, run_dir=tmp_path / "cut", log=killer)
+    changed = ImageDataset("toy", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels, ds.classes,
+                           provenance={"files": {"a.bin": "2" * 64}})
+    with pytest.raises(ValueError, match=r"trained on the files a.bin; the dataset read now has a.bin "
+                                         r"\(changed: a.bin\): resuming would go on with other data"):
+        cnnlab.train(None, dataset=changed, resume=tmp_path / "cut", log=quiet)

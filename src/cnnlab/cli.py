@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _first_on_machine() -> bool:
     """Whether this process speaks for its machine: always, except the torchrun processes other
-    than each machine's first (they would print the same message again)."""
+    than each machine's first (they would print the same interrupt message again)."""
     return os.environ.get("LOCAL_RANK", "0") == "0"
 
 
@@ -487,8 +487,10 @@ def _run(a: argparse.Namespace) -> int:
         return 0
     except (UnknownNameError, RecipeError, DataFileError, FileNotFoundError, NonFiniteLossError,
             UsageError, ValueError, OSError) as e:
-        if _first_on_machine():
-            print(f"cnnlab {a.command}: error: {e}", file=sys.stderr)
+        # every process says its error (one process alone may fail, e.g. on its own batch);
+        # under torchrun the others name their rank
+        who = "" if _first_on_machine() else f"[rank {os.environ.get('RANK', '?')}] "
+        print(f"{who}cnnlab {a.command}: error: {e}", file=sys.stderr)
         return 2
 
 

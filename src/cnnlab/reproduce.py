@@ -97,7 +97,8 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
         if started:
             _check_same_training(run_dir, recipe)
             if (run_dir / "test_metrics.json").exists():
-                if _recorded(results_dir / f"{name}.json", seed, overrides):
+                test = json.loads((run_dir / "test_metrics.json").read_text())
+                if _recorded(results_dir / f"{name}.json", seed, overrides, test):
                     log(f"{run_dir}: finished and recorded already; not run again")
                     continue
                 # killed after its test figures, before its record (while plotting): record it now
@@ -130,11 +131,13 @@ def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
            "epochs_run": t["epochs_run"], "best_epoch": t["best_epoch"],
            "train_time_s": t["train_time_s"], "precision": t["precision"],
            "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "device": next(run.model.parameters()).device.type, "machine": describe_machine()}
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta = json.loads((run.dir / "recipe.json").read_text())
+    # where the run trained (its last piece's machine), not where this record is written
+    rec.update(device=meta["resolved"]["device"].split(":")[0],
+               machine=(meta.get("resumed") or [{}])[-1].get("machine") or meta.get("machine") or describe_machine())
     if "accuracy_without_tta" in t:  # the recipe's figure is with test-time augmentation
         rec.update(tta=t["tta"], test_accuracy_without_tta=t["accuracy_without_tta"])
-    meta = json.loads((run.dir / "recipe.json").read_text())
     if meta.get("resumed"):  # where the first piece ran, and each piece after it
         rec.update(started_on=meta["machine"], resumed=meta["resumed"])
     if run.history["val_accuracy"]:  # no validation split (best recipes): nothing to time
@@ -147,8 +150,12 @@ def _same_run(rec: dict, seed: int, overrides) -> bool:
     return rec.get("seed") == seed and (rec.get("overrides") or {}) == (overrides or {})
 
 
-def _recorded(path: Path, seed: int, overrides) -> bool:
-    return path.exists() and any(_same_run(r, seed, overrides) for r in json.loads(path.read_text()))
+def _recorded(path: Path, seed: int, overrides, test: dict) -> bool:
+    """Whether the results hold the record of the run whose test figures are ``test`` (not just
+    an earlier run of the same seed)."""
+    return path.exists() and any(
+        _same_run(r, seed, overrides) and r["test_accuracy"] == test["accuracy"]
+        and r["train_time_s"] == test["train_time_s"] for r in json.loads(path.read_text()))
 
 
 def _save_record(path: Path, rec: dict, log) -> None:

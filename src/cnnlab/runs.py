@@ -103,7 +103,7 @@ class Run:
         if pixels.dim() < 2 or pixels.shape[1] != c:
             raise ValueError(f"the run's model takes {c}-channel input {tuple(meta['image_shape'])} "
                              f"(NCHW); got pixels of shape {tuple(pixels.shape)}")
-        shape = (1, c) + (1,) * (pixels.dim() - 2)
+        shape = (1, -1) + (1,) * (pixels.dim() - 2)  # one mean for all channels, or one each
         dev = next(self.model.parameters()).device
         mean = torch.tensor(meta["mean"], dtype=torch.float32, device=dev).view(shape)
         std = torch.tensor(meta["std"], dtype=torch.float32, device=dev).view(shape)
@@ -379,10 +379,11 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
     steps, was = state.get("steps_per_epoch"), state.get("processes", 1)
     if s.scheduler is not None and steps is not None and steps != len(s.train):
         world = distributed.world_size()
+        why = (f"resume it with {was} process(es)" + (f" (torchrun --nproc_per_node={was})" if was > 1 else "")
+               if was != world else "the training data changed (its number of examples)")
         raise ValueError(f"the run took {steps} steps per epoch with {was} process(es), here it "
                          f"takes {len(s.train)} with {world}: its per-step schedule would leave its "
-                         f"course; resume it with {was} process(es)"
-                         + (" (torchrun --nproc_per_node=%d)" % was if was > 1 else ""))
+                         f"course; {why}")
     s.model.load_state_dict(state["model"])
     if t.ema is not None and state.get("ema"):
         t.ema.load_state_dict(state["ema"])
@@ -482,7 +483,9 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
         raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                 "finished no epoch)")
     state = load_state(run_dir / "last_state.pt")
-    _settle_pending_best(run_dir, state["epoch"] + 1)
+    if distributed.is_main():  # one process renames or drops the file; the others wait for it
+        _settle_pending_best(run_dir, state["epoch"] + 1)
+    distributed.barrier()
     if recipe.epochs < state["epoch"] + 1:
         raise RecipeError(f"{run_dir} finished {state['epoch'] + 1} epochs already; epochs="
                           f"{recipe.epochs} would leave recipe.json saying fewer than were trained")
@@ -576,8 +579,11 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     if resume is not None:
         _check_resume_arguments(Path(resume), recipe, run_dir)
         run_dir = Path(resume)
-        if not overrides and _plots_missing(run_dir):  # killed while plotting: finish that
-            return _replot(run_dir, data_dir, dataset, device, log)
+        # killed while plotting: finish that (rank 0's decision, so that every process agrees)
+        if distributed.broadcast_str("replot" if not overrides and _plots_missing(run_dir) else ""):
+            if distributed.is_main():
+                return _replot(run_dir, data_dir, dataset, device, log)
+            return load_run(run_dir, device=device)
         recipe, state, saved_limit = _resume(run_dir, overrides)
         limit = limit or saved_limit  # the same examples, so that the split stays the same
     elif isinstance(recipe, (str, os.PathLike)):
@@ -608,8 +614,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     meta = _run_meta(recipe, ds, s)
     initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
-        initial_epoch, prior_train_s = _restore_state(s, state, log)
         first = json.loads((run_dir / "recipe.json").read_text())  # where and when the run began
+        _check_same_data(run_dir, first["dataset"], ds, resuming=True)
+        initial_epoch, prior_train_s = _restore_state(s, state, log)
         meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),
                     resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
                                                          "date": meta["started"], "machine": meta["machine"]}])
@@ -854,10 +861,11 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     return Run(run_dir, recipe, model, history, test, ds)
 
 
-def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset) -> None:
+def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset, resuming: bool = False) -> None:
     """Refuse a dataset with other classes or image shape than the run's; where its files differ
     from those the run read (their recorded sha256), refuse a held-out split (the files now in
-    it may have been trained on) and warn otherwise."""
+    it may have been trained on), other files than it read (another layout: a val/ folder that
+    was not there) and, when ``resuming``, any change; warn otherwise."""
     if list(ds.classes) != trained["classes"] or list(ds.image_shape) != trained["image_shape"]:
         raise ValueError(f"{run_dir} was trained on {trained['name']!r} with classes "
                          f"{_few(trained['classes'])} and images {tuple(trained['image_shape'])}; "
@@ -867,6 +875,11 @@ def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset) -> None:
     if not then or not now or then == now:
         return
     changed = ", ".join(sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k)))
+    if set(then) != set(now) or resuming:
+        raise ValueError(f"{run_dir} was trained on the files {', '.join(sorted(then))}; the dataset "
+                         f"read now has {', '.join(sorted(now))} (changed: {changed}): "
+                         + ("resuming would go on with other data" if resuming else
+                            "its splits are not the run's") + "; use the data as they were")
     if "split" in ds.provenance:  # the test split is a seeded share of the files: it moved
         raise ValueError(f"{run_dir}: the files of {changed} differ from those the run was trained "
                          "on (their sha256 listing), and its test split is a seeded share of them: "

@@ -36,7 +36,7 @@ class ImageDataset:
         provenance: where the data came from: ``source`` (text), ``files`` (name -> sha256),
             ``lossy`` (bool: e.g. a JPEG re-encoding), and any notes. Saved with every run.
 
-    Integer labels of another dtype (int32, uint8) are converted to int64.
+    Labels of another dtype (int32, uint8, bool, whole-number floats) are converted to int64.
 
     Raises:
         ValueError: images of another dtype or rank, images that look NHWC (channels last),
@@ -71,7 +71,8 @@ class ImageDataset:
                                  f"example {bad}")
             if len(x) != len(y):
                 raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
-            if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+            whole = not y.is_floating_point() or bool((y == y.round()).all())  # 0./1. too
+            if y.dim() != 1 or not whole or y.is_complex():
                 hint = "; one-hot? labels.argmax(1) gives the indices" if y.dim() == 2 else ""
                 raise ValueError(f"{self.name}: {split}_labels must be integer class indices (N,), "
                                  f"got {y.dtype} {tuple(y.shape)}{hint}")

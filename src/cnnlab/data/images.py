@@ -526,7 +526,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
                   "resize": {"size": list(hw) if hw else None, "policy": resize, "color": color,
                              "resample": "PIL bilinear (antialiased), JPEG draft decoding"}}
     split_dirs = _split_dirs(root)
-    if "train" in split_dirs:
+    # train/ is the split layout; Train/ too beside a test folder (alone it may be a class: trains)
+    if "train" in split_dirs and (split_dirs["train"] == "train" or any(d in split_dirs for d in TEST_FOLDERS)):
         train_root = root / split_dirs["train"]
         if test_dir is None:
             test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)

@@ -47,7 +47,8 @@ class BatchLoader:
             of different lengths; ``rank`` outside ``0..world_size-1``; images that are not
             uint8 ``(N, C, H, W)`` or float ``(N, C, L)`` / ``(N, C, H, W)`` (NHWC named as such);
             ``mean``/``std`` with neither 1 nor C entries, or, for uint8 images, above 1 (0-255
-            units); NaN or infinite float images; labels that are not integer ``(N,)``.
+            units); NaN or infinite float images; labels that are not class indices ``(N,)``
+            (bool and whole-number float labels are taken, as int64).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
@@ -145,7 +146,8 @@ def _check_batch_inputs(images: torch.Tensor, labels: torch.Tensor, mean, std) -
     if images.is_floating_point() and not bool(torch.isfinite(images).all()):
         raise ValueError("images hold NaN or infinite values, e.g. example "
                          f"{int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])}")
-    if labels.dim() != 1 or labels.is_floating_point() or labels.dtype == torch.bool:
+    whole = not labels.is_floating_point() or bool((labels == labels.round()).all())  # 0./1. too
+    if labels.dim() != 1 or not whole:
         hint = "; one-hot? labels.argmax(1) gives the indices" if labels.dim() == 2 else ""
         raise ValueError(f"labels must be integer class indices (N,), got {labels.dtype} "
                          f"{tuple(labels.shape)}{hint}")

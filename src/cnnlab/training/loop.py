@@ -85,10 +85,11 @@ def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
 
 def _check_labels(y: torch.Tensor, logits: torch.Tensor) -> None:
     """The mistakes PyTorch reports as "Target 7 is out of bounds" or a dtype clash (one sync)."""
-    if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
+    binary = logits.shape[1] == 1  # one sigmoid logit: its loss takes 0/1 labels of any dtype
+    if y.dim() != 1 or (not binary and (y.is_floating_point() or y.dtype == torch.bool)):
         hint = "; one-hot? labels.argmax(1) gives the indices" if y.dim() == 2 else ""
         raise ValueError(f"labels must be int64 class indices (N,), got {y.dtype} {tuple(y.shape)}{hint}")
-    k = max(logits.shape[1], 2)  # one sigmoid logit: labels 0 and 1
+    k = max(logits.shape[1], 2)
     lo, hi = int(y.min()), int(y.max())
     if lo < 0 or hi >= k:
         raise ValueError(f"label {lo if lo < 0 else hi} in the first batch is outside the model's "
