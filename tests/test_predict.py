@@ -113,14 +113,19 @@ def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, 
         (tmp_path / "photos" / f"k{i % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(tmp_path / "photos" / f"k{i % 2}" / f"{i:03d}.png")
     (tmp_path / "photos" / "README.txt").write_text("not an image")
-    files = image_files([tmp_path / "photos"])
+    from cnnlab.data.images import DataSkipWarning
+    with pytest.warns(DataSkipWarning, match=r"photos: skipped 1 file\(s\) that are not images by their "
+                                            r"extension: README.txt"):  # said, as training says it
+        files = image_files([tmp_path / "photos"])
     assert len(files) == 150 and files == sorted(files) and all(f.suffix == ".png" for f in files)
     order = [int(f.stem) for f in files]
-    from_folder = predict(toy_run, [tmp_path / "photos"], top_k=1)
+    with pytest.warns(DataSkipWarning):
+        from_folder = predict(toy_run, [tmp_path / "photos"], top_k=1)
     from_pixels = predict(toy_run, x[order], top_k=1)
     assert [p[0][0] for p in from_folder] == [p[0][0] for p in from_pixels]
     assert [p[0][1] for p in from_folder] == pytest.approx([p[0][1] for p in from_pixels], abs=1e-5)
-    assert main(["predict", str(toy_run), str(tmp_path / "photos"), "--top-k", "1"]) == 0
+    with pytest.warns(DataSkipWarning):
+        assert main(["predict", str(toy_run), str(tmp_path / "photos"), "--top-k", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 150 and lines[0].startswith(f"{files[0]}: ")
     (tmp_path / "empty").mkdir()

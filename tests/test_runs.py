@@ -186,6 +186,8 @@ def test_resumed_run_sums_training_time_and_keeps_where_it_began(tmp_path):
     assert meta["started"] == first["started"] and meta["machine"] == first["machine"]
     [piece] = meta["resumed"]
     assert piece["after_epoch"] == 1 and "cpu" in piece["machine"]
+    # each piece's settings, and the first piece's, so that a mixed run shows how it ran
+    assert piece["resolved"] == meta["resolved"] and meta["first_resolved"] == first["resolved"]
 
 
 def test_resume_after_early_stopping_goes_straight_to_the_test(tmp_path, monkeypatch):

@@ -46,19 +46,28 @@ class WithNormalisation(nn.Module):
 def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
     """The files to classify: each path as given, a folder replaced by the image files in it and
     its sub-folders (by extension, sorted; hidden files and folders, such as ``.ipynb_checkpoints``
-    or macOS's ``._photo.jpg``, left out as training leaves them out).
+    or macOS's ``._photo.jpg``, left out as training leaves them out; other files left out with a
+    :class:`~cnnlab.data.images.DataSkipWarning`, as training says them).
 
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
     """
-    from .data.images import IMAGE_EXTENSIONS
+    import warnings
+
+    from .data.images import IMAGE_EXTENSIONS, DataSkipWarning
     if isinstance(paths, (str, os.PathLike)):  # one path, not the characters of its name
         paths = [paths]
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()
+            files = sorted(f for f in p.rglob("*") if f.is_file()
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+            others = [f.relative_to(p).as_posix() for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
+            if others:
+                warnings.warn(f"{p}: skipped {len(others)} file(s) that are not images by their "
+                              f"extension: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}",
+                              DataSkipWarning, stacklevel=2)
             if not found:
                 raise FileNotFoundError(f"{p}: a folder without image files "
                                         f"({', '.join(sorted(IMAGE_EXTENSIONS))})")

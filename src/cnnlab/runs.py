@@ -3,7 +3,8 @@
 A run folder holds::
 
     recipe.json          the resolved recipe, the dataset's provenance, machine and versions
-                         (where the run began; ``resumed`` lists each resumption's epoch and machine)
+                         (where the run began; ``resumed`` lists each resumption's epoch, machine and
+                         resolved device / precision / processes, ``first_resolved`` the first piece's)
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
                          (on the training split where ``val_fraction`` is 0)
@@ -619,7 +620,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         initial_epoch, prior_train_s = _restore_state(s, state, log)
         meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),
                     resumed=first.get("resumed", []) + [{"after_epoch": initial_epoch,
-                                                         "date": meta["started"], "machine": meta["machine"]}])
+                                                         "date": meta["started"], "machine": meta["machine"],
+                                                         "resolved": dict(meta["resolved"])}],
+                    first_resolved=first.get("first_resolved", first.get("resolved")))
         log(f"resuming {run_dir} after epoch {initial_epoch}")
     if main:
         write_json(run_dir / "recipe.json", meta)
