@@ -104,12 +104,10 @@ class Run:
         if pixels.dim() < 2 or pixels.shape[1] != c:
             raise ValueError(f"the run's model takes {c}-channel input {tuple(meta['image_shape'])} "
                              f"(NCHW); got pixels of shape {tuple(pixels.shape)}")
-        shape = (1, -1) + (1,) * (pixels.dim() - 2)  # one mean for all channels, or one each
+        from .inference import WithNormalisation  # predict's and the ONNX export's normalisation
         dev = next(self.model.parameters()).device
-        mean = torch.tensor(meta["mean"], dtype=torch.float32, device=dev).view(shape)
-        std = torch.tensor(meta["std"], dtype=torch.float32, device=dev).view(shape)
-        x = pixels.to(dev, torch.float32)
-        return ((x / 255 if pixels.dtype == torch.uint8 else x) - mean) / std
+        norm = WithNormalisation(nn.Identity(), meta["mean"], meta["std"], images=len(meta["image_shape"]) == 3)
+        return norm.to(dev)(pixels.to(dev))
 
 
 def format_test_line(m: dict) -> str:
@@ -600,10 +598,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         with distributed.local_main_first():  # a cache) before the others read the files
             dataset = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
     ds = dataset
-    if limit:
-        ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit],
-                          ds.test_images[:limit], ds.test_labels[:limit], ds.classes, ds.mean, ds.std,
-                          {**ds.provenance, "limit": limit})
+    ds = _limited(ds, limit)
     run_dir = Path(distributed.broadcast_str(str(run_dir or default_run_dir(recipe))))
     main = distributed.is_main()
     # the epoch's best weights go to a pending file, made best.safetensors once the epoch's state
@@ -709,6 +704,15 @@ def _test_run(s: "Setup", recipe: Recipe, ds: ImageDataset, run_dir: Path, train
     return test, logits
 
 
+def _limited(ds: ImageDataset, limit: int | None) -> ImageDataset:
+    """``ds`` with its first ``limit`` training and test examples (a smoke run's data); ``ds``
+    itself without a limit."""
+    if not limit:
+        return ds
+    return ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit], ds.test_images[:limit],
+                        ds.test_labels[:limit], ds.classes, ds.mean, ds.std, {**ds.provenance, "limit": limit})
+
+
 def _plot_names(run_dir: Path) -> list[str]:
     """The PNGs a finished run folder holds (:func:`_plot_run`)."""
     images = len(json.loads((run_dir / "recipe.json").read_text())["dataset"]["image_shape"]) == 3
@@ -726,13 +730,10 @@ def _replot(run_dir: Path, data_dir, dataset: ImageDataset | None, device, log) 
     """Draw the PNGs of a tested run that was stopped while plotting (its test split evaluated
     again for the best and worst predictions); nothing else in the folder changes."""
     run = load_run(run_dir, "best", device, data_dir, load_data=True, dataset=dataset)
-    out = evaluate_run(run_dir, device=device, dataset=run.dataset, keep_logits=True)
-    ds, limit = run.dataset, json.loads((run_dir / "recipe.json").read_text())["dataset"]["provenance"].get("limit")
-    if limit:
-        ds = ImageDataset(ds.name, ds.train_images[:limit], ds.train_labels[:limit], ds.test_images[:limit],
-                          ds.test_labels[:limit], ds.classes, ds.mean, ds.std, ds.provenance)
+    logits = _evaluate_loaded(run, None, keep_logits=True)["logits"]
+    ds = _limited(run.dataset, json.loads((run_dir / "recipe.json").read_text())["dataset"]["provenance"].get("limit"))
     log(f"{run_dir} was tested but stopped while plotting: drawing its plots")
-    _plot_run(run_dir, run.recipe.name, run.history, run.test_metrics, out["logits"], ds, log)
+    _plot_run(run_dir, run.recipe.name, run.history, run.test_metrics, logits, ds, log)
     log(f"plots in {run_dir}")
     return run
 
@@ -920,20 +921,25 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     run = load_run(run_dir, weights, device, data_dir, load_data=True, dataset=dataset)
     if tta is not None:
         run.recipe = run.recipe.override({"tta": tta})
+    out = _evaluate_loaded(run, precision, keep_logits)
+    out["weights"] = f"{weights}.safetensors"
+    return out
+
+
+def _evaluate_loaded(run: Run, precision: str | None, keep_logits: bool) -> dict:
+    """:func:`evaluate_run` on a run loaded with its data: the test split the run was tested on
+    (its ``limit`` too), normalised as recorded in the run (as evaluate --folder does)."""
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
-    ds = run.dataset
-    meta = json.loads((Path(run_dir) / "recipe.json").read_text())
-    limit = meta["dataset"]["provenance"].get("limit")
-    x, y = (ds.test_images[:limit], ds.test_labels[:limit]) if limit else (ds.test_images, ds.test_labels)
-    # the normalisation the model was trained with, as recorded (as evaluate --folder uses it)
-    loader = BatchLoader(x, y, run.recipe.eval_batch_size, mean=meta["dataset"]["mean"],
-                         std=meta["dataset"]["std"], device=dev)
+    meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
+    ds = _limited(run.dataset, meta["provenance"].get("limit"))
+    loader = BatchLoader(ds.test_images, ds.test_labels, run.recipe.eval_batch_size, mean=meta["mean"],
+                         std=meta["std"], device=dev)
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes,
                          keep_logits=keep_logits)
-    out.update({"weights": f"{weights}.safetensors", "precision": prec})
+    out["precision"] = prec
     if keep_logits:
-        out["labels"] = y.cpu()
+        out["labels"] = ds.test_labels.cpu()
     return out
 
 
