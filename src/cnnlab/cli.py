@@ -245,9 +245,8 @@ def cmd_predict(a) -> int:
     files = image_files(a.images)
     # files in the folders given that are not readable images are skipped with a warning, as
     # training skips them; image files named alone must all be readable
-    folders = [p for p in a.images if Path(p).is_dir()]
-    tops = predict(a.run_dir, files, weights=a.weights, top_k=a.top_k, device=a.device,
-                   skip_unreadable=folders)
+    tops = predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k, device=a.device,
+                   skip_unreadable=True)
     for path, top in zip(files, tops):
         if top is not None:
             print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))

@@ -67,7 +67,7 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
             if others:
                 warnings.warn(f"{p}: skipped {len(others)} file(s) that are not images by their "
                               f"extension: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}",
-                              DataSkipWarning, stacklevel=2)
+                              DataSkipWarning)  # its own line: a folder listed twice warns once
             if not found:
                 raise FileNotFoundError(f"{p}: a folder without image files "
                                         f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -128,7 +128,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
-            skip_unreadable: bool | Sequence[str | os.PathLike] = False) -> list[list[tuple[str, float]] | None]:
+            skip_unreadable: bool = False) -> list[list[tuple[str, float]] | None]:
     """The ``top_k`` most probable classes for each image, by a trained run's model.
 
     Args:
@@ -139,10 +139,9 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         weights: ``"best"`` or ``"last"`` checkpoint.
         top_k: classes per image (at most the number of classes).
         device: where to run the model (default: a GPU if there is one).
-        skip_unreadable: a file that is not a readable image gets ``None`` (and a
-            :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead of an error; with
-            the folders among ``images``, only the files found in them (files named on their
-            own must be readable, as ``cnnlab predict`` has it).
+        skip_unreadable: a file found in a folder of ``images`` that is not a readable image
+            gets ``None`` (and a :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead
+            of an error, as training skips such files; files named on their own must be readable.
 
     Returns:
         For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
@@ -172,10 +171,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         x = images
     else:
         files, unreadable = image_files(images), ({} if skip_unreadable else None)
-        strict = frozenset()
-        if skip_unreadable is not True and skip_unreadable:  # folders: the named files are strict
-            strict = frozenset(files) - frozenset(image_files([d for d in skip_unreadable if Path(d).is_dir()]))
-        x = _preprocess(files, meta, unreadable, strict)
+        named = [images] if isinstance(images, (str, os.PathLike)) else images
+        x = _preprocess(files, meta, unreadable, frozenset(Path(f) for f in named if not Path(f).is_dir()))
     dev = next(run.model.parameters()).device
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
