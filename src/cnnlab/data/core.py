@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..registry import Registry, check_options
+from .loader import check_finite, class_indices
 
 
 @dataclass
@@ -65,20 +66,11 @@ class ImageDataset:
             if x.dim() == 4 and x.shape[1] > 4 and x.shape[3] in (1, 3, 4):
                 raise ValueError(f"{self.name}: {split}_images of shape {tuple(x.shape)} look NHWC "
                                  f"(channels last); cnnlab takes NCHW: images.permute(0, 3, 1, 2)")
-            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-                bad = int((~torch.isfinite(x)).flatten(1).any(1).nonzero()[0])
-                raise ValueError(f"{self.name}: {split}_images hold NaN or infinite values, e.g. "
-                                 f"example {bad}")
+            check_finite(x, f"{self.name}: {split}_images")
             if len(x) != len(y):
                 raise ValueError(f"{self.name}: {len(x)} {split} images but {len(y)} labels")
-            whole = not y.is_floating_point() or bool((y == y.round()).all())  # 0./1. too
-            if y.dim() != 1 or not whole or y.is_complex():
-                hint = "; one-hot? labels.argmax(1) gives the indices" if y.dim() == 2 else ""
-                raise ValueError(f"{self.name}: {split}_labels must be integer class indices (N,), "
-                                 f"got {y.dtype} {tuple(y.shape)}{hint}")
-            if y.dtype != torch.int64:
-                y = y.long()
-                setattr(self, f"{split}_labels", y)
+            y = class_indices(y, f"{self.name}: {split}_labels")
+            setattr(self, f"{split}_labels", y)
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
                 bad = int(((y < 0) | (y >= len(self.classes))).nonzero()[0])
                 raise ValueError(f"{self.name}: {split} labels outside 0..{len(self.classes) - 1} "

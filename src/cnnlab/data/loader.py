@@ -143,11 +143,27 @@ def _check_batch_inputs(images: torch.Tensor, labels: torch.Tensor, mean, std) -
     if images.dtype == torch.uint8 and max(map(abs, (*mean, *std))) > 1:
         raise ValueError(f"mean {tuple(mean)} and std {tuple(std)} are in [0, 1] units for uint8 "
                          "images (the loader divides by 255 first); divide them by 255")
+    check_finite(images)
+    class_indices(labels)
+
+
+def check_finite(images: torch.Tensor, what: str = "images") -> None:
+    """Raise ValueError naming the first example of float ``images`` that holds NaN or inf."""
     if images.is_floating_point() and not bool(torch.isfinite(images).all()):
-        raise ValueError("images hold NaN or infinite values, e.g. example "
-                         f"{int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])}")
-    whole = not labels.is_floating_point() or bool((labels == labels.round()).all())  # 0./1. too
-    if labels.dim() != 1 or not whole:
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).nonzero()[0])
+        raise ValueError(f"{what} hold NaN or infinite values, e.g. example {bad}")
+
+
+def class_indices(labels: torch.Tensor, what: str = "labels") -> torch.Tensor:
+    """``labels`` as int64 class indices ``(N,)``: integer, bool or whole-number float labels
+    (a binary task's 0./1.) are converted.
+
+    Raises:
+        ValueError: labels of another shape (one-hot: said) or with fractions.
+    """
+    whole = not labels.is_floating_point() or bool((labels == labels.round()).all())
+    if labels.dim() != 1 or not whole or labels.is_complex():
         hint = "; one-hot? labels.argmax(1) gives the indices" if labels.dim() == 2 else ""
-        raise ValueError(f"labels must be integer class indices (N,), got {labels.dtype} "
+        raise ValueError(f"{what} must be integer class indices (N,), got {labels.dtype} "
                          f"{tuple(labels.shape)}{hint}")
+    return labels.long()
