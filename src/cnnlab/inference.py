@@ -102,10 +102,11 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
     for p in map(Path, paths):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such image file")
+        data = p.read_bytes()
         try:
-            a = decode_image(p.read_bytes(), (h, w), "grayscale" if c == 1 else "rgb", policy)
+            a = decode_image(data, (h, w), "grayscale" if c == 1 else "rgb", policy)
         except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
-            why = decode_error(e)
+            why = decode_error(e) if data else "empty file, 0 bytes"  # training's words
             if unreadable is None or p in strict:
                 raise ValueError(f"{p}: not a readable image ({why})") from None
             unreadable[len(out) + len(unreadable)] = why
