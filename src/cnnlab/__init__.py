@@ -68,14 +68,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-def summary(model, input_size=None) -> str:
+def summary(model, input_size=None, num_classes: int | None = None) -> str:
     """Keras-style summary table of a model or a registered model name (see
     :mod:`cnnlab.report.summary`): layer, output shape ``(None, C, H, W)``, parameter count, and
     the trainable / non-trainable totals.
 
     ``input_size``: the (C, H, W) of one example, or (H, W) keeping the model's channels;
     default: the model's own (cnnlab's models). A model given by name is built for that size (its
-    dense layers sized from it), as ``cnnlab summary NAME --input-size`` does.
+    dense layers sized from it), as ``cnnlab summary NAME --input-size`` does; ``num_classes``
+    sets its logits (default: the model's own).
 
     Raises:
         UnknownNameError: an unknown model name (close matches listed).
@@ -88,7 +89,8 @@ def summary(model, input_size=None) -> str:
         size = tuple(input_size) if input_size else own
         if len(size) == len(own) - 1:  # H W for an image model: keep its channels
             size = (own[0], *size)
-        model = create_model(model, in_chans=size[0], input_size=size[1:] if size != own else None)
+        model = create_model(model, num_classes=num_classes, in_chans=size[0],
+                             input_size=size[1:] if size != own else None)
         input_size = size
     return _summary(model, input_size)
 

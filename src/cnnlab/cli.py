@@ -281,18 +281,13 @@ def cmd_explain(a) -> int:
 
 def cmd_summary(a) -> int:
     """``cnnlab summary``: print a model's Keras-style layer table and its source."""
-    from .models import MODELS, create_model
+    from . import summary
+    from .models import MODELS
     from .models.base import model_options
-    from .report.summary import summary
     info = MODELS.get(a.model).info
-    size = tuple(a.input_size) if a.input_size else info.input_size
-    if len(size) == len(info.input_size) - 1:  # H W for an image model: keep its channels
-        size = (info.input_size[0], *size)
-    if len(size) != len(info.input_size):
+    if a.input_size and len(a.input_size) not in (len(info.input_size), len(info.input_size) - 1):
         raise UsageError(f"--input-size takes {'C H W (or H W)' if len(info.input_size) == 3 else 'C L (or L)'}")
-    model = create_model(a.model, num_classes=a.num_classes, in_chans=size[0],
-                         input_size=size[1:] if size != info.input_size else None)
-    print(summary(model, size))
+    print(summary(a.model, a.input_size, num_classes=a.num_classes))
     print(f"Source: {info.paper}")
     options = model_options(a.model)
     if options:
