@@ -441,10 +441,10 @@ def _first_on_machine() -> bool:
 def _launcher() -> str:
     """How this command was launched, for the hints that repeat it: ``cnnlab `` or, under
     torchrun, ``torchrun --nproc_per_node=N -m cnnlab.cli ``."""
-    n = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    nodes = int(os.environ.get("WORLD_SIZE", "1")) // max(n, 1)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    world, n = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if world <= 1:
         return "cnnlab "
+    nodes = world // max(n, 1)
     return f"torchrun {f'--nnodes={nodes} ' if nodes > 1 else ''}--nproc_per_node={n} -m cnnlab.cli "
 
 
