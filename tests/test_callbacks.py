@@ -189,3 +189,46 @@ def test_freeze_after_recipe_field_reaches_the_run(tmp_path):
     assert freeze.epochs == {"features.whiten.bias": 3}
     with pytest.raises(UnknownNameError, match="features.whiten.bias"):
         prepare(get_recipe("cifar10-best", {"freeze_after": {"features.whiten.bais": 3}}), ds, "cpu")
+
+
+def test_reduce_lr_at_min_lr_starts_no_cooldown():
+    """Keras starts the cooldown (and resets the wait) only when it cut a rate: at min_lr the
+    wait keeps counting."""
+    t = FakeTrainer()
+    rl = ReduceLROnPlateau(factor=0.5, patience=1, cooldown=3, min_lr=0.1)  # lr already 0.1
+    drive(rl, t, [1.0, 1.0, 1.0])
+    assert (t.optimizer.param_groups[0]["lr"], rl.cooldown_counter, rl.wait) == (0.1, 0, 2)
+    assert t.messages == []
+
+
+def test_reduce_lr_logs_one_line_for_groups_cut_alike():
+    t = FakeTrainer()
+    t.optimizer = torch.optim.SGD([{"params": [t.model.weight]}, {"params": [t.model.bias]}], lr=0.1)
+    drive(ReduceLROnPlateau(factor=0.5, patience=1), t, [1.0, 1.0])
+    assert [g["lr"] for g in t.optimizer.param_groups] == [0.05, 0.05]
+    assert t.messages == ["ReduceLROnPlateau: epoch 2: learning rate 0.1 -> 0.05"]
+
+
+def test_reduce_lr_beside_a_scheduler_is_refused():
+    """The scheduler sets the rate again at its next step, so the cut would be a silent no-op
+    (it was, while the log said the rate was cut)."""
+    from cnnlab.training import Trainer
+    from cnnlab.training.optim import build_scheduler
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched, per_batch = build_scheduler(opt, "cosine", epochs=2, steps_per_epoch=3)
+    with pytest.raises(ValueError, match=r"ReduceLROnPlateau cuts .* \(LambdaLR\)"):
+        Trainer(model, opt, nn.functional.cross_entropy, scheduler=sched, step_per_batch=per_batch,
+                callbacks=[ReduceLROnPlateau()])
+
+
+def test_each_fit_from_epoch_0_starts_a_new_history():
+    from cnnlab.training import Trainer
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.functional.cross_entropy,
+                      progress=False, log=lambda m: None)
+    data = [(torch.randn(8, 1, 2, 2), torch.randint(0, 2, (8,)))]
+    first = trainer.fit(data, epochs=2)
+    second = trainer.fit(data, epochs=2)
+    assert [e["epoch"] for e in first.epochs] == [1, 2] and [e["epoch"] for e in second.epochs] == [1, 2]
+    assert trainer.history is second and first is not second

@@ -8,7 +8,8 @@ import pytest
 
 import cnnlab
 from cnnlab.recipes import Recipe
-from cnnlab.recipes.base import AugmentConfig, LookaheadConfig
+from cnnlab.recipes.base import (AugmentConfig, EarlyStoppingConfig, LookaheadConfig,
+                                 ReduceLROnPlateauConfig)
 
 
 def public_objects():
@@ -41,7 +42,8 @@ def test_every_public_function_class_and_method_has_a_docstring():
     assert missing == []
 
 
-@pytest.mark.parametrize("config", [Recipe, AugmentConfig, LookaheadConfig])
+@pytest.mark.parametrize("config", [Recipe, AugmentConfig, LookaheadConfig, EarlyStoppingConfig,
+                                    ReduceLROnPlateauConfig])
 def test_every_recipe_field_says_what_it_is(config):
     assert [n for n, f in config.model_fields.items() if not f.description] == []
 

@@ -55,3 +55,27 @@ def test_every_bad_override_is_reported_at_once():
     assert lines[3].startswith("Allowed keys: name, ")  # once, not after each unknown key
     assert lines[4].startswith("--set batch_size='x': Input should be a valid integer")
     assert lines[5].startswith("--set lr=-1: Input should be greater than 0") and len(lines) == 6
+
+
+@pytest.mark.parametrize("override, message", [
+    ("monitor=val_acc", "cannot monitor 'val_acc'; did you mean val_accuracy"),
+    ("early_stopping.monitor=acc", "cannot monitor 'acc'; did you mean accuracy"),
+    ("reduce_lr.monitor=val_los", "cannot monitor 'val_los'; did you mean val_loss"),
+])
+def test_a_monitor_that_no_epoch_logs_is_refused_before_training(override, message):
+    """It was a warning per epoch: the best checkpoint was never written, and the run failed
+    after its last epoch (early stopping and LR cuts silently never acted)."""
+    with pytest.raises(RecipeError, match=message):
+        get_recipe("mnist-cnn-small", [override])
+
+
+def test_reduce_lr_with_a_schedule_is_refused_naming_both_keys():
+    with pytest.raises(RecipeError, match=r"--set reduce_lr.patience=2 schedule='cosine': reduce_lr "
+                                          r"cuts the learning rate that the 'cosine' schedule"):
+        get_recipe("mnist-cnn-small", ["reduce_lr.patience=2", "schedule=cosine"])
+
+
+def test_early_stopping_takes_keras_defaults_and_all_its_arguments():
+    r = get_recipe("mnist-cnn-small", ["early_stopping.baseline=0.5", "early_stopping.start_from_epoch=2"])
+    es = r.early_stopping
+    assert (es.patience, es.restore_best_weights, es.baseline, es.start_from_epoch) == (0, False, 0.5, 2)

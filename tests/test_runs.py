@@ -1055,3 +1055,15 @@ def test_resume_refuses_data_other_than_the_runs(tmp_path):
     with pytest.raises(ValueError, match=r"trained on the files a.bin; the dataset read now has a.bin "
                                          r"\(changed: a.bin\): resuming would go on with other data"):
         cnnlab.train(None, dataset=changed, resume=tmp_path / "cut", log=quiet)
+
+
+def test_without_a_validation_split_every_callback_watches_the_training_metric(tmp_path):
+    """The best checkpoint switched to `loss` while early stopping kept watching `val_loss`
+    and never acted; now all three switch, and the log says so."""
+    lines = []
+    run = cnnlab.train(RECIPE.override({"epochs": 4, "val_fraction": 0.0, "early_stopping.patience": 0,
+                                        "early_stopping.min_delta": 10.0}),
+                       dataset=toy_dataset(), run_dir=tmp_path / "r", log=lines.append)
+    assert len(run.history.epochs) == 2  # no loss falls by 10: stopped after the second epoch
+    assert any("early_stopping watches loss, not val_loss" in m for m in lines)
+    assert any("the best checkpoint watches accuracy, not val_accuracy" in m for m in lines)

@@ -276,8 +276,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                                            steps_per_epoch=len(train_loader), step_size=recipe.step_size,
                                            gamma=recipe.gamma, warmup_epochs=recipe.warmup_epochs,
                                            milestones=recipe.milestones)
-    monitor = recipe.monitor if val_loader is not None else recipe.monitor.removeprefix("val_")
-    callbacks = _callbacks(recipe, model, checkpoint, monitor)
+    monitor = _watched(recipe.monitor, val_loader is not None, log)
+    callbacks = _callbacks(recipe, model, checkpoint, monitor, val_loader is not None, log)
     class_weights = _class_weights(recipe, ds.classes, train_loader.labels)
     if class_weights is not None and log:
         log("class weights: " + ", ".join(f"{c} {w:.3g}" for c, w in zip(ds.classes, class_weights.tolist())))
@@ -319,15 +319,29 @@ def _model(recipe: Recipe, ds: ImageDataset, dev: torch.device, rank: int, chann
     return model
 
 
-def _callbacks(recipe: Recipe, model: nn.Module, checkpoint, monitor: str) -> list:
-    """The recipe's callbacks, ModelCheckpoint first (``train`` reads its best epoch)."""
+def _watched(monitor: str, val: bool, log, who: str = "the best checkpoint") -> str:
+    """``monitor``, or its training twin (``val_loss`` -> ``loss``) without a validation split."""
+    if val or not monitor.startswith("val_"):
+        return monitor
+    if log:
+        log(f"no validation split (val_fraction=0): {who} watches {monitor.removeprefix('val_')}, "
+            f"not {monitor}")
+    return monitor.removeprefix("val_")
+
+
+def _callbacks(recipe: Recipe, model: nn.Module, checkpoint, monitor: str, val: bool = True,
+               log=None) -> list:
+    """The recipe's callbacks, ModelCheckpoint first (``train`` reads its best epoch); without a
+    validation split (``val`` false) each watches the training twin of its ``val_`` metric."""
     callbacks: list = []
     if checkpoint is not None:
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True))
-    if recipe.early_stopping is not None:
-        callbacks.append(EarlyStopping(**recipe.early_stopping.model_dump()))
-    if recipe.reduce_lr is not None:
-        callbacks.append(ReduceLROnPlateau(**recipe.reduce_lr.model_dump()))
+    for field, cls in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
+        config = getattr(recipe, field)
+        if config is not None:
+            args = config.model_dump()
+            args["monitor"] = _watched(args["monitor"], val, log, field)
+            callbacks.append(cls(**args))
     if recipe.lookahead is not None:
         callbacks.append(Lookahead(**recipe.lookahead.model_dump()))
     if recipe.freeze_after:

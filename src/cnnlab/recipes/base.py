@@ -22,24 +22,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# what the callbacks can watch: the Trainer's epoch logs (val_* with a validation split)
+MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+
+def _monitored(name: str) -> str:
+    if name not in MONITORS:
+        close = difflib.get_close_matches(name, MONITORS, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ValueError(f"cannot monitor {name!r}{hint} (the epoch's metrics: {', '.join(MONITORS)})")
+    return name
+
+
 class EarlyStoppingConfig(_Strict):
-    """``keras.callbacks.EarlyStopping`` arguments."""
-    monitor: str = "val_loss"
-    patience: int = Field(5, ge=0)
-    min_delta: float = 0.0
-    mode: Literal["auto", "min", "max"] = "auto"
-    restore_best_weights: bool = True
+    """``keras.callbacks.EarlyStopping`` arguments, with Keras' defaults."""
+    monitor: str = Field("val_loss", description="the epoch metric watched")
+    patience: int = Field(0, ge=0, description="epochs without improvement before training stops")
+    min_delta: float = Field(0.0, description="smallest change that counts as an improvement")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="min, max, or auto: max for accuracy, min for loss")
+    baseline: Optional[float] = Field(None, description="stop unless the metric beats this within "
+                                                        "patience epochs")
+    restore_best_weights: bool = Field(False, description="load the best epoch's weights at the end")
+    start_from_epoch: int = Field(0, ge=0, description="epochs before improvements are looked for")
+
+    _monitor = field_validator("monitor")(_monitored)
 
 
 class ReduceLROnPlateauConfig(_Strict):
-    """``keras.callbacks.ReduceLROnPlateau`` arguments."""
-    monitor: str = "val_loss"
-    factor: float = Field(0.1, gt=0, lt=1)
-    patience: int = Field(10, ge=0)
-    min_delta: float = 1e-4
-    cooldown: int = Field(0, ge=0)
-    min_lr: float = Field(0.0, ge=0)
-    mode: Literal["auto", "min", "max"] = "auto"
+    """``keras.callbacks.ReduceLROnPlateau`` arguments, with Keras' defaults."""
+    monitor: str = Field("val_loss", description="the epoch metric watched")
+    factor: float = Field(0.1, gt=0, lt=1, description="the learning rate is multiplied by this")
+    patience: int = Field(10, ge=0, description="epochs without improvement before a cut")
+    min_delta: float = Field(1e-4, description="smallest change that counts as an improvement")
+    cooldown: int = Field(0, ge=0, description="epochs after a cut before patience counts again")
+    min_lr: float = Field(0.0, ge=0, description="the rate is never cut below this")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="min, max, or auto: max for accuracy, min for loss")
+
+    _monitor = field_validator("monitor")(_monitored)
 
 
 class LookaheadConfig(_Strict):
@@ -197,6 +218,17 @@ class Recipe(_Strict):
         None, description="Keras' EarlyStopping (early_stopping.patience=5, ...); None: off")
     reduce_lr: Optional[ReduceLROnPlateauConfig] = Field(
         None, description="Keras' ReduceLROnPlateau (reduce_lr.patience=10, ...); None: off")
+
+    _monitor = field_validator("monitor")(_monitored)
+
+    @model_validator(mode="after")
+    def _reduce_lr_without_schedule(self):
+        if self.reduce_lr is not None and self.schedule != "none":
+            raise ValueError(f"reduce_lr cuts the learning rate that the {self.schedule!r} schedule "
+                             "sets again at its next step: use schedule=none with reduce_lr, or "
+                             "reduce_lr=null (as Keras, where an optimizer with a schedule has no "
+                             "settable rate)")
+        return self
 
     @field_validator("class_weight", mode="before")
     @classmethod
@@ -360,6 +392,11 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> list[str]
         given = overrides.get(loc, e.get("input"))
         field = _field_info(type(recipe), loc)
         allowed = f" (field {loc}: {field})" if field else ""
+        if not loc:  # a check across the recipe's fields: name every key the user set
+            sets = " ".join(f"{k}={v!r}" for k, v in overrides.items())
+            lines.append(f"{'--set ' + sets if sets else 'the recipe'}: "
+                         f"{e['msg'].removeprefix('Value error, ')}")
+            continue
         inner = {k: v for k, v in overrides.items() if k.startswith(loc + ".")}
         if isinstance(given, dict) and inner:  # a check across a sub-config's fields: name the
             sets = " ".join(f"{k}={v!r}" for k, v in inner.items())  # keys the user set

@@ -148,6 +148,10 @@ class ReduceLROnPlateau(Callback):
         cooldown: epochs to wait after a reduction before counting patience again.
         min_lr: lower bound on the learning rate.
 
+    The rate it cuts is the optimizer's ``lr``, so it cannot be paired with a scheduler that
+    sets the rate itself (the :class:`~cnnlab.training.Trainer` refuses the pair, as Keras
+    refuses to set the rate of an optimizer built with a ``LearningRateSchedule``).
+
     Raises:
         ValueError: ``factor`` outside (0, 1), or an unknown ``mode``.
     """
@@ -179,14 +183,16 @@ class ReduceLROnPlateau(Callback):
         elif self.cooldown_counter <= 0:
             self.wait += 1
             if self.wait >= self.patience:
+                cuts = []
                 for group in trainer.optimizer.param_groups:
                     old = float(group["lr"])
                     if old > self.min_lr:
-                        new = max(old * self.factor, self.min_lr)
-                        group["lr"] = new
-                        trainer.log(f"ReduceLROnPlateau: epoch {epoch + 1}: learning rate "
-                                    f"{old:.3g} -> {new:.3g}")
-                self.cooldown_counter, self.wait = self.cooldown, 0
+                        group["lr"] = max(old * self.factor, self.min_lr)
+                        cuts.append(f"{old:.3g} -> {group['lr']:.3g}")
+                if cuts:  # as Keras: the cooldown starts only when a rate was cut
+                    trainer.log(f"ReduceLROnPlateau: epoch {epoch + 1}: learning rate "
+                                f"{', '.join(dict.fromkeys(cuts))}")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
 
     def state_dict(self) -> dict:
         return {"wait": self.wait, "cooldown_counter": self.cooldown_counter, "best": self.best}

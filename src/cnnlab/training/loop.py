@@ -142,6 +142,10 @@ class Trainer:
     ``DistributedDataParallel(model)`` (the same parameters), each process feeding its part of
     every batch; the training and validation metrics are summed over the processes, so every
     process logs and decides (callbacks) on the same figures.
+
+    Raises:
+        ValueError: a ``precision`` other than fp32 / bf16, or a ``scheduler`` together with a
+            ReduceLROnPlateau callback (both set the learning rate).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -158,6 +162,11 @@ class Trainer:
         self.device, self.precision = torch.device(device), precision
         autocast(self.device, precision)  # raises ValueError for anything but fp32 / bf16
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
+        from .callbacks import ReduceLROnPlateau
+        if scheduler is not None and any(isinstance(c, ReduceLROnPlateau) for c in self.callbacks):
+            raise ValueError("ReduceLROnPlateau cuts the optimizer's learning rate, which the "
+                             f"scheduler ({type(scheduler).__name__}) sets again at its next step: "
+                             "use one of the two")
         self.progress = progress
         self.log = log or (lambda msg: print(msg, flush=True))
         self.should_stop = False
@@ -185,6 +194,11 @@ class Trainer:
             initial_epoch: int = 0) -> History:
         """Train for ``epochs`` epochs (counting from ``initial_epoch`` when resuming).
 
+        From ``initial_epoch=0`` it starts a new :class:`History` (returned, and
+        ``self.history``) and calls the callbacks' ``on_train_begin`` (as each Keras ``fit``
+        does); a resumed fit (``initial_epoch > 0``) appends to the history and callback states
+        restored from the run's checkpoint.
+
         Raises:
             NonFiniteLossError: the epoch's mean training or validation loss is NaN/inf, or a
                 trainable weight is (a NaN in the inputs can leave the loss finite: ReLU, fused
@@ -197,7 +211,8 @@ class Trainer:
                              "batch with drop_last)")
         self.should_stop = False
         self.epochs, self.steps_per_epoch = epochs, len(train)  # read by per-step callbacks
-        if initial_epoch == 0:
+        if initial_epoch == 0:  # a new run: a new History (as Keras' fit), callbacks reset
+            self.history = History()
             for cb in self.callbacks:
                 cb.on_train_begin(self)
         for epoch in range(initial_epoch, epochs):
