@@ -100,7 +100,8 @@ def test_default_layer_is_the_last_activated_map_of_at_least_4x4():
     assert pick("mnist-cnn-bn-403k", (1, 28, 28)) == "features.relu6"  # 4x4; conv7 is 2x2
     # a block's output is named by the layer that computed it, as cnnlab summary lists it
     assert pick("airbench94", (3, 32, 32)) == "features.block2.act2"  # 7x7; block3 pools to 3x3
-    assert pick("resnet20", (3, 32, 32)) == "layer3.2.relu"  # the 8x8 stage's output
+    # the 8x8 stage's output: its blocks run one ReLU module twice, so no ReLU names a map
+    assert pick("resnet20", (3, 32, 32)) == "layer3"
     assert pick("mnist-cnn-small", (1, 28, 28)) == "features.relu2"  # not "features" (then dropout)
     assert pick("lenet5", (1, 28, 28)) == "features.s4"  # the 5x5 subsampling after C3
     with pytest.raises(ValueError, match="no layer with a spatial output"):
@@ -222,3 +223,19 @@ def test_grad_cam_takes_a_class_index_and_refuses_raw_pixels(toy_run):
     assert torch.equal(cam_all, cam_each)
     with pytest.raises(ValueError, match="takes 1-channel input \\(1, 28, 28\\)"):
         run.normalize(torch.zeros(1, 28, 28, 3, dtype=torch.uint8))
+
+
+def test_a_module_run_twice_per_pass_is_refused_and_blocks_give_their_output():
+    """A ResNet block calls its one ReLU after conv1 and after the sum: hooking `layer3.2.relu`
+    gave the first (mid-block) map, while the default layer and the README called it the end of
+    layer3."""
+    model = cnnlab.create_model("resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"'layer3.2.relu' runs 2 times .* the block 'layer3.2'"):
+        grad_cam(model, x, layer="layer3.2.relu")
+    with pytest.raises(ValueError, match="runs 2 times"):
+        feature_maps(model, x, "layer3.2.relu")
+    with torch.no_grad():
+        stage = model.layer3(model.layer2(model.layer1(model.relu(model.bn1(model.conv1(x))))))
+    torch.testing.assert_close(feature_maps(model, x, "layer3"), stage)
+    torch.testing.assert_close(feature_maps(model, x, "layer3.2"), stage)

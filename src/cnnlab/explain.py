@@ -75,8 +75,10 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     _check_images(x)
     finished: list[tuple[str, int, int]] = []
     outputs: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
 
     def record(mod, inp, out, name):
+        calls[name] = calls.get(name, 0) + 1
         if torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
             finished.append((name, out.shape[-2], out.shape[-1]))
             outputs[name] = out
@@ -95,6 +97,8 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
         raise ValueError(f"{type(model).__name__} has no layer with a spatial output (N, C, h, w): "
                          "Grad-CAM needs a convolutional network")
     modules = dict(model.named_modules())
+    # a module run several times per pass (ResNet blocks' one ReLU) has no single map to name
+    finished = [f for f in finished if calls[f[0]] == 1] or finished
     for candidates in ([n for n, h, w in finished if min(h, w) >= min_size and _after_activation(modules[n])],
                        [n for n, h, w in finished if min(h, w) >= min_size]):
         if candidates:
@@ -104,12 +108,27 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
 
 def _leaf_name(name: str, finished, outputs, modules) -> str:
     """For a block whose output is the very tensor one of its layers computed (a Sequential
-    ending in dropout or in that layer), that layer's name: the one ``cnnlab summary`` lists."""
+    ending in dropout or in that layer), that layer's name: the one ``cnnlab summary`` lists.
+    ``finished`` holds only modules run once (a shared ReLU's last output is the block's, but
+    hooking it by name would give its first)."""
     if not any(True for _ in modules[name].children()):
         return name
     same = [n for n, _, _ in finished if n.startswith(name + ".") and outputs[n] is outputs[name]
             and not any(True for _ in modules[n].children())]
     return same[-1] if same else name
+
+
+def _one_output(outputs: list, layer: str):
+    """The one output a hooked ``layer`` gave in a forward pass (ValueError for none, or for a
+    module run several times in it: which of its outputs would be ambiguous)."""
+    if len(outputs) > 1:
+        block = layer.rpartition(".")[0]
+        raise ValueError(f"layer {layer!r} runs {len(outputs)} times in one forward pass (one module "
+                         f"used at several places, as a ResNet block's ReLU): name a layer that runs "
+                         f"once{f', e.g. the block {block!r} for its output' if block else ''}")
+    if not outputs or not torch.is_tensor(outputs[0]) or outputs[0].dim() != 4:
+        raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
+    return outputs[0]
 
 
 def _after_activation(m: nn.Module) -> bool:
@@ -128,7 +147,8 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
 
     Raises:
         UnknownNameError: no such layer (the message suggests close names).
-        ValueError: the layer's output is not a 4-D feature map.
+        ValueError: the layer's output is not a 4-D feature map, or the layer runs more than
+            once per forward pass (a shared module).
     """
     _check_images(x)
     module = _module(model, layer)
@@ -143,9 +163,7 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     finally:
         model.train(was_training)
         handle.remove()
-    if not out or not torch.is_tensor(out[0]) or out[0].dim() != 4:
-        raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
-    return out[0].float().cpu()
+    return _one_output(out, layer).float().cpu()
 
 
 def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | None = None,
@@ -171,7 +189,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
 
     Raises:
         UnknownNameError: ``layer`` names no module (close names suggested).
-        ValueError: ``x`` is not 4-D float, the layer's output is not ``(N, C, h, w)`` or is
+        ValueError: ``x`` is not 4-D float, the layer runs more than once per forward pass (a
+            shared module), its output is not ``(N, C, h, w)`` or is
             1x1, or ``target`` has the wrong length.
     """
     _check_images(x)
@@ -191,8 +210,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
         model.eval()
         with torch.enable_grad():
             logits = model(x).float()
-            if not maps or not torch.is_tensor(maps[0]) or maps[0].dim() != 4:
-                raise ValueError(f"layer {layer!r} does not output feature maps (N, C, h, w)")
+            _one_output(maps, layer)
             if maps[0].shape[-2:].numel() < 2:  # one position: a uniform map that says nothing
                 raise ValueError(f"layer {layer!r} outputs 1x1 maps {tuple(maps[0].shape[1:])}: "
                                  "a heatmap of one position is uniform, so it cannot say where "
