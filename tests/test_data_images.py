@@ -332,6 +332,15 @@ def test_16_bit_greyscale_is_scaled_not_clipped_to_white():
     assert np.array_equal(a, np.round(ramp / 257).astype(np.uint8))
 
 
+def test_a_dark_16_bit_image_stays_dark():
+    """Its brightest value under 256 left it unscaled: 1000 became 4 while 200 stayed 200."""
+    from cnnlab.data.images import decode_image
+    for value in (200, 1000):
+        f = io.BytesIO()
+        Image.fromarray(np.full((4, 4), value, dtype=np.uint16)).save(f, format="PNG")
+        assert decode_image(f.getvalue(), None, "grayscale")[0, 0, 0] == round(value / 257)
+
+
 def test_symlinked_sub_folders_are_read_once(tmp_path):
     root = make_folder(tmp_path / "pets", n=3)
     extra = make_folder(tmp_path / "extra", classes=("more",), n=2)

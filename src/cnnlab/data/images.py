@@ -31,7 +31,8 @@ JPEGs are first decoded at a reduced DCT scale (``Image.draft``: 1/2, 1/4 or 1/8
 target size), which is several times faster and averages pixels much as the filter would. EXIF
 orientation tags are ignored, as in Keras and torchvision (a phone photo stored sideways is read
 sideways). Images with an alpha channel lose it: transparent pixels take their stored colour,
-often black. 16-bit and float greyscale images are scaled to 8 bits (65535 -> 255).
+often black. 16-bit greyscale images are scaled to 8 bits (65535 -> 255, a dark frame
+stays dark); 32-bit integer and float ones by a guess of their range (see ``_to_8bit``).
 
 Files whose extension is not an image's, and images PIL cannot decode (a truncated JPEG, a zero-byte
 file), are skipped; the count and the first few names are printed as a :class:`DataSkipWarning` and
@@ -64,7 +65,7 @@ RESIZE_POLICIES = ("squash", "center-crop", "none")
 COLORS = {"rgb": "RGB", "grayscale": "L"}
 # bump when decoding changes (resampling, draft rule, layout of the cache file): old entries then
 # simply stop matching
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: 16-bit grey scaled whatever its brightest pixel
 # how many skipped names a warning and the provenance list; the count is always complete
 SHOW_SKIPPED = 5
 
@@ -145,14 +146,19 @@ def decode_image(data: bytes, size: tuple[int, int] | None, color: str = "rgb",
 
 
 def _to_8bit(im):
-    """A 16-bit (0-65535) or 32-bit integer grey image, or a float one (0-1 if its values stay
-    there, else 0-255), as 8-bit grey ``L``: 16-bit values are divided by 257 (65535 -> 255)."""
+    """A 16-bit (0-65535) or 32-bit integer grey image, or a float one, as 8-bit grey ``L``.
+
+    16-bit values (modes ``I;16*``) are divided by 257 (65535 -> 255), whatever the image's
+    brightest pixel. The 32-bit ``I`` and float ``F`` modes say nothing of their range, so it
+    is guessed per image: ``I`` as 16-bit if a value exceeds 255, else 0-255; ``F`` as 0-1 if its
+    values stay there, else 0-255.
+    """
     from PIL import Image
     a = np.asarray(im, dtype=np.float64)
     if im.mode == "F":
         a = a * 255 if a.size and np.nanmax(a) <= 1.0 else a
-    else:
-        a = a / 257 if a.size and a.max() > 255 else a
+    elif im.mode.startswith("I;16") or (a.size and a.max() > 255):
+        a = a / 257
     return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
 
 
