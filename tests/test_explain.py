@@ -239,3 +239,15 @@ def test_a_module_run_twice_per_pass_is_refused_and_blocks_give_their_output():
         stage = model.layer3(model.layer2(model.layer1(model.relu(model.bn1(model.conv1(x))))))
     torch.testing.assert_close(feature_maps(model, x, "layer3"), stage)
     torch.testing.assert_close(feature_maps(model, x, "layer3.2"), stage)
+
+
+def test_explain_ranks_the_test_split_the_run_was_tested_on(tmp_path, monkeypatch):
+    """A smoke run (limit) is tested on its first test images: --select best ranked all 200."""
+    from cnnlab import runs
+    from cnnlab.explain import explain_run
+    recipe = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=1,
+                    batch_size=32, eval_batch_size=100, val_fraction=0.2, precision="fp32")
+    cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "r", log=lambda m: None, limit=60)
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: toy_dataset())
+    shown = explain_run(tmp_path / "r", select="best", images=200, out_dir=tmp_path)["test_indices"]
+    assert shown and max(shown) < 60

@@ -270,8 +270,9 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         weights: ``"best"`` or ``"last"`` checkpoint.
         select: which test images: ``"random"`` (a sample drawn with ``seed``), ``"worst"`` (the
             most confident wrong predictions: where is the model looking when it errs?) or
-            ``"best"`` (the most confident correct ones); the last two evaluate the whole test
-            split first (float32, CPU).
+            ``"best"`` (the most confident correct ones); the last two evaluate the test split the run
+            was tested on first, as ``cnnlab evaluate`` does (its test-time augmentation too),
+            in float32 on the CPU.
         layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
             :func:`cam_layer`.
         out_dir: where the PNGs go (default: the run folder).
@@ -289,31 +290,27 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
             any work), a dataset that is not the run's (:func:`cnnlab.load_run`), or no test
             image fits ``select`` (``"worst"`` when every one is predicted correctly).
     """
-    from .data.loader import BatchLoader
     from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
-    from .runs import load_run
-    from .training import evaluate
+    from .runs import _evaluate_loaded, _tested, load_run
 
     if images < 1:
         raise ValueError(f"images must be at least 1, got {images}")
     if select not in ("random", "worst", "best"):
         raise ValueError(f"select must be random, worst or best, got {select!r}")
     run = load_run(run_dir, weights, "cpu", data_dir, load_data=True, dataset=dataset)
-    ds, model = run.dataset, run.model.float()
+    ds, model = _tested(run), run.model.float()  # the test split the run was tested on
     if ds.test_images.dim() != 4:
         raise ValueError(f"{run.recipe.dataset} holds 1-D signals {tuple(ds.test_images.shape[1:])}, "
                          "not images: there are no filters or heatmaps to show")
-    cpu = torch.device("cpu")
     logits = None
-    if select != "random":  # the whole test split's predictions, to rank them
-        loader = BatchLoader(ds.test_images, ds.test_labels, 500, mean=ds.mean, std=ds.std, device=cpu)
-        logits = evaluate(model, loader, lambda z, y: z.new_zeros(()), cpu, keep_logits=True)["logits"]
+    if select != "random":  # the whole test split's predictions (as cnnlab evaluate), to rank them
+        logits = _evaluate_loaded(run, "fp32", keep_logits=True)["logits"]
     idx = torch.tensor(select_predictions(ds.test_labels, logits, select, images, seed), dtype=torch.long)
     if len(idx) == 0:
         raise ValueError(f"no test image is predicted {'wrongly' if select == 'worst' else 'correctly'}: "
                          f"nothing to show with select={select!r}")
     pixels, labels = ds.test_images[idx], ds.test_labels[idx]
-    x, _ = next(iter(BatchLoader(pixels, labels, len(idx), mean=ds.mean, std=ds.std, device=cpu)))
+    x = run.normalize(pixels)  # with the mean and std the run recorded
     cam, cam_logits, layer = grad_cam(model, x, layer=layer)
     kernels, conv_name = first_conv_weights(model)
     out = Path(out_dir) if out_dir is not None else Path(run_dir)

@@ -718,6 +718,12 @@ def _test_run(s: "Setup", recipe: Recipe, ds: ImageDataset, run_dir: Path, train
     return test, logits
 
 
+def _tested(run: Run) -> ImageDataset:
+    """The data of a run loaded with them, as the run was tested (its ``limit`` too)."""
+    meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
+    return _limited(run.dataset, meta["provenance"].get("limit"))
+
+
 def _limited(ds: ImageDataset, limit: int | None) -> ImageDataset:
     """``ds`` with its first ``limit`` training and test examples (a smoke run's data); ``ds``
     itself without a limit."""
@@ -745,7 +751,7 @@ def _replot(run_dir: Path, data_dir, dataset: ImageDataset | None, device, log) 
     again for the best and worst predictions); nothing else in the folder changes."""
     run = load_run(run_dir, "best", device, data_dir, load_data=True, dataset=dataset)
     logits = _evaluate_loaded(run, None, keep_logits=True)["logits"]
-    ds = _limited(run.dataset, json.loads((run_dir / "recipe.json").read_text())["dataset"]["provenance"].get("limit"))
+    ds = _tested(run)
     log(f"{run_dir} was tested but stopped while plotting: drawing its plots")
     _plot_run(run_dir, run.recipe.name, run.history, run.test_metrics, logits, ds, log)
     log(f"plots in {run_dir}")
@@ -946,7 +952,7 @@ def _evaluate_loaded(run: Run, precision: str | None, keep_logits: bool) -> dict
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
     meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
-    ds = _limited(run.dataset, meta["provenance"].get("limit"))
+    ds = _tested(run)
     loader = BatchLoader(ds.test_images, ds.test_labels, run.recipe.eval_batch_size, mean=meta["mean"],
                          std=meta["std"], device=dev)
     out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes,
