@@ -194,3 +194,21 @@ def test_evaluate_on_a_labelled_folder_matches_the_test_split(toy_run, tmp_path,
         evaluate_folder(toy_run, tmp_path / "mine")
     with pytest.raises(FileNotFoundError, match="nowhere: no such folder"):
         evaluate_folder(toy_run, tmp_path / "nowhere")
+
+
+def test_predict_computes_in_the_precision_evaluate_uses(toy_run):
+    """It said float32 'so that it agrees with cnnlab evaluate', which runs in the recipe's
+    precision (bf16 on CPUs that have it); it now takes that precision, or the one given."""
+    import json
+    from cnnlab.device import autocast
+    from cnnlab.inference import WithNormalisation
+    x = toy_dataset().test_images[:16]
+    meta = json.loads((toy_run / "recipe.json").read_text())["dataset"]
+    net = WithNormalisation(cnnlab.load_run(toy_run).model, meta["mean"], meta["std"], images=True).eval()
+    for precision in ("bf16", "fp32"):
+        with torch.no_grad(), autocast(torch.device("cpu"), precision):
+            probs = torch.softmax(net(x).float(), 1)
+        got = predict(toy_run, x, top_k=1, precision=precision)
+        assert [p for [(_, p)] in got] == pytest.approx(probs.max(1).values.tolist(), abs=1e-6)
+    with pytest.raises(ValueError, match="fp16"):
+        predict(toy_run, x, precision="fp16")

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "prepared as the run's data was: its channels, input size and normalisation")
     p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
     _add_weights(p)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="default: the run's, as cnnlab evaluate")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: a GPU if any)")
 
     p = sub.add_parser("export", help="write a run's model, with its normalisation, as an ONNX file "
@@ -241,12 +243,11 @@ def cmd_compare(a) -> int:
 
 def cmd_predict(a) -> int:
     """``cnnlab predict``: print the top classes of each image file (:func:`cnnlab.inference.predict`)."""
-    from .inference import image_files, predict
-    files = image_files(a.images)
+    from .inference import _predict
     # files in the folders given that are not readable images are skipped with a warning, as
     # training skips them; image files named alone must all be readable
-    tops = predict(a.run_dir, a.images, weights=a.weights, top_k=a.top_k, device=a.device,
-                   skip_unreadable=True)
+    files, tops = _predict(a.run_dir, a.images, a.weights, a.top_k, a.device, skip_unreadable=True,
+                           precision=a.precision)
     for path, top in zip(files, tops):
         if top is not None:
             print(f"{path}: " + ", ".join(f"{c} {100 * p:.1f}%" for c, p in top))

@@ -6,7 +6,8 @@ channels (grayscale or RGB), resized to its input size (the run's resize policy 
 recorded one, else squashed, as Keras' ``image_dataset_from_directory`` does) and normalised with
 the run's mean and std. Nothing else is changed: MNIST-style runs saw white digits on black, so a
 dark digit on white paper should be inverted first. The prediction uses the run's test-time
-augmentation (its recipe's ``tta``), in float32, so that it agrees with ``cnnlab evaluate``.
+augmentation (its recipe's ``tta``) and, by default, its precision (bf16 where its recipe's
+``auto`` gives it), as ``cnnlab evaluate`` does, so that both agree on the same files.
 """
 from __future__ import annotations
 
@@ -129,7 +130,8 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
-            skip_unreadable: bool = False) -> list[list[tuple[str, float]] | None]:
+            skip_unreadable: bool = False, precision: str | None = None
+            ) -> list[list[tuple[str, float]] | None]:
     """The ``top_k`` most probable classes for each image, by a trained run's model.
 
     Args:
@@ -143,6 +145,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         skip_unreadable: a file found in a folder of ``images`` that is not a readable image
             gets ``None`` (and a :class:`~cnnlab.data.images.DataSkipWarning` naming it) instead
             of an error, as training skips such files; files named on their own must be readable.
+        precision: ``"fp32"``, ``"bf16"`` or ``"auto"``; default: the run's recipe's, as
+            ``cnnlab evaluate``.
 
     Returns:
         For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
@@ -153,8 +157,17 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         FileNotFoundError: not a run folder, no such weights, no such image file, or a folder
             without images.
         ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
-            signals (e.g. iris), which has no images to read; ``top_k`` < 1.
+            signals (e.g. iris), which has no images to read; ``top_k`` < 1; an unknown
+            ``precision``.
     """
+    return _predict(run_dir, images, weights, top_k, device, skip_unreadable, precision)[1]
+
+
+def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable: bool,
+             precision: str | None) -> tuple[list[Path] | None, list]:
+    """:func:`predict`, with the files it read (None for pixels), in the order of its results."""
+    from .device import autocast, resolve_precision
+    from .report.plots import class_probabilities
     from .training import tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -164,7 +177,7 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
     if len(shape) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals of shape {shape}, "
                          "not images: predict takes image files")
-    unreadable = None  # index -> reason, of the files skip_unreadable leaves out
+    unreadable, files = None, None  # index -> reason, of the files skip_unreadable leaves out
     if isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != shape:
             raise ValueError(f"pixels must be uint8 (N, {', '.join(map(str, shape))}) for this run, "
@@ -175,24 +188,22 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         named = [images] if isinstance(images, (str, os.PathLike)) else images
         x = _preprocess(files, meta, unreadable, frozenset(Path(f) for f in named if not Path(f).is_dir()))
     dev = next(run.model.parameters()).device
+    prec = resolve_precision(precision or run.recipe.precision, dev)
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
     # in batches of the recipe's evaluation size, so that a folder of photos fits in memory
     bs = run.recipe.eval_batch_size
-    logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
-                        for i in range(0, len(x), bs)])
+    with torch.no_grad(), autocast(dev, prec):
+        logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
+                            for i in range(0, len(x), bs)])
     classes = meta["classes"]
-    if logits.shape[1] == 1:  # one sigmoid output: the probability of class 1
-        p1 = torch.sigmoid(logits[:, 0])
-        probs = torch.stack([1 - p1, p1], 1)
-    else:
-        probs = logits.softmax(1)
+    probs = class_probabilities(logits)  # softmax; (1 - p, p) for one sigmoid output
     top = probs.topk(min(top_k, probs.shape[1]), dim=1)
     out = [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
            for ps, idx in zip(top.values.cpu(), top.indices.cpu())]
     for i in sorted(unreadable or {}):  # None where a file was skipped, so that out[i] is file i's
         out.insert(i, None)
-    return out
+    return files, out
 
 
 def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, weights: str = "best",
