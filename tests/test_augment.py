@@ -289,3 +289,15 @@ def test_elastic_config_reaches_the_affine_pass():
     assert build_augment(AugmentConfig(elastic_sigma=6)) is None  # sigma alone is not a part
     with pytest.raises(ValueError, match="elastic_sigma"):
         AugmentConfig(elastic_alpha=34, elastic_sigma=0)
+
+
+def test_noise_on_float_images_of_unknown_range_is_refused():
+    """noise_std is in [0, 1] units of 0-255 pixels: on 0-1 float images it was 255x too large."""
+    from cnnlab.data.loader import BatchLoader
+    aug = build_augment(AugmentConfig(noise_std=0.05))
+    labels = torch.zeros(4, dtype=torch.int64)
+    with pytest.raises(ValueError, match="Gaussian noise.*torch.float32 of no known range"):
+        BatchLoader(torch.rand(4, 1, 8, 8), labels, 2, mean=(0.5,), std=(0.2,), augment=aug)
+    BatchLoader(torch.rand(4, 1, 8, 8), labels, 2, mean=(0.5,), std=(0.2,),  # no noise: fine
+                augment=build_augment(AugmentConfig(rotation=10)))
+    BatchLoader(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels, 2, mean=(0.5,), std=(0.2,), augment=aug)

@@ -162,6 +162,13 @@ def test_wrong_shape_batch_in_folder_names_it(tmp_path, small_batches):
         load_dataset("cifar10", tmp_path, download=False)
 
 
+def test_missing_batch_in_folder_is_a_data_file_error_naming_it(tmp_path, small_batches):
+    d = write_batches(tmp_path)
+    (d / "data_batch_3").unlink()
+    with pytest.raises(DataFileError, match=r"data_batch_3: cannot read the batch .*not a complete"):
+        cifar.read_cifar_python(d, rows=None)  # a bare FileNotFoundError, not the documented error
+
+
 def test_load_from_python_archive_in_place(tmp_path, small_batches):
     d = write_batches(tmp_path / "src")
     arch = tmp_path / "cifar10" / "cifar-10-python.tar.gz"

@@ -381,6 +381,10 @@ def test_dropout_matches_nn_dropout_statistics():
     xc = torch.randn(4, 8, 5, 5).contiguous(memory_format=torch.channels_last)
     d.train()
     assert d(xc).is_contiguous(memory_format=torch.channels_last)
+    strided = torch.ones(4, 8, 6, 6)[:, ::2]  # a view with gaps: as_strided ran out of the mask
+    out = d(strided)
+    assert out.shape == (4, 4, 6, 6) and (out == 0).any()
+    assert ((out == 0) | torch.isclose(out, torch.tensor(1 / 0.65))).all()
 
 
 @pytest.mark.parametrize("stride,padding,bias", [(1, 1, True), (2, 0, False), (1, 2, True)])

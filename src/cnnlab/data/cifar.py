@@ -188,7 +188,11 @@ class _BatchSource:
 
     def open(self, name: str):
         if self.tar is None:
-            return open(self.path / name, "rb"), str(self.path / name)
+            try:
+                return open(self.path / name, "rb"), str(self.path / name)
+            except OSError as e:
+                raise DataFileError(f"{self.path / name}: cannot read the batch ({e.strerror or e}); "
+                                    "not a complete cifar-10-batches-py folder") from e
         member = f"{BATCH_DIR}/{name}"
         where = f"{self.path}::{member}"
         try:

@@ -25,7 +25,9 @@ class BatchLoader:
         shuffle: draw a new permutation every epoch (from ``seed`` and the epoch number, so a
             resumed run sees the same order as an uninterrupted one).
         augment: optional batch function ``(x float32 (B, C, H, W) in pixel units 0-255,
-            generator) -> x``, applied before normalisation (training loaders only).
+            generator) -> x``, applied before normalisation (training loaders only); float
+            images are passed in their own units (an Augment with noise is refused for them:
+            its std is in units of 0-255 pixels).
         device: where batches are produced (the data is moved there once).
         channels_last: return image batches in channels_last memory format.
         alternate_flip: mirror image ``i`` in epoch ``e`` exactly when ``phase[i] != e % 2``, with
@@ -48,7 +50,8 @@ class BatchLoader:
             uint8 ``(N, C, H, W)`` or float ``(N, C, L)`` / ``(N, C, H, W)`` (NHWC named as such);
             ``mean``/``std`` with neither 1 nor C entries, or, for uint8 images, above 1 (0-255
             units); NaN or infinite float images; labels that are not class indices ``(N,)``
-            (bool and whole-number float labels are taken, as int64).
+            (bool and whole-number float labels are taken, as int64); an ``augment`` with
+            Gaussian noise for float images.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
@@ -69,6 +72,10 @@ class BatchLoader:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         _check_batch_inputs(images, labels, mean, std)
+        if augment is not None and images.dtype != torch.uint8 and _adds_noise(augment):
+            raise ValueError("augment adds Gaussian noise, whose std is in [0, 1] units of 0-255 "
+                             f"pixels, but the images are {images.dtype} of no known range: pass "
+                             "uint8 pixels, or leave the noise out")
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
@@ -126,6 +133,11 @@ class BatchLoader:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, yb
         self.epoch += 1
+
+
+def _adds_noise(augment) -> bool:
+    from .augment import gaussian_noise
+    return any(fn is gaussian_noise for fn, _ in getattr(augment, "parts", ()))
 
 
 def _check_batch_inputs(images: torch.Tensor, labels: torch.Tensor, mean, std) -> None:

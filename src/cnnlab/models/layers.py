@@ -17,7 +17,11 @@ def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     """
     n = x.numel()
     raw = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-2 ** 63, None)
-    bits = raw.view(torch.int16)[:n].as_strided(x.shape, x.stride())  # same memory layout as x
+    bits = raw.view(torch.int16)[:n]
+    dense = x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last))
+    # the same memory layout as x (NCHW or channels_last); a strided view of another tensor
+    # (x[:, ::2]) gets a contiguous mask
+    bits = bits.as_strided(x.shape, x.stride()) if dense else bits.view(x.shape)
     keep = bits >= round(p * 65536) - 32768
     return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
 

@@ -119,7 +119,9 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     what = {"best": "most confident correct", "worst": "most confident wrong", "random": "random"}[kind]
     fig.suptitle(f"{title}: {what} test predictions" if title else f"{what} test predictions", fontsize=9)
     if not idx:
-        fig.text(0.5, 0.5, "none: every test image is predicted correctly", ha="center")
+        none = {"worst": "every test image is predicted correctly",
+                "best": "no test image is predicted correctly", "random": "the test split is empty"}
+        fig.text(0.5, 0.5, f"none: {none[kind]}", ha="center")
     _save(fig, path)
 
 
