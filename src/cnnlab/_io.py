@@ -2,8 +2,10 @@
 
 Every file cnnlab writes for a run goes through :func:`atomic_write`: the data goes to a temporary
 file in the same folder, is flushed and fsync'ed, then renamed over the target (``os.replace`` is
-atomic on POSIX and Windows). A full disk or a crash mid-write leaves the previous file intact and
-no temporary file behind.
+atomic on POSIX and Windows), and the folder is fsync'ed (POSIX) so that the rename survives a
+power cut. A full disk, an error or Ctrl-C mid-write leaves the previous file intact and no
+temporary file behind; a process killed outright (SIGKILL, power loss) may leave a
+``.NAME.*.tmp`` beside it, never a half-written NAME.
 """
 from __future__ import annotations
 
@@ -27,6 +29,17 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()  # once, at import, before any thread that could create files starts
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; folders cannot be opened so on Windows)."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -53,6 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # 0600 would make every run file private
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+        _fsync_folder(path.parent)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -1,8 +1,8 @@
 """Weights in safetensors, training state via ``torch.load(weights_only=True)``.
 
-Nothing is ever unpickled: safetensors holds only tensors, and the resumable training state
-(optimizer, scheduler, callbacks, RNG, history) is loaded with ``weights_only=True``, which refuses
-arbitrary Python objects. Every write is atomic (see :mod:`cnnlab._io`).
+No arbitrary object is ever unpickled: safetensors holds only tensors, and the resumable training
+state (optimizer, scheduler, callbacks, RNG, history) is loaded with ``weights_only=True``, PyTorch's
+restricted unpickler, which builds tensors and plain containers and refuses any other Python object. Every write is atomic (see :mod:`cnnlab._io`).
 """
 from __future__ import annotations
 

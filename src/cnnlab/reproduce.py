@@ -1,9 +1,10 @@
 """``cnnlab reproduce``: run recipes in full, several seeds each, and keep a results table.
 
-Each finished (recipe, seed) run appends one JSON record to ``benchmarks/results/<recipe>.json``;
-``benchmarks/RESULTS.md`` is then rebuilt from all records, so runs made at different times and
-on different days accumulate instead of overwriting each other. Every record carries the
-machine, versions, date, precision and the dataset copy (lossy or not).
+Each finished (recipe, seed) run writes one JSON record to ``benchmarks/results/<recipe>.json``:
+one record per seed and overrides (a seed run again replaces its record); other seeds and
+overrides accumulate, whenever and wherever they ran. ``benchmarks/RESULTS.md`` is then rebuilt
+from all records. Every record carries the machine, versions, date, precision and the dataset
+copy (lossy or not).
 """
 from __future__ import annotations
 
@@ -37,8 +38,9 @@ def time_to_accuracy(epochs: list[dict], target: float | None, key: str = "val_a
 
 def format_time_to_target(records: list[dict]) -> str:
     """Median minutes until validation reached the target over ``records``, for the tables:
-    "—" where any record lacks the field (recorded before it was kept, no validation split or no
-    target), "not reached (k of n)" where some run never reached it."""
+    "—" where any record lacks the field (recorded before it was kept), "not reached (k of n)"
+    where some run has no time (it never reached the target, or had no validation split or no
+    target: :func:`build_table` prints "—" for a recipe without a target itself)."""
     if not records or any("val_time_to_target_s" not in r for r in records):
         return "—"
     reached = [r["val_time_to_target_s"] for r in records]

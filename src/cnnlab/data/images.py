@@ -2,13 +2,15 @@
 
 Two layouts are read (the ones Keras' ``flow_from_directory`` and torchvision's ``ImageFolder`` use):
 
-* split layout: ``root/train/CLASS/*.jpg`` plus ``root/test/CLASS/*``, ``root/validation/CLASS/*``
-  or ``root/val/CLASS/*`` (the first found, in that order; the Dogs vs. Cats subset of the seeds,
-  ``cats_and_dogs_filtered``, has ``validation/``); the names in any case (``Train/``);
+* split layout: ``root/train/CLASS/*.jpg`` plus ``root/test/CLASS/*``, ``root/validation/CLASS/*``,
+  ``root/val/CLASS/*`` or ``root/valid/CLASS/*`` (the first found, in that order; the Dogs vs.
+  Cats subset of the seeds, ``cats_and_dogs_filtered``, has ``validation/``); the names in any
+  case (``Train/``, ``Validation/``);
 * class layout: ``root/CLASS/*.jpg``; the test split is then a seeded stratified split.
 
 If ``root`` holds a ``train/`` folder the split layout is assumed, so a class cannot be called
-``train``. Class names are the sub-folder names in sorted order (label = position), as in Keras.
+``train``; ``Train/`` in another case is read as the split folder only beside a test folder (alone,
+it stays a class). Class names are the sub-folder names in sorted order (label = position), as in Keras.
 
 Decoding photos is slow (about 1 ms per 500x375 JPEG on one core), so the decoded tensors are
 cached under ``cache_dir()/decoded/`` as safetensors files (never pickle), keyed by a hash of the
@@ -338,8 +340,10 @@ def cached_decode(tag: str, fingerprint, settings: dict, decode: Callable[[], De
 
 def manifest_sha256(names: Sequence[str], sha256: torch.Tensor, prefix: str = "") -> str:
     """sha256 of the ``sha256sum``-style listing ``"{hex}  {prefix}{name}\\n"`` of the files, sorted
-    by name: one checksum that changes when any file is changed, added or removed. It equals
-    ``sha256sum`` of the output of ``find PREFIX -type f | sort | xargs sha256sum``."""
+    by name: one checksum that changes when any of those files is changed, added or removed. The
+    names are the image files read (hidden and non-image files are not among them), sorted by
+    code point (``LC_ALL=C sort``), so ``find | sort | xargs sha256sum`` matches it only on a
+    folder that holds nothing else."""
     hexes = [bytes(row).hex() for row in sha256.numpy()]
     lines = sorted(f"{prefix}{n}" for n in names)
     by_name = {f"{prefix}{n}": h for n, h in zip(names, hexes)}
@@ -507,8 +511,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
             for VGG-style nets), or None to keep the images' own (common) size.
         color: ``"rgb"`` (3 channels) or ``"grayscale"`` (1 channel).
         resize: ``"squash"`` (default), ``"center-crop"`` or ``"none"``; see the module docstring.
-        test_dir: the split layout's sub-folder used as the test split: default ``test/`` if it
-            exists, else ``validation/``. With neither, or in the class layout, a seeded stratified
+        test_dir: the split layout's sub-folder used as the test split: default the first of
+            ``test/``, ``validation/``, ``val/``, ``valid/`` that exists (any case). With neither, or in the class layout, a seeded stratified
             ``test_fraction`` of the images is held out (``stratified_split(labels, test_fraction,
             seed)`` over the sorted file list, so the same files on any machine).
         name: the dataset's name in results.
