@@ -9,7 +9,11 @@ seed gives the same batch on every device.
 The affine part has the meaning of Keras' ``ImageDataGenerator`` (keras-preprocessing's
 ``get_random_transform`` + ``apply_affine_transform``, whose scipy ``ndimage`` version works in
 (row, col) coordinates): rotation, shifts, shear and zoom are combined into one matrix per sample
-and the batch is resampled once (``F.affine_grid`` + ``F.grid_sample``, bilinear, like Keras'
+and the batch is resampled once. It matches keras-preprocessing up to 1.1.2 and tf.keras up to 2.8
+pixel for pixel; later versions (tf.keras 2.9+, Keras 3's legacy ``ImageDataGenerator``) swap the
+matrix's axes, so there rotation turns the other way, the height shift moves sideways and the
+shear acts along the other axis. With the symmetric ranges the seeds use on square images (equal
+shifts, one zoom range) the random transforms have the same distribution either way (``F.affine_grid`` + ``F.grid_sample``, bilinear, like Keras'
 ``interpolation_order=1``). Elastic distortion (Simard, Steinkraus & Platt 2003, "Best Practices
 for Convolutional Neural Networks Applied to Visual Document Analysis"), not a Keras option, adds
 a smooth random displacement field to the same sampling grid, so it too costs no extra pass.
@@ -29,7 +33,8 @@ if TYPE_CHECKING:  # only for annotations: data/ does not import recipes/ at run
 # Keras/scipy fill modes -> grid_sample padding modes. 'nearest' repeats the edge pixel (scipy
 # 'nearest'); 'reflect' mirrors about the image border (scipy 'reflect', d c b a | a b c d);
 # 'constant' fills with 0 (Keras' cval=0, black in pixel units) and, like scipy 'grid-constant',
-# blends the outermost pixels with the fill over half a pixel where scipy 'constant' cuts sharply.
+# blends the outermost pixels with the fill for sample points within one pixel outside the image,
+# where scipy 'constant' (Keras) gives the fill for any point outside the outer pixel centres.
 FILL_MODES = {"nearest": "border", "constant": "zeros", "reflect": "reflection"}
 
 

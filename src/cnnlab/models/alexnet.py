@@ -2,16 +2,19 @@
 neural networks", NeurIPS 25).
 
 ``alexnet`` is torchvision's layout, so its published ImageNet weights load as they are (same
-state_dict keys and shapes; 61,100,840 parameters at 1000 classes). That layout is the one-tower
-version of Krizhevsky 2014 ("One weird trick for parallelizing convolutional neural networks",
-arXiv:1404.5997): 64-192-384-256-256 filters instead of the paper's 96-256-384-384-256 split over
-two GPUs, and no local response normalisation; five convs, three overlapping 3x3/2 max-pools,
-three dense layers with dropout 0.5, as in the paper.
+state_dict keys and shapes; 61,100,840 parameters at 1000 classes). That layout is a one-tower
+AlexNet with 64-192-384-256-256 filters (cuda-convnet2's one-GPU configuration; Krizhevsky 2014,
+"One weird trick for parallelizing convolutional neural networks", arXiv:1404.5997, gives
+64-192-384-384-256) instead of the paper's 96-256-384-384-256 split over two GPUs, and no local
+response normalisation; five convs, three overlapping 3x3/2 max-pools and three dense layers, as in
+the paper. Dropout 0.5 is where torchvision puts it, on the inputs of fc6 and fc7; the paper drops
+the outputs of fc6 and fc7 (the inputs of fc7 and fc8).
 
 ``alexnet-cifar`` is the 32x32 adaptation that seed 001 §4 trains on CIFAR-10 (the seed gives no
-layers): the same five convs, widths and three max-pools and the same two 4096-wide dropout dense
-layers, with the 11x11/4 stem (which would leave nothing of a 32x32 image) replaced by a 3x3/2
-conv and the pools by 2x2/2, so the maps go 32 -> 16 -> 8 -> 4 -> 2. 23,272,266 parameters, 90%
+layers): five convs of the same widths (conv2 3x3 instead of 5x5, on an 8x8 map), three max-pools
+and the same two 4096-wide dense layers with dropout on their inputs, with the 11x11/4 stem (which
+would leave nothing of a 32x32 image) replaced by a 3x3/2 conv and the pools by 2x2/2, so the maps
+go 32 -> 16 -> 8 -> 4 -> 2. 23,272,266 parameters, 90%
 of them in the dense layers: the seed reports train 91.07% vs validation 53.24% (it overfits).
 """
 from __future__ import annotations

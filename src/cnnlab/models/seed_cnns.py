@@ -7,9 +7,15 @@ Each class mirrors the Keras model its seed printed: same layers, same parameter
 Parameter counts: PyTorch counts a BatchNorm's learned scale and shift (2 per channel) as
 parameters and its running mean and variance as buffers; Keras' ``model.summary()`` counts all four
 (the moving statistics as "non-trainable params"). So a Keras total is ``count_params(model)``
-plus ``2 * C`` per BatchNorm; the tests check both. BatchNorm keeps PyTorch's defaults (eps 1e-5,
-momentum 0.1) rather than Keras' (1e-3, 0.99): they change only the running statistics' averaging,
-not the architecture or its parameters.
+plus ``2 * C`` per BatchNorm; the tests check both.
+
+Two Keras defaults are not copied, so training differs from the seeds' in these details (not in
+architecture or parameter count): BatchNorm keeps PyTorch's eps 1e-5 and momentum 0.1 (Keras:
+eps 1e-3, momentum 0.99, i.e. PyTorch's 0.01): eps enters the normalisation itself, so channels
+of tiny variance (after a ReLU) are scaled up more here, and the running statistics used for
+validation and test follow the last batches more closely; and weights keep PyTorch's default
+initialisation (uniform within 1/sqrt(fan_in), biases too) where Keras draws Glorot-uniform
+weights and zero biases.
 """
 from __future__ import annotations
 

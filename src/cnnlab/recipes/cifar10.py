@@ -20,6 +20,9 @@ reaches the target; RESULTS.md records the full runs that test them.
 """
 from .base import AugmentConfig, LookaheadConfig, Recipe, register_recipe
 
+# the standard CIFAR augmentation: 4-pixel shifts and mirroring. The crop pads by reflection
+# (crop_mode's default, airbench's choice); He et al. 2015, whose ResNet figures the ResNet
+# recipes cite, pad with zeros (crop_mode="zeros")
 CROP_FLIP = AugmentConfig(crop_padding=4, horizontal_flip=True)
 
 # --- seed 000 §1.4 'CNN_exercise 2' ------------------------------------------------------------

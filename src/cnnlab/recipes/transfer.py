@@ -1,5 +1,12 @@
 """Transfer learning: a VGG16 backbone pretrained by cnnlab, then feature extraction and
-fine-tuning for cats vs dogs (seed 001 §6, §8, §9; seed 004).
+fine-tuning for cats vs dogs photos (seed 001 §6, §9; the method of §8 and seed 004 too, whose
+experiments have no recipe: §8's data, CIFAR-10's cats and dogs, is registered as
+``cifar10-catsdogs``, but a backbone pretrained here would have to learn without them, and seed
+004's Stanford Dogs photos are not on these machines).
+
+The network is ``vgg16_bn-cifar``: VGG16's convolutions with BatchNorm, global average pooling and
+a 512-512 dense head with dropout, here with one sigmoid logit; the seed's head is Flatten -> Dense
+256 relu -> Dense 1 sigmoid on 150x150 images, and the photos are 64x64 here (see below).
 
 The seeds start from Keras' ImageNet VGG16. No ImageNet weights can be had on the machines this
 project runs on (``../shared/data/PROVENANCE.md``), so cnnlab pretrains its own backbone on a
@@ -38,12 +45,14 @@ register_recipe(Recipe(
 # binary cross-entropy as the seed; 20% of train/ held out for validation as the seeds.
 _PHOTOS = dict(dataset="cats_vs_dogs-64", model="vgg16_bn-cifar", model_kwargs={"binary": True},
                batch_size=32, val_fraction=0.2,
+               # Chollet's shear_range=0.2 and zoom_range=0.2; shear is in degrees (Keras 2.2+), so
+               # 0.2 barely moves a pixel, as in the Keras the seed ran
                augment=AugmentConfig(shear=0.2, zoom=0.2, horizontal_flip=True))
 
 register_recipe(Recipe(
     name="catsdogs-vgg16-scratch",
-    source="seed 001 §9 network and data, no pretrained weights: the baseline the transfer "
-           "recipes are compared with",
+    source="seed 001 §9 data and augmentation (64x64), VGG16-BN with cnnlab's head, no pretrained "
+           "weights: the baseline the transfer recipes are compared with",
     kind="transfer", epochs=15, optimizer="adam", lr=1e-3, schedule="onecycle", **_PHOTOS,
 ))
 
