@@ -235,59 +235,81 @@ def _machine_line(m: dict, device: str) -> str:
     return line
 
 
+def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
+    """``(row, machine, resumed)`` of the override table for one results file: one row per set of
+    overrides."""
+    by_override: dict[str, list] = {}
+    for r in records:
+        if r.get("overrides") and r["recipe"] in RECIPES:
+            by_override.setdefault(json.dumps(r["overrides"], sort_keys=True), []).append(r)
+    out = []
+    for key, rs in by_override.items():
+        resumed = any("resumed" in r for r in rs)
+        row = (f"| {rs[0]['recipe']}{' §' if resumed else ''} | `{key}` "
+               f"| {mean_std([100 * r['test_accuracy'] for r in rs])} "
+               f"| {len(rs)} "
+               f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
+        out.append((row, _machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")), resumed))
+    return out
+
+
+def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
+    """``(row, machines, retested, resumed)`` of the main table for one recipe's plain records."""
+    last = recs[-1]
+    recipe = get_recipe(last["recipe"])
+    accs = [100 * r["test_accuracy"] for r in recs]
+    mean = statistics.mean(accs)
+    cell = mean_std(accs)
+    if all("test_accuracy_without_tta" in r for r in recs):
+        plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
+        cell += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
+    times = [r["train_time_s"] for r in recs]
+    to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
+    expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
+    meets = "—" if not recipe.expected_accuracy else ("yes" if mean >= 100 * recipe.expected_accuracy else "**no**")
+    if not last["dataset_lossy"]:
+        copy = "official files"
+    else:  # the lossy copy in shared data is CIFAR-10's
+        copy = "CIFAR-10 JPEG copy (lossy)" if recipe.dataset.startswith("cifar10") else "a lossy copy"
+    # records from before "device" was kept all ran on the CPU
+    devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
+    # a row whose seeds ran on different machines names them all (its minutes are their median)
+    machines = " and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu")) for r in recs))
+    retested, resumed = any("retested" in r for r in recs), any("resumed" in r for r in recs)
+    mark = (" †" if retested else "") + (" §" if resumed else "")
+    first, final = min(r["date"][:10] for r in recs), max(r["date"][:10] for r in recs)
+    dates = first if first == final else f"{first} to {final}"  # seeds run on different days
+    row = (f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
+           f"| {cell} | {meets} "
+           f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
+           f"| {statistics.median(times) / 60:.1f} | {to_target} "
+           f"| {last['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {copy} "
+           f"| {dates} |")
+    return row, machines, retested, resumed
+
+
 def build_table(results_dir: Path) -> str:
-    """The markdown results table from every record under ``results_dir``."""
+    """The markdown results table from every record under ``results_dir``: one row per recipe
+    (its plain records), then one per recipe and set of overrides."""
     rows, machines, variants, variant_machines = [], [], [], []  # a machine per row of each table
     retested, resumed = [], []  # whether the row's records were re-tested / resumed, per row
     variants_resumed = False
     for path in sorted(results_dir.glob("*.json")):
-        data = json.loads(path.read_text())
-        if not isinstance(data, list):  # another benchmark's file (speed.json)
+        records = json.loads(path.read_text())
+        if not isinstance(records, list):  # another benchmark's file (speed.json)
             continue
-        by_override: dict[str, list] = {}
-        for r in data:
-            if r.get("overrides") and r["recipe"] in RECIPES:
-                by_override.setdefault(json.dumps(r["overrides"], sort_keys=True), []).append(r)
-        for key, rs in by_override.items():
-            resumed_variant = any("resumed" in r for r in rs)
-            variants_resumed = variants_resumed or resumed_variant
-            variants.append(f"| {rs[0]['recipe']}{' §' if resumed_variant else ''} | `{key}` "
-                            f"| {mean_std([100 * r['test_accuracy'] for r in rs])} "
-                            f"| {len(rs)} "
-                            f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
-            variant_machines.append(_machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")))
-        recs = [r for r in data if not r.get("overrides")]
+        for row, machine, was_resumed in _variant_rows(records):
+            variants.append(row)
+            variant_machines.append(machine)
+            variants_resumed = variants_resumed or was_resumed
+        recs = [r for r in records if not r.get("overrides")]
         if not recs or recs[0]["recipe"] not in RECIPES:
             continue
-        r0 = recs[-1]
-        recipe = get_recipe(r0["recipe"])
-        accs = [100 * r["test_accuracy"] for r in recs]
-        mean = statistics.mean(accs)
-        cell = mean_std(accs)
-        if all("test_accuracy_without_tta" in r for r in recs):
-            plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
-            cell += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
-        times = [r["train_time_s"] for r in recs]
-        to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
-        expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
-        meets = "—" if not recipe.expected_accuracy else ("yes" if mean >= 100 * recipe.expected_accuracy else "**no**")
-        data = "CIFAR-10 JPEG copy (lossy)" if r0["dataset_lossy"] else "official files"
-        # records from before "device" was kept all ran on the CPU
-        devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
-        # a row whose seeds ran on different machines names them all (its minutes are their median)
-        machines.append(" and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu"))
-                                                   for r in recs)))
-        retested.append(any("retested" in r for r in recs))
-        resumed.append(any("resumed" in r for r in recs))
-        mark = (" †" if retested[-1] else "") + (" §" if resumed[-1] else "")
-        first, last = min(r["date"][:10] for r in recs), max(r["date"][:10] for r in recs)
-        dates = first if first == last else f"{first} to {last}"  # seeds run on different days
-        rows.append(f"| {recipe.name}{mark} | {recipe.kind} | {recipe.source} | {expected} | {recipe.literature or '—'} "
-                    f"| {cell} | {meets} "
-                    f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
-                    f"| {statistics.median(times) / 60:.1f} | {to_target} "
-                    f"| {r0['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {data} "
-                    f"| {dates} |")
+        row, machine, was_retested, was_resumed = _recipe_row(recs)
+        rows.append(row)
+        machines.append(machine)
+        retested.append(was_retested)
+        resumed.append(was_resumed)
     head = ["# Results: every recipe run in full", "",
             "Test top-1 on the official test split (mean ± sample std over the seeds run); the best "
             "checkpoint is chosen on the validation split, never on the test split. Wall time is the "

@@ -538,63 +538,79 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
     split_dirs = _split_dirs(root)
     # train/ is the split layout; Train/ too beside a test folder (alone it may be a class: trains)
     if "train" in split_dirs and (split_dirs["train"] == "train" or any(d in split_dirs for d in TEST_FOLDERS)):
-        train_root = root / split_dirs["train"]
-        if test_dir is None:
-            test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)
-        elif not (root / test_dir).is_dir():
-            raise FileNotFoundError(f"{root / test_dir}: test folder not found")
-        tr = read_class_folder(train_root, classes=classes, prefix=f"{train_root.name}/", **opts)
-        files = {f"{train_root.name}/": tr.manifest_sha256}
-        counts = {f"{train_root.name}/": tr.n_files}
-        skipped = [(f"{train_root.name}/{n}", r) for n, r in tr.skipped]
-        if test_dir is not None:
-            _check_labelled(root / test_dir, train_root)
-            te = read_class_folder(root / test_dir, classes=tr.classes, stats=False,
-                                   prefix=f"{test_dir}/", **opts)
-            files[f"{test_dir}/"] = te.manifest_sha256
-            counts[f"{test_dir}/"] = te.n_files
-            skipped += [(f"{test_dir}/{n}", r) for n, r in te.skipped]
-            xtr, ytr, xte, yte = tr.images, tr.labels, te.images, te.labels
-            mean, std = tr.mean, tr.std
-            prov["layout"] = f"train/ + {test_dir}/ (class sub-folders); {test_dir}/ is the test split"
-            if test_dir.lower() != "test":
-                prov["note"] = (f"{test_dir}/ is used as the test split, as the seeds use it; make a "
-                                "validation split from train/ for model selection")
-                others = [split_dirs[d] for d in TEST_FOLDERS if d in split_dirs and split_dirs[d] != test_dir]
-                if others:
-                    prov["note"] += f"; {others[0]}/ exists and was not read"
-        else:
-            xtr, ytr, xte, yte, mean, std = _split(tr, test_fraction, seed, prov)
-            prov["layout"] = (f"train/ only (class sub-folders); a seeded stratified {test_fraction:g} "
-                              "of it is the test split")
-        cls_names, cache = tr.classes, [str(tr.cache)] + ([str(te.cache)] if test_dir else [])
-        from_cache = tr.from_cache and (test_dir is None or te.from_cache)
+        got = _read_split_layout(root, split_dirs, test_dir, classes, opts, test_fraction, seed, prov)
     else:
         tr = read_class_folder(root, classes=classes, stats=False, **opts)
-        files, counts = {"./": tr.manifest_sha256}, {"./": tr.n_files}
-        skipped = tr.skipped
-        xtr, ytr, xte, yte, mean, std = _split(tr, test_fraction, seed, prov)
+        got = _Read(*_split(tr, test_fraction, seed, prov), tr.classes, {"./": tr.manifest_sha256},
+                    {"./": tr.n_files}, tr.skipped, [str(tr.cache)], tr.from_cache)
         prov["layout"] = "class sub-folders, no split folders"
-        cls_names, cache, from_cache = tr.classes, [str(tr.cache)], tr.from_cache
-    prov["files"] = files
-    prov["files_note"] = ("for a folder: sha256 of its sorted 'sha256  path' listing (sha256sum "
-                          "format) of every file read")
-    prov["file_counts"] = counts
-    prov["skipped"] = report_skipped(str(root), skipped)
-    prov["cache"] = cache
-    prov["from_cache"] = from_cache
-    untested = [c for i, c in enumerate(cls_names) if not bool((yte == i).any())]
+    prov.update(files=got.files, files_note="for a folder: sha256 of its sorted 'sha256  path' "
+                "listing (sha256sum format) of every file read", file_counts=got.counts,
+                skipped=report_skipped(str(root), got.skipped), cache=got.cache, from_cache=got.from_cache)
+    untested = [c for i, c in enumerate(got.classes) if not bool((got.yte == i).any())]
     if untested:
         warnings.warn(f"{root}: no test image of class(es) {', '.join(untested)} (a class needs "
                       f"several images for a held-out share); their test accuracy is undefined",
                       DataSkipWarning, stacklevel=2)
-    return ImageDataset(name=name, train_images=xtr, train_labels=ytr, test_images=xte,
-                        test_labels=yte, classes=list(cls_names), mean=tuple(mean), std=tuple(std),
-                        provenance=prov)
+    return ImageDataset(name=name, train_images=got.xtr, train_labels=got.ytr, test_images=got.xte,
+                        test_labels=got.yte, classes=list(got.classes), mean=tuple(got.mean),
+                        std=tuple(got.std), provenance=prov)
 
 
 # the test split's folder names, in the order one is chosen (``val``: the short form many use)
 TEST_FOLDERS = ("test", "validation", "val", "valid")
+
+
+@dataclass
+class _Read:
+    """An image folder read in one of its layouts: both splits, and what provenance records."""
+    xtr: torch.Tensor
+    ytr: torch.Tensor
+    xte: torch.Tensor
+    yte: torch.Tensor
+    mean: tuple
+    std: tuple
+    classes: list[str]
+    files: dict[str, str]  # split folder -> manifest sha256
+    counts: dict[str, int]  # split folder -> files read
+    skipped: list[tuple[str, str]]
+    cache: list[str]
+    from_cache: bool
+
+
+def _read_split_layout(root: Path, split_dirs: dict[str, str], test_dir: str | None, classes,
+                       opts: dict, test_fraction: float, seed: int, prov: dict) -> _Read:
+    """``root/train/CLASS/*`` with its test folder (``test_dir``, else the first of
+    :data:`TEST_FOLDERS`), or without one (a seeded share of train/ held out)."""
+    train_root = root / split_dirs["train"]
+    if test_dir is None:
+        test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)
+    elif not (root / test_dir).is_dir():
+        raise FileNotFoundError(f"{root / test_dir}: test folder not found")
+    # the training split's statistics: from the cache with a test folder, else of the share kept
+    tr = read_class_folder(train_root, classes=classes, stats=test_dir is not None,
+                           prefix=f"{train_root.name}/", **opts)
+    name = f"{train_root.name}/"
+    files, counts = {name: tr.manifest_sha256}, {name: tr.n_files}
+    skipped = [(f"{name}{n}", r) for n, r in tr.skipped]
+    if test_dir is None:
+        split = _split(tr, test_fraction, seed, prov)
+        prov["layout"] = (f"train/ only (class sub-folders); a seeded stratified {test_fraction:g} "
+                          "of it is the test split")
+        return _Read(*split, tr.classes, files, counts, skipped, [str(tr.cache)], tr.from_cache)
+    _check_labelled(root / test_dir, train_root)
+    te = read_class_folder(root / test_dir, classes=tr.classes, stats=False, prefix=f"{test_dir}/", **opts)
+    files[f"{test_dir}/"], counts[f"{test_dir}/"] = te.manifest_sha256, te.n_files
+    skipped += [(f"{test_dir}/{n}", r) for n, r in te.skipped]
+    prov["layout"] = f"train/ + {test_dir}/ (class sub-folders); {test_dir}/ is the test split"
+    if test_dir.lower() != "test":
+        prov["note"] = (f"{test_dir}/ is used as the test split, as the seeds use it; make a "
+                        "validation split from train/ for model selection")
+        others = [split_dirs[d] for d in TEST_FOLDERS if d in split_dirs and split_dirs[d] != test_dir]
+        if others:
+            prov["note"] += f"; {others[0]}/ exists and was not read"
+    return _Read(tr.images, tr.labels, te.images, te.labels, tr.mean, tr.std, tr.classes, files,
+                 counts, skipped, [str(tr.cache), str(te.cache)], tr.from_cache and te.from_cache)
 
 
 def _split_dirs(root: Path) -> dict[str, str]:
