@@ -47,7 +47,7 @@ def keras_layer_counts(model: torch.nn.Module) -> list[int]:
 
 EXPECTED_NAMES = {
     "mnist-cnn-small", "mnist-cnn-wide", "notmnist-mlp", "fashion-cnn-bn", "cifar10-cnn-bn",
-    "mnist-cnn-bn-403k", "mnist-cnn-2m", "cifar10-cnn-3block", "iris-conv1d",
+    "mnist-cnn-bn-403k", "mnist-cnn-2m", "cifar10-cnn-3block", "iris-conv1d", "mnist-cnn-torch",
     "lenet5", "lenet5-original", "alexnet", "alexnet-cifar", "zfnet", "zfnet-cifar",
     *(f"vgg{d}{bn}{c}" for d in (11, 13, 16, 19) for bn in ("", "_bn") for c in ("", "-cifar")),
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "resnet50",
@@ -105,6 +105,13 @@ def test_cifar_resnet_counts(depth, paper_millions, option_a, option_b):
 def test_seed_counts_mnist_cnn_small():
     assert count_params(meta_model("mnist-cnn-small")) == 1_625_866
     assert keras_layer_counts(meta_model("mnist-cnn-small")) == [320, 18_496, 1_605_760, 1_290]
+
+
+def test_mnist_cnn_torch_is_pytorch_examples_net():
+    """conv1 1->32, conv2 32->64 (3x3, no padding), fc1 9216->128, fc2 128->10."""
+    assert keras_layer_counts(meta_model("mnist-cnn-torch")) == [320, 18_496, 1_179_776, 1_290]
+    model = meta_model("mnist-cnn-torch")
+    assert [m.p for m in model.modules() if type(m).__name__ == "Dropout"] == [0.25, 0.5]
 
 
 def test_seed_counts_cifar10_cnn_3block_layer_by_layer():

@@ -42,7 +42,9 @@ SHAPES = {"mnist": ((1, 28, 28), 10), "fashion-mnist": ((1, 28, 28), 10),
 SEED_ROWS = ["notmnist-mlp", "mnist-cnn-wide", "fashion-cnn-bn", "cifar10-cnn-bn", "mnist-lenet5",
              "cifar10-alexnet", "cifar10-zfnet", "cifar10-resnet20", "cifar10-resnet56",
              "mnist-cnn-bn-403k", "mnist-cnn-2m", "mnist-cnn-small", "cifar10-cnn-3block",
-             "iris-conv1d"]
+             "iris-conv1d",
+             # seed 001 §1, §2: rows with data but no layers (pytorch/examples' MNIST script's)
+             "mnist-cnn-torch", "fashion-cnn-torch"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -106,6 +108,15 @@ def test_faithful_mnist_cnn_bn_403k_is_seed_002_section_1():
     assert r.schedule == "none" and r.batch_size == 32  # Keras' default batch
 
 
+@pytest.mark.parametrize("name", ["mnist-cnn-torch", "fashion-cnn-torch"])
+def test_seed_001_pytorch_rows_are_pytorch_examples_mnist_script(name):
+    """main.py's defaults: Adadelta lr 1.0, StepLR(step_size=1, gamma=0.7), 14 epochs, batch 64."""
+    r = get_recipe(name)
+    assert (r.model, r.optimizer, r.lr, r.schedule, r.gamma) == ("mnist-cnn-torch", "adadelta", 1.0, "exponential", 0.7)
+    assert (r.epochs, r.batch_size, r.augment, r.label_smoothing) == (14, 64, None, 0.0)
+    assert r.expected_accuracy == {"mnist-cnn-torch": 0.9793, "fashion-cnn-torch": 0.8057}[name]
+
+
 def test_faithful_mnist_cnn_2m_is_seed_002_section_2():
     r = get_recipe("mnist-cnn-2m")
     assert (r.batch_size, r.epochs, r.optimizer, r.lr) == (64, 50, "adam", 1e-3)
@@ -146,7 +157,9 @@ def test_faithful_recipes_keep_the_seeds_settings(name, settings):
 
 def test_faithful_recipes_add_nothing_the_seed_does_not_state():
     stated_augment = {"mnist-cnn-bn-403k", "mnist-cnn-2m", "cifar10-resnet20", "cifar10-resnet56"}
-    stated_schedule = {"mnist-cnn-2m", "cifar10-resnet20", "cifar10-resnet56"}
+    # the pytorch/examples script the seed 001 §1, §2 rows take: Adadelta, LR x0.7 per epoch
+    torch_script = {"mnist-cnn-torch", "fashion-cnn-torch"}
+    stated_schedule = {"mnist-cnn-2m", "cifar10-resnet20", "cifar10-resnet56"} | torch_script
     for name in ALL:
         r = get_recipe(name)
         if r.kind != "faithful":
@@ -154,7 +167,8 @@ def test_faithful_recipes_add_nothing_the_seed_does_not_state():
         assert (r.augment is not None) == (name in stated_augment), name
         assert (r.schedule != "none") == (name in stated_schedule), name
         assert r.label_smoothing == (0.1 if name == "mnist-cnn-bn-403k" else 0.0), name
-        assert r.optimizer in ("adam", "sgd") and r.weight_decay in (0.0, 1e-4), name
+        assert r.optimizer in (("adadelta",) if name in torch_script else ("adam", "sgd")), name
+        assert r.weight_decay in (0.0, 1e-4), name
 
 
 # --- fast and best -------------------------------------------------------------------------------

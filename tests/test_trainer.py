@@ -304,9 +304,10 @@ def test_recipe_filter_bias_and_bn_and_eps_reach_the_optimizer():
     assert opt.param_groups[0]["eps"] == 1e-7
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop", "adadelta"])
 def test_fused_optimizer_steps_as_the_foreach_one(name):
-    """Adam, AdamW and SGD take PyTorch's fused kernels on CPU parameters (RMSprop has none), and
+    """Adam, AdamW and SGD take PyTorch's fused kernels on CPU parameters (RMSprop and Adadelta
+    have none), and
     a fused step gives the foreach step's weights up to float rounding."""
     torch.manual_seed(0)
     w0, b0 = torch.randn(6, 5), torch.randn(5)
@@ -315,7 +316,7 @@ def test_fused_optimizer_steps_as_the_foreach_one(name):
     kw = dict(momentum=0.9, nesterov=True, weight_decay=0.01)
     fused = build_optimizer(groups[0], name, 0.01, fused=True, **kw)
     foreach = build_optimizer(groups[1], name, 0.01, fused=False, **kw)
-    assert bool(fused.defaults.get("fused")) == (name != "rmsprop") and foreach.defaults["foreach"]
+    assert bool(fused.defaults.get("fused")) == (name in ("adam", "adamw", "sgd")) and foreach.defaults["foreach"]
     for step in range(5):
         g = torch.randn(6, 5), torch.randn(5)
         for opt, params in ((fused, groups[0]), (foreach, groups[1])):
@@ -324,6 +325,22 @@ def test_fused_optimizer_steps_as_the_foreach_one(name):
             opt.step()
     for a, b in zip(groups[0], groups[1]):
         torch.testing.assert_close(a["params"][0], b["params"][0], rtol=1e-5, atol=1e-6)
+
+
+def test_adadelta_is_pytorch_examples_and_takes_a_one_cycle_without_momentum():
+    """pytorch/examples' MNIST script: Adadelta(lr=1.0), PyTorch's rho 0.9 and eps 1e-6; OneCycleLR
+    refused an optimizer without momentum or betas unless told not to cycle them."""
+    p = [nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer(p, "adadelta", 1.0)
+    assert type(opt) is torch.optim.Adadelta and (opt.defaults["rho"], opt.defaults["eps"]) == (0.9, 1e-6)
+    sched, _ = build_scheduler(opt, "onecycle", epochs=2, steps_per_epoch=5)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        p[0].grad = torch.ones(3)
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(1.0, rel=1e-3) and lrs[0] < 0.1 and lrs[-1] < 0.1
 
 
 def test_fused_optimizer_falls_back_where_pytorch_has_no_fused_kernel():

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from torch import nn
 
 from .base import ImageClassifier, register_model
-from .layers import Dropout, FlattenNHWC, conv3x3, conv3x3_relu
+from .layers import Conv2dReLU, Dropout, FlattenNHWC, conv3x3, conv3x3_relu
 
 
 class MnistCnnSmall(ImageClassifier):
@@ -50,6 +50,31 @@ class MnistCnnSmall(ImageClassifier):
             flatten=FlattenNHWC(), dropout=Dropout(dropout2),
             fc1=nn.Linear(64 * (h // 2) * (w // 2), 128), relu=nn.ReLU(inplace=True),
             fc2=nn.Linear(128, num_classes)))
+
+
+class MnistCnnTorch(ImageClassifier):
+    """The CNN of PyTorch's own MNIST example (pytorch/examples ``mnist/main.py``): Conv32 3x3
+    valid -> Conv64 3x3 valid -> MaxPool -> Dropout .25 -> Flatten -> Dense128 -> Dropout .5 ->
+    Dense10, ReLU after each conv and the hidden dense layer. 1,199,882 parameters at 28x28x1.
+
+    Seed 001 §1 and §2 give no layers, only the test line that script prints ("Test set: Average
+    loss: 0.0296, Accuracy: 9793/10000 (98%)"): this is the network behind that line.
+
+    Input ``(N, in_chans, H, W)`` float; output logits ``(N, num_classes)``.
+    """
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size=(28, 28),
+                 dropout1: float = 0.25, dropout2: float = 0.5):
+        super().__init__()
+        h, w = input_size
+        self.features = nn.Sequential(OrderedDict(
+            conv1=Conv2dReLU(in_chans, 32, 3),
+            # ReLU after the pool: max and ReLU commute (same outputs and gradients)
+            conv2=nn.Conv2d(32, 64, 3), pool=nn.MaxPool2d(2), relu2=nn.ReLU(inplace=True),
+            dropout=Dropout(dropout1)))
+        self.classifier = nn.Sequential(OrderedDict(
+            flatten=FlattenNHWC(), fc1=nn.Linear(64 * ((h - 4) // 2) * ((w - 4) // 2), 128),
+            relu=nn.ReLU(inplace=True), dropout=Dropout(dropout2), fc2=nn.Linear(128, num_classes)))
 
 
 class MnistCnnWide(ImageClassifier):
@@ -81,6 +106,15 @@ def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
     """Registered as ``mnist-cnn-small``: float (N, 1, 28, 28) -> logits float (N, num_classes).
     Source: seed 003: Keras MNIST CNN, 99.2% test top-1 after 10 epochs."""
     return MnistCnnSmall(input_size=input_size, **kw)
+
+
+@register_model("mnist-cnn-torch", input_size=(1, 28, 28), num_params=1_199_882,
+                first_conv="features.conv1", classifier="classifier.fc2",
+                paper="pytorch/examples mnist/main.py's Net (seed 001 §1, §2 name no layers)")
+def mnist_cnn_torch(input_size=(28, 28), **kw) -> MnistCnnTorch:
+    """Registered as ``mnist-cnn-torch``: float (N, 1, 28, 28) -> logits float (N, num_classes).
+    Source: pytorch/examples' MNIST network, behind seed 001 §1 and §2's test lines."""
+    return MnistCnnTorch(input_size=input_size, **kw)
 
 
 @register_model("mnist-cnn-wide", input_size=(1, 28, 28), num_params=662_410,

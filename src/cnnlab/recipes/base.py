@@ -130,9 +130,10 @@ class Recipe(_Strict):
     batch_size: int = Field(ge=1, description="training images per step (under torchrun: the "
                                               "global batch, over all processes)")
     eval_batch_size: int = Field(1000, ge=1, description="images per batch in validation and test")
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = Field(
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"] = Field(
         "adam", description="Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019), SGD, "
-                            "RMSprop (Keras' defaults)")
+                            "RMSprop (Keras' rho and eps, PyTorch's update: see "
+                            "cnnlab.training.build_optimizer), Adadelta (Zeiler 2012)")
     lr: float = Field(1e-3, gt=0, description="learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum")
     nesterov: bool = Field(False, description="SGD with Nesterov momentum (Sutskever et al. 2013)")

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adadelta")
 SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "onecycle")
 
 
@@ -15,9 +15,13 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
                     weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float | None = None,
                     fused: bool = True) -> torch.optim.Optimizer:
     """Make an optimizer: Adam (Kingma & Ba 2015), AdamW (Loshchilov & Hutter 2019), SGD with
-    momentum, optionally Nesterov's (Sutskever et al. 2013), or RMSprop (Tieleman & Hinton 2012).
-    ``weight_decay`` is L2 added to the gradient (Adam, SGD, RMSprop) or decoupled (AdamW). RMSprop uses Keras' defaults (rho 0.9, eps 1e-7)
-    since the seeds that use it are Keras notebooks. ``eps`` (Adam, AdamW, RMSprop): None for the
+    momentum, optionally Nesterov's (Sutskever et al. 2013), RMSprop (Tieleman & Hinton 2012) or
+    Adadelta (Zeiler 2012; PyTorch's rho 0.9 and eps 1e-6, as pytorch/examples' MNIST script).
+    ``weight_decay`` is L2 added to the gradient (Adam, SGD, RMSprop) or decoupled (AdamW).
+    RMSprop takes Keras' rho 0.9 and eps 1e-7, since the seeds that use it are Keras notebooks,
+    in PyTorch's update ``g / (sqrt(v) + eps)``; Keras' is ``g / sqrt(v + eps)``, which damps
+    the steps of weights whose gradients are tiny far more (as an eps of about 3e-4 outside the
+    root would), so steps on such weights can be larger here. ``eps`` (Adam, AdamW, RMSprop): None for the
     defaults above (PyTorch's 1e-8 for Adam and AdamW; Keras uses 1e-7). ``params`` may be
     parameter groups (:func:`weight_decay_groups`).
 
@@ -35,7 +39,8 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
         raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     # lists, so that checking them for the fused kernels does not use up a generator
     params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
-    kw = {"fused": True} if fused and name != "rmsprop" and _fusable(params) else {"foreach": True}
+    kw = ({"fused": True} if fused and name in ("adam", "adamw", "sgd") and _fusable(params)
+          else {"foreach": True})
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps or 1e-8, weight_decay=weight_decay, **kw)
     if name == "adamw":
@@ -43,6 +48,8 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov,
                                weight_decay=weight_decay, **kw)
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, rho=0.9, eps=eps or 1e-6, weight_decay=weight_decay, **kw)
     return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=eps or 1e-7, momentum=0.0,
                                weight_decay=weight_decay, **kw)
 
@@ -135,7 +142,7 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     - ``onecycle``: Smith & Topin 2019, peak ``max_lr`` (default: each group's lr), per batch.
       Like PyTorch's ``OneCycleLR`` and fastai's ``fit_one_cycle``, it also cycles the momentum
       (SGD, RMSprop) or Adam's beta1 inversely to the LR, between 0.95 and 0.85; this replaces the
-      recipe's ``momentum`` / beta1 for the run.
+      recipe's ``momentum`` / beta1 for the run (Adadelta has neither: only its LR cycles).
     ``warmup_epochs`` > 0 prepends a linear warm-up from 0 (per batch) to step/cosine/exponential
     (Goyal et al. 2017).
 
@@ -154,7 +161,10 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
         pct = min(warm / total, 0.9) if warm else 0.25
         if math.isclose(pct * total, 1.0):  # a warm-up of one step (25% of 4 steps): PyTorch peaks
             pct = (1 - 1e-6) / total  # at step pct * total - 1 = 0 and divides by 0; peak there
-        return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct), True
+        # momentum is cycled where the optimizer has one (not Adadelta)
+        cycle = any(k in optimizer.defaults for k in ("momentum", "betas"))
+        return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct,
+                            cycle_momentum=cycle), True
     if name == "cosine":
         def f(step):
             if step < warm:
