@@ -339,6 +339,8 @@ def test_a_dark_16_bit_image_stays_dark():
         f = io.BytesIO()
         Image.fromarray(np.full((4, 4), value, dtype=np.uint16)).save(f, format="PNG")
         assert decode_image(f.getvalue(), None, "grayscale")[0, 0, 0] == round(value / 257)
+        pgm = b"P5\n4 4\n65535\n" + np.full((4, 4), value, ">u2").tobytes()  # Pillow: mode I
+        assert decode_image(pgm, None, "grayscale")[0, 0, 0] == round(value / 257)
 
 
 def test_symlinked_sub_folders_are_read_once(tmp_path):

@@ -208,7 +208,17 @@ def test_predict_computes_in_the_precision_evaluate_uses(toy_run):
     for precision in ("bf16", "fp32"):
         with torch.no_grad(), autocast(torch.device("cpu"), precision):
             probs = torch.softmax(net(x).float(), 1)
-        got = predict(toy_run, x, top_k=1, precision=precision)
+        got = predict(toy_run, x, top_k=1, precision=precision, device="cpu")
         assert [p for [(_, p)] in got] == pytest.approx(probs.max(1).values.tolist(), abs=1e-6)
+        if precision == "fp32":  # the run's own (its recipe's): the default
+            assert predict(toy_run, x, top_k=1, device="cpu") == got
     with pytest.raises(ValueError, match="fp16"):
         predict(toy_run, x, precision="fp16")
+    bf16_run = toy_run.parent / "bf16"  # a run whose recipe says bf16 predicts in bf16
+    (bf16_run).mkdir(exist_ok=True)
+    for f in toy_run.iterdir():
+        (bf16_run / f.name).write_bytes(f.read_bytes()) if f.is_file() else None
+    meta = json.loads((bf16_run / "recipe.json").read_text())
+    meta["recipe"]["precision"] = "bf16"
+    (bf16_run / "recipe.json").write_text(json.dumps(meta))
+    assert predict(bf16_run, x, top_k=1, device="cpu") == predict(toy_run, x, top_k=1, precision="bf16", device="cpu")

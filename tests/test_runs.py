@@ -1062,8 +1062,27 @@ def test_without_a_validation_split_every_callback_watches_the_training_metric(t
     and never acted; now all three switch, and the log says so."""
     lines = []
     run = cnnlab.train(RECIPE.override({"epochs": 4, "val_fraction": 0.0, "early_stopping.patience": 0,
-                                        "early_stopping.min_delta": 10.0}),
+                                        "early_stopping.min_delta": 10.0, "reduce_lr.patience": 0,
+                                        "reduce_lr.min_delta": 10.0}),
                        dataset=toy_dataset(), run_dir=tmp_path / "r", log=lines.append)
     assert len(run.history.epochs) == 2  # no loss falls by 10: stopped after the second epoch
     assert any("early_stopping watches loss, not val_loss" in m for m in lines)
+    assert any("reduce_lr watches loss, not val_loss" in m for m in lines)
+    assert "ReduceLROnPlateau: epoch 2: learning rate 0.001 -> 0.0001" in lines  # it acts
     assert any("the best checkpoint watches accuracy, not val_accuracy" in m for m in lines)
+
+
+def test_a_run_made_before_a_newer_check_still_loads(tmp_path):
+    """A saved recipe pairing reduce_lr with a schedule and a Keras-2 monitor name (refused for new
+    runs since) is read as it was: the run evaluates; only resuming it is refused, with the reason."""
+    from cnnlab.recipes import RecipeError
+    run_dir = tmp_path / "old"
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=run_dir, log=quiet)
+    meta = json.loads((run_dir / "recipe.json").read_text())
+    meta["recipe"].update(schedule="cosine", reduce_lr={"monitor": "val_loss", "patience": 2},
+                          early_stopping={"monitor": "val_acc", "patience": 2})
+    write_json(run_dir / "recipe.json", meta)
+    assert cnnlab.load_run(run_dir).recipe.early_stopping.monitor == "val_acc"
+    assert cnnlab.evaluate(run_dir, dataset=toy_dataset())["accuracy"] > 0
+    with pytest.raises(RecipeError, match="cannot resume .* pairs reduce_lr with the 'cosine' schedule"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=run_dir, log=quiet)

@@ -32,14 +32,18 @@ _UMASK = _read_umask()  # once, at import, before any thread that could create f
 
 
 def _fsync_folder(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; folders cannot be opened so on Windows)."""
+    """Make a rename in ``folder`` durable, where the file system allows it (POSIX; some network
+    and FUSE file systems refuse to fsync a folder: the file is written all the same)."""
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager
@@ -66,7 +70,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # 0600 would make every run file private
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-        _fsync_folder(path.parent)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -76,6 +79,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:

@@ -70,7 +70,8 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
         min_size: the smallest height and width of the map to prefer.
 
     Raises:
-        ValueError: ``x`` is not 4-D, or no layer keeps a spatial map (e.g. an MLP).
+        ValueError: ``x`` is not 4-D, no layer keeps a spatial map (e.g. an MLP), or every one
+            that does runs more than once per forward pass.
     """
     _check_images(x)
     finished: list[tuple[str, int, int]] = []
@@ -98,7 +99,10 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
                          "Grad-CAM needs a convolutional network")
     modules = dict(model.named_modules())
     # a module run several times per pass (ResNet blocks' one ReLU) has no single map to name
-    finished = [f for f in finished if calls[f[0]] == 1] or finished
+    finished = [f for f in finished if calls[f[0]] == 1]
+    if not finished:
+        raise ValueError(f"every layer of {type(model).__name__} with a spatial output runs more than "
+                         "once per forward pass: name one with layer=")
     for candidates in ([n for n, h, w in finished if min(h, w) >= min_size and _after_activation(modules[n])],
                        [n for n, h, w in finished if min(h, w) >= min_size]):
         if candidates:
@@ -271,8 +275,8 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         select: which test images: ``"random"`` (a sample drawn with ``seed``), ``"worst"`` (the
             most confident wrong predictions: where is the model looking when it errs?) or
             ``"best"`` (the most confident correct ones); the last two evaluate the test split the run
-            was tested on first, as ``cnnlab evaluate`` does (its test-time augmentation too),
-            in float32 on the CPU.
+            was tested on first, as ``cnnlab evaluate`` does but without test-time augmentation
+            (the probabilities the panels show), in float32 on the CPU.
         layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
             :func:`cam_layer`.
         out_dir: where the PNGs go (default: the run folder).
@@ -304,7 +308,8 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
                          "not images: there are no filters or heatmaps to show")
     logits = None
     if select != "random":  # the whole test split's predictions (as cnnlab evaluate), to rank them
-        logits = _evaluate_loaded(run, "fp32", keep_logits=True)["logits"]
+        # without test-time augmentation: the logits the panels show (grad_cam's)
+        logits = _evaluate_loaded(run, "fp32", keep_logits=True, tta="none")["logits"]
     idx = torch.tensor(select_predictions(ds.test_labels, logits, select, images, seed), dtype=torch.long)
     if len(idx) == 0:
         raise ValueError(f"no test image is predicted {'wrongly' if select == 'worst' else 'correctly'}: "

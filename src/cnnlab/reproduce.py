@@ -60,7 +60,7 @@ def _training_settings(recipe: Recipe, ignore=()) -> dict:
 def _check_same_training(run_dir: Path, recipe: Recipe, ignore=()) -> None:
     """Raise ValueError naming the fields where the run in ``run_dir`` was trained otherwise."""
     meta = json.loads((run_dir / "recipe.json").read_text())
-    had = _training_settings(Recipe.model_validate(meta["recipe"]), ignore)
+    had = _training_settings(Recipe.saved(meta["recipe"]), ignore)
     want = _training_settings(recipe, ignore)
     if had != want:
         diff = sorted(k for k in want if had.get(k) != want[k])

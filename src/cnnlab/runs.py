@@ -324,8 +324,7 @@ def _watched(monitor: str, val: bool, log, who: str = "the best checkpoint") -> 
     if val or not monitor.startswith("val_"):
         return monitor
     if log:
-        log(f"no validation split (val_fraction=0): {who} watches {monitor.removeprefix('val_')}, "
-            f"not {monitor}")
+        log(f"no validation split: {who} watches {monitor.removeprefix('val_')}, not {monitor}")
     return monitor.removeprefix("val_")
 
 
@@ -489,7 +488,11 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
         raise FileNotFoundError(f"cannot resume {run_dir}: " + (
             "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
     meta = json.loads((run_dir / "recipe.json").read_text())
-    recipe = Recipe.model_validate(meta["recipe"])
+    recipe = Recipe.saved(meta["recipe"])
+    if recipe.reduce_lr is not None and recipe.schedule != "none":
+        raise RecipeError(f"cannot resume {run_dir}: it pairs reduce_lr with the {recipe.schedule!r} "
+                          "schedule, which resets every cut of the rate (refused since it was made); "
+                          "cnnlab evaluate, predict and explain still read it")
     if overrides:
         recipe = _resumable_override(recipe, overrides, run_dir)
     if not (run_dir / "last_state.pt").exists():
@@ -855,7 +858,7 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if not (run_dir / "recipe.json").exists():
         raise FileNotFoundError(f"{run_dir} is not a cnnlab run folder (no recipe.json)")
     meta = json.loads((run_dir / "recipe.json").read_text())
-    recipe = Recipe.model_validate(meta["recipe"])
+    recipe = Recipe.saved(meta["recipe"])
     dev = resolve_device(device)
     shape = tuple(meta["dataset"]["image_shape"])
     num_classes = 1 if recipe.model_kwargs.get("binary") else len(meta["dataset"]["classes"])
@@ -946,16 +949,18 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     return out
 
 
-def _evaluate_loaded(run: Run, precision: str | None, keep_logits: bool) -> dict:
+def _evaluate_loaded(run: Run, precision: str | None, keep_logits: bool, tta: str | None = None) -> dict:
     """:func:`evaluate_run` on a run loaded with its data: the test split the run was tested on
-    (its ``limit`` too), normalised as recorded in the run (as evaluate --folder does)."""
+    (its ``limit`` too), normalised as recorded in the run (as evaluate --folder does); ``tta``
+    replaces the recipe's test-time augmentation."""
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
     meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
     ds = _tested(run)
     loader = BatchLoader(ds.test_images, ds.test_labels, run.recipe.eval_batch_size, mean=meta["mean"],
                          std=meta["std"], device=dev)
-    out = evaluate_model(run.model, loader, run.recipe, prec, dev, _binary(run.model), ds.classes,
+    recipe = run.recipe if tta is None else run.recipe.model_copy(update={"tta": tta})
+    out = evaluate_model(run.model, loader, recipe, prec, dev, _binary(run.model), ds.classes,
                          keep_logits=keep_logits)
     out["precision"] = prec
     if keep_logits:

@@ -9,14 +9,16 @@ seed gives the same batch on every device.
 The affine part has the meaning of Keras' ``ImageDataGenerator`` (keras-preprocessing's
 ``get_random_transform`` + ``apply_affine_transform``, whose scipy ``ndimage`` version works in
 (row, col) coordinates): rotation, shifts, shear and zoom are combined into one matrix per sample
-and the batch is resampled once. It matches keras-preprocessing up to 1.1.2 and tf.keras up to 2.8
+and the batch is resampled once (``F.affine_grid`` + ``F.grid_sample``, bilinear, like Keras'
+``interpolation_order=1``). It matches keras-preprocessing up to 1.1.2 and tf.keras up to 2.8
 pixel for pixel; later versions (tf.keras 2.9+, Keras 3's legacy ``ImageDataGenerator``) swap the
 matrix's axes, so there rotation turns the other way, the height shift moves sideways and the
-shear acts along the other axis. With the symmetric ranges the seeds use on square images (equal
-shifts, one zoom range) the random transforms have the same distribution either way (``F.affine_grid`` + ``F.grid_sample``, bilinear, like Keras'
-``interpolation_order=1``). Elastic distortion (Simard, Steinkraus & Platt 2003, "Best Practices
-for Convolutional Neural Networks Applied to Visual Document Analysis"), not a Keras option, adds
-a smooth random displacement field to the same sampling grid, so it too costs no extra pass.
+shear acts along the other axis. With the ranges the seeds use on square images (equal shifts,
+one zoom range, symmetric rotation) only the shear's axis differs.
+
+Elastic distortion (Simard, Steinkraus & Platt 2003, "Best Practices for Convolutional Neural
+Networks Applied to Visual Document Analysis"), not a Keras option, adds a smooth random
+displacement field to the same sampling grid, so it too costs no extra pass.
 Random crop with padding and cutout are the CIFAR practice of airbench and DeVries & Taylor 2017
 ("Improved Regularization of CNNs with Cutout").
 """

@@ -150,16 +150,17 @@ def decode_image(data: bytes, size: tuple[int, int] | None, color: str = "rgb",
 def _to_8bit(im):
     """A 16-bit (0-65535) or 32-bit integer grey image, or a float one, as 8-bit grey ``L``.
 
-    16-bit values (modes ``I;16*``) are divided by 257 (65535 -> 255), whatever the image's
-    brightest pixel. The 32-bit ``I`` and float ``F`` modes say nothing of their range, so it
-    is guessed per image: ``I`` as 16-bit if a value exceeds 255, else 0-255; ``F`` as 0-1 if its
-    values stay there, else 0-255.
+    16-bit values (modes ``I;16*``: PNG and TIFF; PGM's ``I``, which Pillow scales to 0-65535)
+    are divided by 257 (65535 -> 255), whatever the image's brightest pixel. Other 32-bit ``I``
+    and float ``F`` images say nothing of their range, so it is guessed per image: ``I`` as
+    16-bit if a value exceeds 255, else 0-255; ``F`` as 0-1 if its values stay there, else 0-255.
     """
     from PIL import Image
     a = np.asarray(im, dtype=np.float64)
+    sixteen = im.mode.startswith("I;16") or (im.mode == "I" and im.format == "PPM")
     if im.mode == "F":
         a = a * 255 if a.size and np.nanmax(a) <= 1.0 else a
-    elif im.mode.startswith("I;16") or (a.size and a.max() > 255):
+    elif sixteen or (a.size and a.max() > 255):
         a = a / 257
     return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8), "L")
 
@@ -341,9 +342,10 @@ def cached_decode(tag: str, fingerprint, settings: dict, decode: Callable[[], De
 def manifest_sha256(names: Sequence[str], sha256: torch.Tensor, prefix: str = "") -> str:
     """sha256 of the ``sha256sum``-style listing ``"{hex}  {prefix}{name}\\n"`` of the files, sorted
     by name: one checksum that changes when any of those files is changed, added or removed. The
-    names are the image files read (hidden and non-image files are not among them), sorted by
-    code point (``LC_ALL=C sort``), so ``find | sort | xargs sha256sum`` matches it only on a
-    folder that holds nothing else."""
+    names are those of the image files read, relative to the split folder with ``prefix``
+    (hidden and non-image files are not among them), sorted by code point, as
+    ``cd ROOT && find PREFIX -type f | LC_ALL=C sort | xargs sha256sum`` lists a folder that
+    holds nothing else (and no symlinked sub-folders, which cnnlab follows and find does not)."""
     hexes = [bytes(row).hex() for row in sha256.numpy()]
     lines = sorted(f"{prefix}{n}" for n in names)
     by_name = {f"{prefix}{n}": h for n, h in zip(names, hexes)}
@@ -587,9 +589,7 @@ def _read_split_layout(root: Path, split_dirs: dict[str, str], test_dir: str | N
         test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)
     elif not (root / test_dir).is_dir():
         raise FileNotFoundError(f"{root / test_dir}: test folder not found")
-    # the training split's statistics: from the cache with a test folder, else of the share kept
-    tr = read_class_folder(train_root, classes=classes, stats=test_dir is not None,
-                           prefix=f"{train_root.name}/", **opts)
+    tr = read_class_folder(train_root, classes=classes, prefix=f"{train_root.name}/", **opts)
     name = f"{train_root.name}/"
     files, counts = {name: tr.manifest_sha256}, {name: tr.n_files}
     skipped = [(f"{name}{n}", r) for n, r in tr.skipped]

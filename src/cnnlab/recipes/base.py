@@ -26,8 +26,14 @@ class _Strict(BaseModel):
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 
-def _monitored(name: str) -> str:
-    if name not in MONITORS:
+def _saved(info: ValidationInfo) -> bool:
+    """Whether a run's saved recipe is being read (:meth:`Recipe.saved`): checks added after a run
+    was made must not lock its folder away."""
+    return bool(info.context and info.context.get("saved"))
+
+
+def _monitored(name: str, info: ValidationInfo) -> str:
+    if name not in MONITORS and not _saved(info):
         close = difflib.get_close_matches(name, MONITORS, n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ValueError(f"cannot monitor {name!r}{hint} (the epoch's metrics: {', '.join(MONITORS)})")
@@ -141,8 +147,8 @@ class Recipe(_Strict):
                                 "RMSprop) or decoupled weight decay (AdamW)")
     filter_bias_and_bn: bool = Field(False, description="no weight decay on biases and normalisation "
                                                         "weights (1-D parameters), as timm's option")
-    eps: Optional[float] = Field(None, gt=0, description="Adam/AdamW/RMSprop epsilon; None: PyTorch's "
-                                                         "1e-8 (Adam, AdamW), Keras' 1e-7 (RMSprop)")
+    eps: Optional[float] = Field(None, gt=0, description="Adam/AdamW/RMSprop/Adadelta epsilon; None: "
+                                 "PyTorch's 1e-8 (Adam, AdamW) and 1e-6 (Adadelta), Keras' 1e-7 (RMSprop)")
     schedule: Literal["none", "step", "multistep", "exponential", "cosine", "onecycle"] = Field(
         "none", description="learning-rate schedule: step / multistep (x gamma at epochs), "
         "exponential (x gamma per epoch), cosine to 0 (Loshchilov & Hutter 2017), onecycle "
@@ -223,8 +229,8 @@ class Recipe(_Strict):
     _monitor = field_validator("monitor")(_monitored)
 
     @model_validator(mode="after")
-    def _reduce_lr_without_schedule(self):
-        if self.reduce_lr is not None and self.schedule != "none":
+    def _reduce_lr_without_schedule(self, info: ValidationInfo):
+        if self.reduce_lr is not None and self.schedule != "none" and not _saved(info):
             raise ValueError(f"reduce_lr cuts the learning rate that the {self.schedule!r} schedule "
                              "sets again at its next step: use schedule=none with reduce_lr, or "
                              "reduce_lr=null (as Keras, where an optimizer with a schedule has no "
@@ -269,6 +275,17 @@ class Recipe(_Strict):
         except ValueError as e:
             raise ValueError(f"{e}; --set {info.field_name}={{}} clears the recipe's") from None
         return kwargs
+
+    @classmethod
+    def saved(cls, data: dict) -> "Recipe":
+        """The recipe a run folder's ``recipe.json`` holds, validated as when it was made: a
+        pairing refused since (``reduce_lr`` with a schedule, an unknown ``monitor``) is taken,
+        so the run can still be evaluated, explained and exported.
+
+        Raises:
+            pydantic.ValidationError: fields that are not a recipe's.
+        """
+        return cls.model_validate(data, context={"saved": True})
 
     def override(self, overrides: dict[str, Any] | list[str] | None) -> "Recipe":
         """A copy with ``overrides`` applied: ``{"epochs": 3}`` or ``["epochs=3", "lr=1e-3"]``.
@@ -393,8 +410,9 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> list[str]
         given = overrides.get(loc, e.get("input"))
         field = _field_info(type(recipe), loc)
         allowed = f" (field {loc}: {field})" if field else ""
-        if not loc:  # a check across the recipe's fields: name every key the user set
-            sets = " ".join(f"{k}={v!r}" for k, v in overrides.items())
+        if not loc:  # a check across the recipe's fields: name the keys it is about
+            msg = e["msg"]
+            sets = " ".join(f"{k}={v!r}" for k, v in overrides.items() if k.split(".")[0] in msg)
             lines.append(f"{'--set ' + sets if sets else 'the recipe'}: "
                          f"{e['msg'].removeprefix('Value error, ')}")
             continue

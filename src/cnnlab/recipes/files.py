@@ -122,4 +122,5 @@ def _message(err: dict) -> str:
     if err["type"] == "missing":
         return f"{loc} is required (or start from a registered recipe with base = \"NAME\")"
     given = f"={err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
-    return f"{loc}{given}: {err['msg'].removeprefix('Value error, ')}"
+    msg = err['msg'].removeprefix('Value error, ')
+    return f"{loc}{given}: {msg}" if loc else msg  # a check across fields names them itself

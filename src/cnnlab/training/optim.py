@@ -21,9 +21,9 @@ def build_optimizer(params, name: str, lr: float, *, momentum: float = 0.9, nest
     RMSprop takes Keras' rho 0.9 and eps 1e-7, since the seeds that use it are Keras notebooks,
     in PyTorch's update ``g / (sqrt(v) + eps)``; Keras' is ``g / sqrt(v + eps)``, which damps
     the steps of weights whose gradients are tiny far more (as an eps of about 3e-4 outside the
-    root would), so steps on such weights can be larger here. ``eps`` (Adam, AdamW, RMSprop): None for the
-    defaults above (PyTorch's 1e-8 for Adam and AdamW; Keras uses 1e-7). ``params`` may be
-    parameter groups (:func:`weight_decay_groups`).
+    root would), so steps on such weights can be larger here. ``eps`` (Adam, AdamW, RMSprop,
+    Adadelta): None for the defaults above (PyTorch's 1e-8 for Adam and AdamW; Keras uses 1e-7).
+    ``params`` may be parameter groups (:func:`weight_decay_groups`).
 
     ``fused``: Adam, AdamW and SGD use PyTorch's fused kernels (``fused=True``: one pass over each
     parameter per step) where every parameter is a float tensor on the CPU or a CUDA GPU; else,
