@@ -6,6 +6,7 @@ of the fast and best recipes are our estimate of what reaches the target; RESULT
 full runs that test them.
 """
 from .base import AugmentConfig, Recipe, register_recipe
+from .mnist import PYTORCH_EXAMPLE, PYTORCH_EXAMPLE_FAST, PYTORCH_EXAMPLE_SOURCE
 
 register_recipe(Recipe(
     name="fashion-cnn-bn",
@@ -51,29 +52,12 @@ register_recipe(Recipe(
 ))
 
 
-# --- seed 001 §2 (a PyTorch notebook: no layers given, only the test line of pytorch/examples'
-# MNIST script, whose network and defaults these recipes therefore take) ------------------------
+# --- seed 001 §2: as mnist-cnn-torch (recipes/mnist.py), on Fashion-MNIST ---------------------
 register_recipe(Recipe(
-    name="fashion-cnn-torch",
-    source="seed 001 §2 (layers not given; its test line is pytorch/examples mnist/main.py's, "
-           "so that script's net and defaults): Adadelta lr 1.0, LR x0.7 each epoch, 14 epochs, "
-           "batch 64; test 80.57%",
-    expected_accuracy=0.8057,
-    dataset="fashion-mnist", model="mnist-cnn-torch",
-    # the script trains on all 60,000 images and reports the last epoch; here 10% is held out to
-    # choose the best checkpoint, as in the other recipes
-    epochs=14, batch_size=64, optimizer="adadelta", lr=1.0, schedule="exponential", gamma=0.7,
-    val_fraction=0.1,
-))
+    name="fashion-cnn-torch", source=f"seed 001 §2 {PYTORCH_EXAMPLE_SOURCE}; test 80.57%",
+    expected_accuracy=0.8057, dataset="fashion-mnist", **PYTORCH_EXAMPLE))
 
 register_recipe(Recipe(
-    name="fashion-cnn-torch-fast",
-    source="seed 001 §2 model (pytorch/examples' MNIST net), one-cycle AdamW; target: the "
-           "seed's 80.57%",
-    expected_accuracy=0.8057, kind="fast",
-    dataset="fashion-mnist", model="mnist-cnn-torch",
-    # the seed's figure is low for this net (an assumption: the seed's may differ): two
-    # one-cycle epochs, the least that anneals
-    epochs=2, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01, schedule="onecycle",
-    val_fraction=0.1,
-))
+    name="fashion-cnn-torch-fast", source="seed 001 §2 model (pytorch/examples' MNIST net), one-cycle AdamW; "
+                                          "target: the seed's 80.57%",
+    expected_accuracy=0.8057, dataset="fashion-mnist", **PYTORCH_EXAMPLE_FAST))

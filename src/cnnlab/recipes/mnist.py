@@ -229,28 +229,23 @@ register_recipe(Recipe(
 
 
 # --- seed 001 §1 (a PyTorch notebook: no layers given, only the test line of pytorch/examples'
-# MNIST script, whose network and defaults these recipes therefore take) ------------------------
-register_recipe(Recipe(
-    name="mnist-cnn-torch",
-    source="seed 001 §1 (layers not given; its test line is pytorch/examples mnist/main.py's, "
-           "so that script's net and defaults): Adadelta lr 1.0, LR x0.7 each epoch, 14 epochs, "
-           "batch 64; test 97.93%",
-    expected_accuracy=0.9793,
-    dataset="mnist", model="mnist-cnn-torch",
-    # the script trains on all 60,000 images and reports the last epoch; here 10% is held out to
-    # choose the best checkpoint, as in the other recipes
-    epochs=14, batch_size=64, optimizer="adadelta", lr=1.0, schedule="exponential", gamma=0.7,
-    val_fraction=0.1,
-))
+# MNIST script, whose network and defaults these recipes therefore take; fashion.py's §2 too) ----
+# the script trains on all 60,000 images and reports the last epoch; here 10% is held out to
+# choose the best checkpoint, as in the other recipes
+PYTORCH_EXAMPLE = dict(model="mnist-cnn-torch", epochs=14, batch_size=64, optimizer="adadelta", lr=1.0,
+                       schedule="exponential", gamma=0.7, val_fraction=0.1)
+# the seeds' figures are low for this net (an assumption: their notebooks' may differ): two
+# one-cycle epochs, the least that anneals
+PYTORCH_EXAMPLE_FAST = dict(model="mnist-cnn-torch", kind="fast", epochs=2, batch_size=128, optimizer="adamw",
+                            lr=3e-3, weight_decay=0.01, schedule="onecycle", val_fraction=0.1)
+PYTORCH_EXAMPLE_SOURCE = ("(layers not given; its test line is pytorch/examples mnist/main.py's, so that "
+                          "script's net and defaults): Adadelta lr 1.0, LR x0.7 each epoch, 14 epochs, batch 64")
 
 register_recipe(Recipe(
-    name="mnist-cnn-torch-fast",
-    source="seed 001 §1 model (pytorch/examples' MNIST net), one-cycle AdamW; target: the "
-           "seed's 97.93%",
-    expected_accuracy=0.9793, kind="fast",
-    dataset="mnist", model="mnist-cnn-torch",
-    # the seed's figure is low for this net (an assumption: the seed's may differ): two
-    # one-cycle epochs, the least that anneals
-    epochs=2, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01, schedule="onecycle",
-    val_fraction=0.1,
-))
+    name="mnist-cnn-torch", source=f"seed 001 §1 {PYTORCH_EXAMPLE_SOURCE}; test 97.93%",
+    expected_accuracy=0.9793, dataset="mnist", **PYTORCH_EXAMPLE))
+
+register_recipe(Recipe(
+    name="mnist-cnn-torch-fast", source="seed 001 §1 model (pytorch/examples' MNIST net), one-cycle AdamW; "
+                                        "target: the seed's 97.93%",
+    expected_accuracy=0.9793, dataset="mnist", **PYTORCH_EXAMPLE_FAST))
