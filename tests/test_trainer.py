@@ -340,7 +340,7 @@ def test_adadelta_is_pytorch_examples_and_takes_a_one_cycle_without_momentum():
         p[0].grad = torch.ones(3)
         opt.step()
         sched.step()
-    assert max(lrs) == pytest.approx(1.0, rel=1e-3) and lrs[0] < 0.1 and lrs[-1] < 0.1
+    assert 0.95 < max(lrs) <= 1.0 and lrs[0] < 0.1 and lrs[-1] < 0.1  # up to the peak, and down
 
 
 def test_fused_optimizer_falls_back_where_pytorch_has_no_fused_kernel():
