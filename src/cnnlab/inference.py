@@ -127,7 +127,6 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
     return torch.stack(out)
 
 
-@torch.no_grad()
 def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
             skip_unreadable: bool = False, precision: str | None = None

@@ -514,9 +514,10 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
         color: ``"rgb"`` (3 channels) or ``"grayscale"`` (1 channel).
         resize: ``"squash"`` (default), ``"center-crop"`` or ``"none"``; see the module docstring.
         test_dir: the split layout's sub-folder used as the test split: default the first of
-            ``test/``, ``validation/``, ``val/``, ``valid/`` that exists (any case). With neither, or in the class layout, a seeded stratified
-            ``test_fraction`` of the images is held out (``stratified_split(labels, test_fraction,
-            seed)`` over the sorted file list, so the same files on any machine).
+            ``test/``, ``validation/``, ``val/``, ``valid/`` that exists (any case). With none, or
+            in the class layout, a seeded stratified ``test_fraction`` of the images is held out
+            (``stratified_split(labels, test_fraction, seed)`` over the sorted file list, so the
+            same files on any machine).
         name: the dataset's name in results.
         lossy: record that the images are a lossy re-encoding of an original dataset.
         classes: the class folders required (default: whatever sub-folders there are).
@@ -590,9 +591,9 @@ def _read_split_layout(root: Path, split_dirs: dict[str, str], test_dir: str | N
     elif not (root / test_dir).is_dir():
         raise FileNotFoundError(f"{root / test_dir}: test folder not found")
     tr = read_class_folder(train_root, classes=classes, prefix=f"{train_root.name}/", **opts)
-    name = f"{train_root.name}/"
-    files, counts = {name: tr.manifest_sha256}, {name: tr.n_files}
-    skipped = [(f"{name}{n}", r) for n, r in tr.skipped]
+    key = f"{train_root.name}/"  # the split folder, as provenance names it
+    files, counts = {key: tr.manifest_sha256}, {key: tr.n_files}
+    skipped = [(f"{key}{n}", r) for n, r in tr.skipped]
     if test_dir is None:
         split = _split(tr, test_fraction, seed, prov)
         prov["layout"] = (f"train/ only (class sub-folders); a seeded stratified {test_fraction:g} "

@@ -411,10 +411,9 @@ def _explain(err: ValidationError, overrides: dict, recipe: Recipe) -> list[str]
         field = _field_info(type(recipe), loc)
         allowed = f" (field {loc}: {field})" if field else ""
         if not loc:  # a check across the recipe's fields: name the keys it is about
-            msg = e["msg"]
+            msg = e["msg"].removeprefix("Value error, ")
             sets = " ".join(f"{k}={v!r}" for k, v in overrides.items() if k.split(".")[0] in msg)
-            lines.append(f"{'--set ' + sets if sets else 'the recipe'}: "
-                         f"{e['msg'].removeprefix('Value error, ')}")
+            lines.append(f"{'--set ' + sets if sets else 'the recipe'}: {msg}")
             continue
         inner = {k: v for k, v in overrides.items() if k.startswith(loc + ".")}
         if isinstance(given, dict) and inner:  # a check across a sub-config's fields: name the

@@ -21,7 +21,7 @@ from torch import nn
 from .. import distributed
 from ..device import autocast
 from ..transfer import frozen_norms_eval
-from .callbacks import Callback
+from .callbacks import Callback, ReduceLROnPlateau
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -162,7 +162,6 @@ class Trainer:
         self.device, self.precision = torch.device(device), precision
         autocast(self.device, precision)  # raises ValueError for anything but fp32 / bf16
         self.callbacks, self.scheduler, self.step_per_batch = list(callbacks), scheduler, step_per_batch
-        from .callbacks import ReduceLROnPlateau
         if scheduler is not None and any(isinstance(c, ReduceLROnPlateau) for c in self.callbacks):
             raise ValueError("ReduceLROnPlateau cuts the optimizer's learning rate, which the "
                              f"scheduler ({type(scheduler).__name__}) sets again at its next step: "
