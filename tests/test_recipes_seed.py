@@ -30,13 +30,14 @@ from conftest import REPO, real_data
 ALL = list(RECIPES)
 # transfer learning (recipes/transfer.py): not seed rows of issue 6
 TRANSFER = ["vgg16-cifar8-pretrain", "catsdogs-vgg16-scratch", "catsdogs-vgg16-features",
-            "catsdogs-vgg16-finetune"]
+            "catsdogs-vgg16-finetune", "cifar-catsdogs-vgg16-features", "cifar-catsdogs-vgg16-scratch"]
 
 # (image shape, number of classes) of each dataset the recipes use, without loading it
 SHAPES = {"mnist": ((1, 28, 28), 10), "fashion-mnist": ((1, 28, 28), 10),
           "cifar10": ((3, 32, 32), 10), "notmnist-small": ((1, 28, 28), 10),
           "iris-teaching": ((1, 4), 3), "iris": ((1, 4), 3),
-          "cifar10-no-catsdogs": ((3, 32, 32), 8), "cats_vs_dogs-64": ((3, 64, 64), 2)}
+          "cifar10-no-catsdogs": ((3, 32, 32), 8), "cats_vs_dogs-64": ((3, 64, 64), 2),
+          "cifar10-catsdogs": ((3, 32, 32), 2)}
 
 # The issue's list: one faithful and one fast recipe per SEEDS.md row with a dataset
 SEED_ROWS = ["notmnist-mlp", "mnist-cnn-wide", "fashion-cnn-bn", "cifar10-cnn-bn", "mnist-lenet5",
