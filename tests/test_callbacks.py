@@ -168,6 +168,34 @@ def test_freeze_after_applies_at_once_to_a_resumed_run():
     assert not torch.equal(snaps[-1]["0.weight"], before["0.weight"])
 
 
+def test_a_batchnorm_frozen_by_freeze_after_keeps_its_statistics_from_that_epoch():
+    # the freeze happens in on_epoch_begin; frozen BatchNorm must be in inference mode in that
+    # same epoch (not from the next one), as it is in a run resumed at that epoch
+    from cnnlab.training import Callback, FreezeAfter, Trainer
+    modes = []
+
+    class Mode(Callback):
+        def on_train_batch_end(self, trainer, epoch, step):
+            if step == 0:
+                modes.append((epoch, trainer.model[1].training))
+
+    def fit(initial_epoch):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        t = Trainer(model, opt, nn.functional.cross_entropy, callbacks=[FreezeAfter({"1": 1}), Mode()],
+                    progress=False, log=lambda m: None)
+        x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+        t.fit([(x[:16], y[:16]), (x[16:], y[16:])], epochs=3, initial_epoch=initial_epoch)
+        return model[1].running_mean.clone()
+
+    fit(0)
+    assert modes == [(0, True), (1, False), (2, False)]
+    modes.clear()
+    fit(1)
+    assert modes == [(1, False), (2, False)]
+
+
 def test_freeze_after_names_a_missing_parameter_with_close_matches():
     from cnnlab.registry import UnknownNameError
     from cnnlab.training import FreezeAfter

@@ -191,6 +191,23 @@ def test_a_killed_torchrun_job_resumes_on_every_process(tmp_path):
     assert meta["resumed"][0]["after_epoch"] == 1 and meta["resolved"]["processes"] == 2
 
 
+def test_a_resumed_torchrun_job_continues_every_process_dropout_stream(tmp_path):
+    # each process's random state is saved, so the resumed epoch draws the same dropout masks on
+    # every process as the run that was never stopped (rank 1's were derived from rank 0's before)
+    over = {"epochs": 2, "batch_size": 16, "val_fraction": 0.25}
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    straight.mkdir(), cut.mkdir()
+    torchrun(straight, "mnist-cnn-small", over)
+    torchrun(cut, "mnist-cnn-small", {**over, "epochs": 1})
+    torchrun(cut, "mnist-cnn-small", {"resume": True, "epochs": 2})
+
+    def epochs(d):  # the per-epoch figures without the wall times
+        head, *rows = (d / "run" / "metrics.csv").read_text().splitlines()
+        keep = [i for i, k in enumerate(head.split(",")) if "time" not in k]
+        return [[r.split(",")[i] for i in keep] for r in rows]
+    assert epochs(cut) == epochs(straight)
+
+
 @pytest.mark.realdata
 def test_cnnlab_train_under_torchrun_on_real_mnist(tmp_path):
     # the user's command: 2 processes, the real MNIST files, one epoch of LeNet-5

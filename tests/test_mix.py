@@ -164,3 +164,15 @@ def test_a_mixed_run_resumed_after_a_kill_matches_the_uninterrupted_one(tmp_path
         cnnlab.train(recipe, dataset=small(), run_dir=tmp_path / "cut", log=killer, device="cpu")
     resumed = cnnlab.train(None, dataset=small(), resume=tmp_path / "cut", log=lambda m: None, device="cpu")
     assert without_times(resumed.history) == without_times(full.history)
+
+
+def test_tta_on_1d_signals_is_refused_before_training(tmp_path):
+    # test-time views mirror and shift images; refused up front, not after the training
+    from cnnlab.data.core import ImageDataset
+    sig = ImageDataset("signals", torch.rand(40, 1, 4), torch.arange(40) % 2, torch.rand(10, 1, 4),
+                       torch.arange(10) % 2, ["a", "b"])
+    recipe = cnnlab.get_recipe("iris-conv1d-fast", {"tta": "flip", "epochs": 1})
+    with pytest.raises(RecipeError, match=r"tta='flip' needs images \(C, H, W\); the examples of dataset "
+                                          r"'signals' have shape \(1, 4\): use tta='none'"):
+        cnnlab.train(recipe, dataset=sig, run_dir=tmp_path / "r", log=lambda m: None)
+    assert not (tmp_path / "r").exists()

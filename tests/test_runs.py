@@ -10,7 +10,7 @@ import torch
 import cnnlab
 from cnnlab._io import DiskFullError, write_json
 from cnnlab.recipes import Recipe
-from helpers import toy_dataset, without_times
+from helpers import toy_dataset, without_times, write_mnist_folder
 
 class NotATensor:
     pass
@@ -158,11 +158,11 @@ def test_resume_keeps_this_runs_optimizer_kernels():
     """A saved optimizer state names the kernels of the run that saved it (states from before the
     fused default say foreach): resuming keeps the resuming run's choice, which for AlexNet is
     1.5x the training speed (benchmarks/FUSED_OPTIMIZER.md), and still restores the moments."""
-    from cnnlab.runs import _restore_state, _training_state, prepare
+    from cnnlab.runs import _restore_state, _rng_states, _training_state, prepare
     ds = toy_dataset()
     old = prepare(RECIPE.override({"fused_optimizer": False}), ds, "cpu", checkpoint=None, log=quiet, progress=False)
     old.trainer.fit(old.train, None, epochs=1)
-    state = _training_state(old, 0, 1.0)
+    state = _training_state(old, 0, 1.0, _rng_states(old))
     assert state["optimizer"]["param_groups"][0]["foreach"]
     new = prepare(RECIPE, ds, "cpu", checkpoint=None, log=quiet, progress=False)
     assert _restore_state(new, state, quiet)[0] == 1
@@ -1087,3 +1087,44 @@ def test_a_run_made_before_a_newer_check_still_loads(tmp_path):
     assert cnnlab.evaluate(run_dir, dataset=toy_dataset())["accuracy"] > 0
     with pytest.raises(RecipeError, match="cannot resume .* pairs reduce_lr with the 'cosine' schedule"):
         cnnlab.train(None, dataset=toy_dataset(), resume=run_dir, log=quiet)
+
+
+def test_resume_reads_the_data_from_the_folder_the_run_read(tmp_path, monkeypatch):
+    # `cnnlab train --resume RUN` (the command an interrupted run prints) with no --data-dir:
+    # the files are where the run read them, not in the cache (nor downloadable here)
+    monkeypatch.chdir(tmp_path)
+    data = write_mnist_folder(tmp_path / "files", n_train=60, n_test=20)
+    cnnlab.train("mnist-lenet5", {"epochs": 1, "batch_size": 16, "val_fraction": 0.25}, data_dir=data,
+                 run_dir="r", log=quiet, device="cpu", progress=False)
+    run = cnnlab.train(None, {"epochs": 2}, resume="r", log=quiet, device="cpu", progress=False)
+    assert len(run.history.epochs) == 2 and run.test_metrics["total"] == 20
+
+
+@pytest.mark.parametrize("text, msg", [
+    ('{"recipe": {"name": "toy"', r"recipe.json: not readable JSON \(Expecting"),
+    ("", r"recipe.json: not readable JSON"),
+    ("[1, 2]", r"recipe.json: not a JSON object"),
+    ('{"recipe": {"name": "toy"}}', r"recipe.json: no 'dataset' object"),
+    ('{"recipe": {"name": "toy"}, "dataset": {"name": "toy", "classes": []}}', r"recipe.json: no dataset.image_shape"),
+])
+def test_a_broken_recipe_json_is_named_by_every_reader(tmp_path, text, msg):
+    from cnnlab.report.compare import compare_runs
+    from cnnlab.runs import load_run
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "recipe.json").write_text(text)
+    for read in (load_run, lambda d: compare_runs([d]),
+                 lambda d: cnnlab.train(None, resume=d, log=quiet, device="cpu")):
+        with pytest.raises(ValueError, match=msg):
+            read(tmp_path / "r")
+
+
+def test_a_recipe_json_with_wrong_fields_is_named(tmp_path):
+    from cnnlab.recipes import RecipeError
+    from cnnlab.runs import load_run
+    run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r",
+                       log=quiet, device="cpu", progress=False)
+    meta = json.loads((run.dir / "recipe.json").read_text())
+    meta["recipe"]["epochs"] = "two"
+    (run.dir / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(RecipeError, match=r"r/recipe.json: not a valid recipe \(epochs: Input should be a valid integer"):
+        load_run(run.dir)

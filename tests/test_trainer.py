@@ -400,6 +400,16 @@ def test_flip_shift_tta_is_airbenchs_mirror_and_translate():
         tta_logits(model, x, "flipshift")
 
 
+def test_tta_refuses_views_of_signals():
+    # (N, C, L): flipping and shifting the last two axes would mix channels, not mirror anything
+    from cnnlab.training import tta_logits
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+    for tta in ("flip", "flip-shift"):
+        with pytest.raises(ValueError, match=r"needs images \(N, C, H, W\).*\(2, 3, 4\)"):
+            tta_logits(model, torch.randn(2, 3, 4), tta)
+    assert tta_logits(model, torch.randn(2, 3, 4), "none").shape == (2, 2)
+
+
 def _conv_bn_fc():
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),

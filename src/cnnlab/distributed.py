@@ -108,6 +108,20 @@ def broadcast_buffers(module: nn.Module) -> None:
             dist.broadcast(b, 0)
 
 
+def all_gather(t: torch.Tensor) -> list[torch.Tensor]:
+    """``t`` of every process, in rank order, as CPU tensors (``[t]`` on one process).
+
+    ``t`` must have the same shape and dtype on every process (e.g. a random generator's state:
+    uint8 (5056,) for the CPU's); sent as a tensor, so nothing is unpickled."""
+    if world_size() == 1:
+        return [t]
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    mine = t.to(dev)
+    every = [torch.empty_like(mine) for _ in range(world_size())]
+    dist.all_gather(every, mine)
+    return [e.cpu() for e in every]
+
+
 def broadcast_str(text: str) -> str:
     """Rank 0's ``text`` on every process (sent as UTF-8 bytes: nothing is unpickled)."""
     if world_size() == 1:

@@ -28,7 +28,7 @@ import torch
 
 from ._io import atomic_write
 from .inference import WithNormalisation
-from .runs import load_run
+from .runs import load_run, run_meta
 
 ONNX_EXTRA = ("cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (in a source checkout: "
               "pip install -e '.[onnx]'; onnx, onnxscript, onnxruntime)")
@@ -60,7 +60,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     except ModuleNotFoundError:
         raise ModuleNotFoundError(ONNX_EXTRA) from None
     run = load_run(run_dir, weights, device="cpu")
-    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    meta = run_meta(run_dir)["dataset"]
     shape = tuple(meta["image_shape"])
     images = len(shape) == 3
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images).eval()

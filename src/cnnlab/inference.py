@@ -11,7 +11,6 @@ augmentation (its recipe's ``tta``) and, by default, its precision (bf16 where i
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .runs import load_run
+from .runs import load_run, run_meta
 
 
 class WithNormalisation(nn.Module):
@@ -171,7 +170,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     run = load_run(run_dir, weights, device)
-    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    meta = run_meta(run_dir)["dataset"]
     shape = tuple(meta["image_shape"])
     if len(shape) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals of shape {shape}, "
@@ -229,7 +228,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
     run = load_run(run_dir, weights, device)
-    meta = json.loads((Path(run_dir) / "recipe.json").read_text())["dataset"]
+    meta = run_meta(run_dir)["dataset"]
     if len(meta["image_shape"]) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals, not images")
     classes = meta["classes"]

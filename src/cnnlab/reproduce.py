@@ -59,8 +59,8 @@ def _training_settings(recipe: Recipe, ignore=()) -> dict:
 
 def _check_same_training(run_dir: Path, recipe: Recipe, ignore=()) -> None:
     """Raise ValueError naming the fields where the run in ``run_dir`` was trained otherwise."""
-    meta = json.loads((run_dir / "recipe.json").read_text())
-    had = _training_settings(Recipe.saved(meta["recipe"]), ignore)
+    from .runs import saved_recipe
+    had = _training_settings(saved_recipe(run_dir), ignore)
     want = _training_settings(recipe, ignore)
     if had != want:
         diff = sorted(k for k in want if had.get(k) != want[k])
@@ -134,7 +134,8 @@ def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
            "train_time_s": t["train_time_s"], "precision": t["precision"],
            "dataset_lossy": t["dataset_lossy"], "overrides": overrides or {},
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    meta = json.loads((run.dir / "recipe.json").read_text())
+    from .runs import run_meta
+    meta = run_meta(run.dir)
     # where the run trained (its last piece's machine), not where this record is written
     rec.update(device=meta["resolved"]["device"].split(":")[0],
                machine=(meta.get("resumed") or [{}])[-1].get("machine") or meta.get("machine") or describe_machine())
@@ -187,7 +188,7 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
         ValueError: a run was trained with other settings than the current recipe (anything but
             ``tta``, ``seed`` and the descriptive fields), or has no matching record.
     """
-    from .runs import evaluate_run
+    from .runs import evaluate_run, run_meta
     recipe = get_recipe(name)
     path = results_dir / f"{name}.json"
     records = json.loads(path.read_text()) if path.exists() else []
@@ -197,8 +198,7 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     updated = []
     for d in dirs:
         _check_same_training(d, recipe, ignore=("tta", "seed"))
-        meta = json.loads((d / "recipe.json").read_text())
-        seed = meta["recipe"]["seed"]
+        seed = run_meta(d)["recipe"]["seed"]
         train_time = json.loads((d / "test_metrics.json").read_text())["train_time_s"]
         match = [r for r in records if r["seed"] == seed and not r.get("overrides")
                  and r["train_time_s"] == train_time]

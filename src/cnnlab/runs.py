@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from . import data as _data  # noqa: F401  (registers datasets)
@@ -99,7 +100,7 @@ class Run:
         Raises:
             ValueError: ``pixels`` whose channels are not the run's.
         """
-        meta = json.loads((self.dir / "recipe.json").read_text())["dataset"]
+        meta = run_meta(self.dir)["dataset"]
         c = meta["image_shape"][0]
         if pixels.dim() < 2 or pixels.shape[1] != c:
             raise ValueError(f"the run's model takes {c}-channel input {tuple(meta['image_shape'])} "
@@ -247,9 +248,13 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     (:mod:`cnnlab.distributed`).
 
     Raises:
-        RecipeError: ``batch_size`` does not divide by the number of torchrun processes, or
-            ``val_fraction`` leaves no training example.
+        RecipeError: ``batch_size`` does not divide by the number of torchrun processes,
+            ``val_fraction`` leaves no training example, or ``tta`` asks for views of examples
+            that are not images.
     """
+    if recipe.tta != "none" and ds.train_images.dim() != 4:  # refused before training, not after
+        raise RecipeError(f"tta={recipe.tta!r} needs images (C, H, W); the examples of dataset "
+                          f"{ds.name!r} have shape {tuple(ds.train_images.shape[1:])}: use tta='none'")
     dev = resolve_device(device)
     rank, world = distributed.setup(dev)
     if recipe.batch_size % world:
@@ -364,17 +369,26 @@ def _batch_mix(recipe: Recipe, ds: ImageDataset):
     return BatchMix(recipe.mixup_alpha, recipe.cutmix_alpha, recipe.mix_prob, seed=recipe.seed)
 
 
-def _training_state(s: Setup, epoch: int, train_time_s: float) -> dict:
+def _rng_states(s: Setup) -> dict:
+    """Every process's random states in rank order (their dropout streams): a collective call
+    under DDP, so every process makes it."""
+    cuda = s.device.type == "cuda"
+    return {"torch_rngs": distributed.all_gather(torch.get_rng_state()),
+            "cuda_rngs": distributed.all_gather(torch.cuda.get_rng_state(s.device)) if cuda else None}
+
+
+def _training_state(s: Setup, epoch: int, train_time_s: float, rngs: dict) -> dict:
     """What ``last_state.pt`` holds after ``epoch`` (0-based): weights, EMA, optimizer, schedule,
-    callbacks, history, RNG states and the training seconds so far. It carries its own copy of
-    the weights, so it is self-consistent whatever moment a kill strikes."""
+    callbacks, history, the random states ``rngs`` (:func:`_rng_states`) and the training seconds
+    so far. It carries its own copy of the weights, so it is self-consistent whatever moment a
+    kill strikes."""
     t = s.trainer
     return {"epoch": epoch, "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
             "ema": t.ema.state_dict() if t.ema is not None else {},
             "scheduler": s.scheduler.state_dict() if s.scheduler is not None else {},
             "callbacks": [cb.state_dict() for cb in t.callbacks],
-            "history": t.history.epochs, "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(s.device) if s.device.type == "cuda" else None,
+            "history": t.history.epochs, "torch_rng": rngs["torch_rngs"][0],
+            "cuda_rng": rngs["cuda_rngs"][0] if rngs["cuda_rngs"] else None, **rngs,
             "train_time_s": train_time_s, "stopped_early": t.should_stop,
             "steps_per_epoch": len(s.train), "processes": distributed.world_size()}
 
@@ -408,11 +422,16 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
         cb.load_state_dict(cb_state)
     t.history.epochs = list(state["history"])
     t.should_stop = bool(state.get("stopped_early", False))
-    torch.set_rng_state(state["torch_rng"])  # rank 0's (it alone saves)
-    if distributed.rank():  # the other processes: their own dropout streams, derived from it
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,))) + distributed.rank())
+    rank, world = distributed.rank(), distributed.world_size()
+    own = state.get("torch_rngs") is not None and len(state["torch_rngs"]) == world
+    # each process continues its own dropout stream; states saved before every process's was
+    # kept, or by another number of processes, give rank 0's, the others derived from it
+    torch.set_rng_state(state["torch_rngs"][rank] if own else state["torch_rng"])
+    if rank and not own:
+        torch.manual_seed(int(torch.randint(2 ** 62, (1,))) + rank)
     if s.device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
-        torch.cuda.set_rng_state(state["cuda_rng"], s.device)
+        cuda_own = own and state.get("cuda_rngs") is not None
+        torch.cuda.set_rng_state(state["cuda_rngs"][rank] if cuda_own else state["cuda_rng"], s.device)
     seconds = state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"]))
     return int(state["epoch"]) + 1, float(seconds)
 
@@ -459,6 +478,47 @@ def _holds_a_run(run_dir: Path) -> bool:
         (run_dir / f).exists() for f in ("last_state.pt", "test_metrics.json"))
 
 
+def run_meta(run_dir: str | os.PathLike) -> dict:
+    """A run folder's ``recipe.json``, checked enough for every reader: a JSON object with a
+    ``recipe`` object and a ``dataset`` object naming its ``name``, ``classes`` and
+    ``image_shape``.
+
+    Raises:
+        FileNotFoundError: no ``recipe.json`` (not a run folder).
+        ValueError: a file that is not such JSON (truncated, edited); the message names it.
+    """
+    path = Path(run_dir) / "recipe.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a cnnlab run folder (no recipe.json)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not readable JSON ({e}); the file is truncated or was edited") from None
+    ds = meta.get("dataset") if isinstance(meta, dict) else None
+    problem = ("not a JSON object" if not isinstance(meta, dict) else
+               "no 'recipe' object" if not isinstance(meta.get("recipe"), dict) else
+               "no 'dataset' object" if not isinstance(ds, dict) else
+               next((f"no dataset.{k}" for k in ("name", "classes", "image_shape") if k not in ds), None))
+    if problem:
+        raise ValueError(f"{path}: {problem}; not a recipe.json cnnlab wrote (or an edited one)")
+    return meta
+
+
+def saved_recipe(run_dir: str | os.PathLike, meta: dict | None = None) -> Recipe:
+    """The recipe of a run folder (:meth:`Recipe.saved` of its ``recipe.json``).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`run_meta`.
+        RecipeError: fields that are not a recipe's; the message names the file.
+    """
+    meta = run_meta(run_dir) if meta is None else meta
+    try:
+        return Recipe.saved(meta["recipe"])
+    except ValidationError as e:
+        errors = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise RecipeError(f"{Path(run_dir) / 'recipe.json'}: not a valid recipe ({errors})") from None
+
+
 def _check_resume_arguments(resume: Path, recipe, run_dir) -> None:
     """Refuse what resuming would otherwise ignore: another run folder, or another recipe than the
     run's own (ValueError); the same ones, as ``cnnlab reproduce --resume`` passes them, are fine."""
@@ -466,12 +526,19 @@ def _check_resume_arguments(resume: Path, recipe, run_dir) -> None:
         raise ValueError("--resume RUN_DIR continues the run in its own folder: give no --run-dir with it")
     if recipe is None or not (resume / "recipe.json").exists():
         return
-    name = json.loads((resume / "recipe.json").read_text())["recipe"]["name"]
+    name = run_meta(resume)["recipe"].get("name")
     asked = recipe.name if isinstance(recipe, Recipe) else str(recipe)
     if asked != name and Path(asked).stem != name:
         raise ValueError(f"{resume} is a run of {name!r}, not of {asked!r}: --resume continues a run "
                          f"with its own recipe (--set overrides it); to train {asked!r} afresh, leave "
                          "out --resume")
+
+
+def _saved_data_dir(meta: dict) -> str | None:
+    """The folder a run read its dataset from (``recipe.json``'s provenance), if it is still
+    there; None otherwise (the dataset is then looked for where it would be by name)."""
+    folder = meta.get("dataset", {}).get("provenance", {}).get("folder")
+    return folder if folder and Path(folder).is_dir() else None
 
 
 def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
@@ -487,8 +554,7 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
     if not (run_dir / "recipe.json").exists():
         raise FileNotFoundError(f"cannot resume {run_dir}: " + (
             "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
-    meta = json.loads((run_dir / "recipe.json").read_text())
-    recipe = Recipe.saved(meta["recipe"])
+    recipe = saved_recipe(run_dir)
     if recipe.reduce_lr is not None and recipe.schedule != "none":
         raise RecipeError(f"cannot resume {run_dir}: it pairs reduce_lr with the {recipe.schedule!r} "
                           "schedule, which resets every cut of the rate (refused since it was made); "
@@ -556,7 +622,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         run_dir: the run folder (default ``runs/<recipe>-<timestamp>``).
         device: ``"cpu"``, ``"cuda"``, ... (default: a GPU if there is one).
         dataset: an already loaded dataset to use instead of loading ``recipe.dataset``.
-        resume: a run folder to continue from its last finished epoch (recipe taken from it).
+        resume: a run folder to continue from its last finished epoch (recipe taken from it;
+            without ``data_dir``, the data is read from the folder the run read it from).
         progress: progress bars on a terminal.
         log: message sink (default: print).
         limit: use only the first ``limit`` training and test examples (smoke tests).
@@ -602,6 +669,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
             return load_run(run_dir, device=device)
         recipe, state, saved_limit = _resume(run_dir, overrides)
         limit = limit or saved_limit  # the same examples, so that the split stays the same
+        if data_dir is None and dataset is None:  # the files the run read, where they still are
+            data_dir = _saved_data_dir(run_meta(run_dir))
     elif isinstance(recipe, (str, os.PathLike)):
         recipe = get_recipe(recipe, overrides)
     else:
@@ -627,7 +696,7 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     meta = _run_meta(recipe, ds, s)
     initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
-        first = json.loads((run_dir / "recipe.json").read_text())  # where and when the run began
+        first = run_meta(run_dir)  # where and when the run began
         _check_same_data(run_dir, first["dataset"], ds, resuming=True)
         initial_epoch, prior_train_s = _restore_state(s, state, log)
         meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),
@@ -641,14 +710,19 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
 
     def save_epoch(epoch: int) -> None:
         # last.safetensors is the weights that are evaluated (the EMA of the weights when the
-        # recipe keeps one), for users and tools; last_state.pt is what resuming needs
+        # recipe keeps one), for users and tools; last_state.pt is what resuming needs. Every
+        # process comes here (to hand over its random state); rank 0 alone writes.
+        rngs = _rng_states(s)
+        if not main:
+            return
         save_weights(trainer.eval_model, run_dir / "last.safetensors", metadata={"epoch": epoch + 1})
-        save_state(_training_state(s, epoch, prior_train_s + time.perf_counter() - t0), run_dir / "last_state.pt")
+        save_state(_training_state(s, epoch, prior_train_s + time.perf_counter() - t0, rngs),
+                   run_dir / "last_state.pt")
         if (run_dir / PENDING_BEST).exists():
             os.replace(run_dir / PENDING_BEST, run_dir / "best.safetensors")
         write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
-    trainer.on_epoch_saved = save_epoch if main else None
+    trainer.on_epoch_saved = save_epoch
     log(_start_line(recipe, ds.name, meta, s.device))
     t0 = time.perf_counter()
     if initial_epoch < recipe.epochs and not trainer.should_stop:  # not ended by early stopping
@@ -723,7 +797,7 @@ def _test_run(s: "Setup", recipe: Recipe, ds: ImageDataset, run_dir: Path, train
 
 def _tested(run: Run) -> ImageDataset:
     """The data of a run loaded with them, as the run was tested (its ``limit`` too)."""
-    meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
+    meta = run_meta(run.dir)["dataset"]
     return _limited(run.dataset, meta["provenance"].get("limit"))
 
 
@@ -738,7 +812,7 @@ def _limited(ds: ImageDataset, limit: int | None) -> ImageDataset:
 
 def _plot_names(run_dir: Path) -> list[str]:
     """The PNGs a finished run folder holds (:func:`_plot_run`)."""
-    images = len(json.loads((run_dir / "recipe.json").read_text())["dataset"]["image_shape"]) == 3
+    images = len(run_meta(run_dir)["dataset"]["image_shape"]) == 3
     return ["curves.png", "confusion_matrix.png"] + (
         ["predictions_best.png", "predictions_worst.png"] if images else [])
 
@@ -855,10 +929,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
         FileNotFoundError, DataFileError: with ``load_data``, the dataset cannot be read.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "recipe.json").exists():
-        raise FileNotFoundError(f"{run_dir} is not a cnnlab run folder (no recipe.json)")
-    meta = json.loads((run_dir / "recipe.json").read_text())
-    recipe = Recipe.saved(meta["recipe"])
+    meta = run_meta(run_dir)
+    recipe = saved_recipe(run_dir, meta)
     dev = resolve_device(device)
     shape = tuple(meta["dataset"]["image_shape"])
     num_classes = 1 if recipe.model_kwargs.get("binary") else len(meta["dataset"]["classes"])
@@ -879,9 +951,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
             raise ValueError(f"{run_dir} was trained on the dataset {meta['dataset']['name']!r} passed "
                              f"to train(dataset=...), not on its recipe's {recipe.dataset!r}: pass "
                              "that dataset again (dataset=...) to evaluate or explain the run")
-        if data_dir is None:  # where the run read its data, if that folder is still there
-            folder = meta["dataset"].get("provenance", {}).get("folder")
-            data_dir = folder if folder and Path(folder).is_dir() else None
+        if data_dir is None:
+            data_dir = _saved_data_dir(meta)
         ds = load_dataset(recipe.dataset, data_dir, **recipe.dataset_kwargs)
     if ds is not None:
         _check_same_data(run_dir, meta["dataset"], ds)
@@ -955,7 +1026,7 @@ def _evaluate_loaded(run: Run, precision: str | None, keep_logits: bool, tta: st
     replaces the recipe's test-time augmentation."""
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
-    meta = json.loads((run.dir / "recipe.json").read_text())["dataset"]
+    meta = run_meta(run.dir)["dataset"]
     ds = _tested(run)
     loader = BatchLoader(ds.test_images, ds.test_labels, run.recipe.eval_batch_size, mean=meta["mean"],
                          std=meta["std"], device=dev)

@@ -29,17 +29,15 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
 
     Raises:
         FileNotFoundError: a folder that is not a run folder (named).
-        ValueError: no run folder given.
+        ValueError: no run folder given, or a ``recipe.json`` that is not one cnnlab wrote (named).
     """
-    from ..runs import read_metrics_csv
+    from ..runs import read_metrics_csv, run_meta
     from ..training import History
     if not run_dirs:
         raise ValueError("give at least one run folder to compare")
     rows = []
     for d in map(Path, run_dirs):
-        if not (d / "recipe.json").is_file():
-            raise FileNotFoundError(f"{d} is not a cnnlab run folder (no recipe.json)")
-        meta = json.loads((d / "recipe.json").read_text())
+        meta = run_meta(d)
         history = read_metrics_csv(d / "metrics.csv") if (d / "metrics.csv").is_file() else History()
         test = json.loads((d / "test_metrics.json").read_text()) if (d / "test_metrics.json").is_file() else {}
         val = history["val_accuracy"]

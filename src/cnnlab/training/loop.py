@@ -261,13 +261,15 @@ class Trainer:
         processes under DDP) and the learning rate its last step used."""
         t0 = time.perf_counter()
         self.model.train()
-        frozen_norms_eval(self.model)  # frozen BatchNorm keeps its statistics (transfer)
         if hasattr(train, "set_epoch"):
             train.set_epoch(epoch)
         if self.mix is not None:
             self.mix.set_epoch(epoch, distributed.rank())
         for cb in self.callbacks:
             cb.on_epoch_begin(self, epoch)
+        # frozen BatchNorm keeps its statistics (transfer), from the epoch a callback freezes it
+        # in (FreezeAfter), so that a run resumed at that epoch trains as one never stopped
+        frozen_norms_eval(self.model)
         loss_sum = torch.zeros((), device=self.device)  # sums stay on the device: no sync per step
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         seen = 0
@@ -355,10 +357,14 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
       a quarter of those of ``x`` moved one pixel down-right and a quarter of ``x`` moved one
       pixel up-left (reflect padding, so no black border appears); 6 passes.
 
-    The averaged logits are float32. Raises ValueError for another ``tta``.
+    The averaged logits are float32. Raises ValueError for another ``tta``, and for views of
+    anything but images ``(N, C, H, W)`` (a 1-D signal ``(N, C, L)`` has no mirror image).
     """
     if tta == "none":
         return model(x)
+    if x.dim() != 4:
+        raise ValueError(f"test-time augmentation {tta!r} needs images (N, C, H, W); the inputs "
+                         f"have shape {tuple(x.shape)}: use tta='none'")
 
     def mirrored(v: torch.Tensor) -> torch.Tensor:
         return (model(v).float() + model(v.flip(-1)).float()) / 2
@@ -366,7 +372,7 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
         return mirrored(x)
     if tta == "flip-shift":
         h, w = x.shape[-2:]
-        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
             else torch.contiguous_format
         padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
         down_right, up_left = (padded[..., i:i + h, i:i + w].contiguous(memory_format=fmt) for i in (0, 2))
