@@ -69,3 +69,24 @@ def test_env_var_lookup(tmp_path, monkeypatch):
     write_mnist_folder(tmp_path / "mnist", n_train=20, n_test=10)
     monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
     assert len(load_dataset("mnist", download=False).train_labels) == 20
+
+
+@pytest.mark.parametrize("which, code, dtype", [("labels", 0x0D, ">f4"), ("images", 0x0D, ">f4"),
+                                                ("images", 0x09, "i1")])
+def test_pair_of_other_types_is_refused_naming_the_file(tmp_path, which, code, dtype):
+    # float labels of 2.7 were truncated into class 2, silently; float images failed unnamed
+    def raw_idx(path, array):
+        header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+        with gzip.open(path, "wb") as f:
+            f.write(header + array.astype(dtype).tobytes())
+        return path
+    xi = write_idx(tmp_path / "i.gz", np.zeros((5, 28, 28), np.uint8))
+    yl = write_idx(tmp_path / "l.gz", np.zeros(5, np.uint8))
+    if which == "labels":
+        yl = raw_idx(tmp_path / "l.gz", np.full(5, 2.7))
+    else:
+        xi = raw_idx(tmp_path / "i.gz", np.zeros((5, 28, 28)))
+    bad = yl if which == "labels" else xi
+    with pytest.raises(DataFileError, match=rf"{bad.name}: holds (float32|int8) values \(IDX type code "
+                                            rf"{hex(code)}\); image and label files hold unsigned bytes"):
+        read_idx_pair(xi, yl)

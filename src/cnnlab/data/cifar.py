@@ -54,17 +54,64 @@ PER_CLASS = {"train": 5000, "test": 1000}
 # the pickle batches
 
 
+class _DtypeArgs:
+    """What a pickle says of a numpy dtype (``numpy.dtype(name, align, copy)`` and its state),
+    recorded only: numpy's own ``dtype.__setstate__`` trusts its input, and a corrupt state crashes
+    the process (a segfault), so the dtype is built from the name after the pickle is read."""
+
+    def __init__(self, name=None, *args):
+        self.name, self.state = name, None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _ArrayArgs:
+    """What a pickle says of a numpy array (its ``__setstate__`` tuple: version, shape, dtype,
+    Fortran order, raw bytes), recorded only; :func:`_array` checks it and builds the array."""
+
+    def __init__(self, *args):
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _reconstruct(cls, shape, typecode) -> _ArrayArgs:  # numpy.core.multiarray._reconstruct's part
+    return _ArrayArgs()
+
+
 def _numpy_globals() -> dict[tuple[str, str], object]:
     # Python 2 and numpy 1 pickles name numpy.core.multiarray; numpy 2 writes numpy._core.multiarray.
-    # Resolve to the objects without importing the deprecated numpy.core alias.
+    # Each maps to a recorder above, never to numpy's own callables.
+    return {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): _ArrayArgs,
+            ("numpy", "dtype"): _DtypeArgs}
+
+
+def _array(rec: _ArrayArgs, where: str) -> np.ndarray:
+    """The numpy array a pickle described, built with ``np.frombuffer`` once its dtype (an integer
+    type), shape and byte count are checked; DataFileError naming ``where`` otherwise."""
     try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray  # type: ignore[no-redef]
-    return {("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): np.dtype}
+        _version, shape, dt, fortran, raw = rec.state
+        name = dt.name.decode("ascii") if isinstance(dt.name, bytes) else dt.name
+        order = dt.state[1] if isinstance(dt.state, tuple) and len(dt.state) > 1 else "|"
+        order = order.decode("ascii") if isinstance(order, bytes) else order
+        dtype = np.dtype(name)
+        if dtype.kind not in "iu" or order not in "<>|=":
+            raise ValueError(f"dtype {name!r} (byte order {order!r}): only integer arrays belong in a batch")
+        dtype = dtype.newbyteorder(order) if order in "<>" else dtype
+        shape = tuple(int(n) for n in shape)
+        if not isinstance(raw, (bytes, bytearray)) or any(n < 0 for n in shape):
+            raise ValueError(f"shape {shape} with {type(raw).__name__} data")
+        if len(raw) != int(np.prod(shape)) * dtype.itemsize:
+            raise ValueError(f"shape {shape} of {dtype} needs {int(np.prod(shape)) * dtype.itemsize} "
+                             f"bytes, the file holds {len(raw)}")
+        return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    except (TypeError, ValueError, AttributeError, UnicodeDecodeError, OverflowError) as e:
+        raise DataFileError(f"{where}: a numpy array in the pickle is malformed ({e}); the file is "
+                            "corrupt or not an official batch") from e
 
 
 class RefusedGlobal(pickle.UnpicklingError):
@@ -78,7 +125,9 @@ class CifarUnpickler(pickle.Unpickler):
     allows exactly ``numpy.core.multiarray._reconstruct`` (or numpy 2's ``numpy._core`` spelling),
     ``numpy.ndarray`` and ``numpy.dtype`` -- what an array needs -- and raises
     ``pickle.UnpicklingError`` for anything else (``os.system``, ``builtins.eval``, even
-    ``_codecs.encode``). Dicts, lists, ints, bytes and strings need no globals.
+    ``_codecs.encode``). Even those three are not numpy's: they map to recorders, and the arrays
+    are built afterwards from checked bytes (numpy's ``__setstate__`` would trust a corrupt file).
+    Dicts, lists, ints, bytes and strings need no globals.
     Python 2 strings are read as bytes (``encoding="bytes"``), as the official CIFAR recipe does.
     """
 
@@ -107,13 +156,14 @@ def _unpickle(f: BinaryIO, where: str) -> dict:
     except RefusedGlobal as e:
         raise DataFileError(f"{where}: refused: {e}") from e
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError,
-            zlib.error, MemoryError) as e:
+            zlib.error, MemoryError, SystemError, RuntimeError, RecursionError) as e:
         raise DataFileError(f"{where}: not a readable CIFAR batch pickle ({type(e).__name__}: {e}); "
                             "the file is truncated or corrupt") from e
     if not isinstance(obj, dict):
         raise DataFileError(f"{where}: expected a pickled dict, got {type(obj).__name__}")
     # keys are bytes (Python 2 str read with encoding="bytes"); accept str keys from Python 3 writers
-    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): _array(v, where) if isinstance(v, _ArrayArgs) else v
+            for k, v in obj.items()}
 
 
 def read_cifar_batch(f: BinaryIO, where: str, rows: int | None = BATCH_ROWS,

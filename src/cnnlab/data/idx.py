@@ -79,6 +79,10 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
+def _code(dtype: np.dtype) -> str:
+    return next(hex(c) for c, d in _DTYPES.items() if np.dtype(d) == dtype)
+
+
 def read_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike):
     """Read matching image and label IDX files.
 
@@ -86,10 +90,15 @@ def read_idx_pair(images_path: str | os.PathLike, labels_path: str | os.PathLike
         ``(images, labels)``: uint8 ``(N, H, W)`` and ``(N,)`` numpy arrays.
 
     Raises:
-        DataFileError: as :func:`read_idx`, or if the two files hold different numbers of items.
+        DataFileError: as :func:`read_idx`, a file whose type is not unsigned byte (0x08: images
+            0-255 and labels are stored so), or two files with different numbers of items.
     """
     images = read_idx(images_path, expect_ndim=3)
     labels = read_idx(labels_path, expect_ndim=1)
+    for path, array in ((images_path, images), (labels_path, labels)):
+        if array.dtype != np.uint8:  # float labels would be truncated into classes, silently
+            raise DataFileError(f"{path}: holds {array.dtype.name} values (IDX type code "
+                                f"{_code(array.dtype)}); image and label files hold unsigned bytes (0x08)")
     if len(images) != len(labels):
         raise DataFileError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                             f"{len(labels)} labels; the files do not belong together")
