@@ -64,3 +64,42 @@ def test_a_missing_extra_is_named(tmp_path, monkeypatch, capsys):
     from cnnlab.cli import main
     assert main(["export", str(tmp_path)]) == 2
     assert "pip install 'cnnlab[onnx]'" in capsys.readouterr().err
+
+
+def test_a_missing_onnxruntime_is_named_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    import builtins
+    cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "run", log=lambda m: None)
+    real_import = builtins.__import__
+
+    def no_ort(name, *a, **k):
+        if name == "onnxruntime":
+            raise ModuleNotFoundError("No module named 'onnxruntime'")
+        return real_import(name, *a, **k)
+    monkeypatch.setattr(builtins, "__import__", no_ort)
+    from cnnlab.cli import main
+    assert main(["export", str(tmp_path / "run")]) == 2
+    assert "pip install 'cnnlab[onnx]'" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_a_failed_check_or_nan_weights_leave_the_previous_file(tmp_path, monkeypatch, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from cnnlab.cli import main
+    cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "run", log=lambda m: None)
+    assert main(["export", str(tmp_path / "run")]) == 0
+    good = (tmp_path / "run" / "model.onnx").read_bytes()
+    real_run = ort.InferenceSession.run
+    monkeypatch.setattr(ort.InferenceSession, "run", lambda self, *a, **k: [real_run(self, *a, **k)[0] + 1])
+    assert main(["export", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "differ from PyTorch's by 1 (more than 1e-3); not written" in err and "model.unchecked.onnx" in err
+    assert (tmp_path / "run" / "model.onnx").read_bytes() == good
+    assert (tmp_path / "run" / "model.unchecked.onnx").exists()
+    monkeypatch.undo()
+    weights = load_file(tmp_path / "run" / "best.safetensors")
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+               for k, v in weights.items()}, tmp_path / "run" / "best.safetensors")
+    assert main(["export", str(tmp_path / "run")]) == 2
+    assert "best.safetensors: the model's logits are NaN or inf" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model.onnx").read_bytes() == good

@@ -256,11 +256,11 @@ def cmd_predict(a) -> int:
 
 def cmd_export(a) -> int:
     """``cnnlab export``: write the ONNX file (:func:`cnnlab.export.export_onnx`), checked with
-    onnxruntime; exit code 2 where the onnx extra is missing."""
-    from .export import export_onnx
+    onnxruntime; exit code 2 where the onnx extra is missing or the check fails."""
+    from .export import ExportCheckError, export_onnx
     try:
         out = export_onnx(a.run_dir, a.out, weights=a.weights)
-    except ModuleNotFoundError as e:
+    except (ModuleNotFoundError, ExportCheckError) as e:
         print(f"cnnlab export: error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {out['file']}\n  input  {out['input']}\n  output {out['output']}; classes "

@@ -34,6 +34,10 @@ ONNX_EXTRA = ("cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (i
               "pip install -e '.[onnx]'; onnx, onnxscript, onnxruntime)")
 
 
+class ExportCheckError(RuntimeError):
+    """onnxruntime's logits on the exported file differ from PyTorch's (:func:`export_onnx`)."""
+
+
 def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *,
                 weights: str = "best", check: bool = True) -> dict:
     """Write a run's model, with its normalisation, as an ONNX file (module docstring).
@@ -52,11 +56,15 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     Raises:
         FileNotFoundError: not a run folder, or no such weights.
         ModuleNotFoundError: the onnx extra is not installed (the message says how to install it).
-        RuntimeError: onnxruntime's logits differ from PyTorch's by more than 1e-3.
+        ValueError: weights whose logits are NaN or inf (nothing is written).
+        ExportCheckError: onnxruntime's logits differ from PyTorch's by more than 1e-3; ``out``
+            is left as it was, the file is written beside it (``*.unchecked.onnx``) to inspect.
     """
     try:
         import onnx
         import onnxscript  # noqa: F401  (what torch.onnx's exporter needs)
+        if check:
+            import onnxruntime as ort
     except ModuleNotFoundError:
         raise ModuleNotFoundError(ONNX_EXTRA) from None
     run = load_run(run_dir, weights, device="cpu")
@@ -69,6 +77,9 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
          else torch.randn(3, *shape, generator=g))
     with torch.no_grad():
         expected = net(x)
+    if not bool(torch.isfinite(expected).all()):
+        raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN "
+                         "or inf on a random batch (weights of a diverged run?); nothing exported")
     out = Path(out) if out is not None else Path(run_dir) / "model.onnx"
     # the exporter prints its progress and warns about torchvision ops; the result is checked below
     quiet = logging.getLogger("torch.onnx")
@@ -88,17 +99,19 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         "cnnlab.model": run.recipe.model, "cnnlab.weights": f"{weights}.safetensors",
         "cnnlab.input": "uint8 pixels 0-255, NCHW" if images else "float32 signals (N, C, L)",
         "cnnlab.normalisation": json.dumps({"mean": meta["mean"], "std": meta["std"]})})
+    data = model.SerializeToString()
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda f: f.write(model.SerializeToString()), mode="wb")
     diff = None
-    if check:
-        import onnxruntime as ort
-        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    if check:  # before writing: a file that fails its check does not replace a good one
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
         diff = float((torch.from_numpy(got) - expected).abs().max())
         if not diff <= 1e-3:
-            raise RuntimeError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
-                               "(more than 1e-3); the file is kept for inspection")
+            kept = out.with_suffix(".unchecked.onnx")
+            atomic_write(kept, lambda f: f.write(data), mode="wb")
+            raise ExportCheckError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
+                                   f"(more than 1e-3); not written, the file is in {kept} to inspect")
+    atomic_write(out, lambda f: f.write(data), mode="wb")
     name_in = "pixels" if images else "signals"
     dims = ", ".join(map(str, shape))
     return {"file": str(out), "input": f"{name_in}: {'uint8' if images else 'float32'} (N, {dims})",
