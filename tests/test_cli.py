@@ -26,6 +26,23 @@ def test_list_says_when_a_pattern_matches_nothing_and_suggests_names(capsys):
     assert "recipes (0):" in out and "did you mean 'cifar10-resnet20'" in out and "'*resnet20*'" in out
 
 
+def test_list_takes_a_pattern_alone_as_the_usage_line_says(capsys):
+    # `cnnlab list [models|datasets|recipes] [PATTERN]`: a pattern in the first place searches all
+    assert main(["list", "lenet*"]) == 0
+    out = capsys.readouterr().out
+    assert "models (2):" in out and "  lenet5 " in out and "recipes (0):" in out
+    assert main(["list", "modles", "x*"]) == 2
+    assert "'modles' is not one of models, datasets, recipes; did you mean 'models'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--steps", "0"], ["--steps", "-3"]])
+def test_bench_refuses_counts_below_one_naming_the_option(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", *args])
+    assert e.value.code == 2
+    assert f"argument {args[0]}: must be at least 1, got {int(args[1])}" in capsys.readouterr().err
+
+
 def test_unknown_recipe_is_a_clean_error(capsys):
     assert main(["train", "mnist-cnn-smal"]) == 2
     err = capsys.readouterr().err

@@ -16,6 +16,17 @@ import warnings
 from pathlib import Path
 
 
+def _at_least(n: int):
+    """An argparse type: an integer >= ``n`` (argparse names the option in its error)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < n:
+            raise argparse.ArgumentTypeError(f"must be at least {n}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {n}"  # argparse's "invalid <name> value" for what is not a number
+    return parse
+
+
 def _add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset files, or with one sub-folder per dataset "
@@ -38,7 +49,10 @@ def _add_weights(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``cnnlab`` argument parser, one sub-command per ``cmd_*`` function (each returns the exit
     code; :func:`main` turns the errors a user can fix into a message and exit code 2)."""
-    ap = argparse.ArgumentParser(prog="cnnlab", description="Train, evaluate and explain image classifiers.")
+    ap = argparse.ArgumentParser(prog="cnnlab", description="Train, evaluate and explain image classifiers.",
+                                 epilog="cnnlab --no-launcher COMMAND ... (or CNNLAB_LAUNCHER=0): run without "
+                                        "the launch settings (tcmalloc preloaded, OpenMP threads) the "
+                                        "command applies where available")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a recipe and evaluate it on the test split",
@@ -63,15 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recipe", help="recipe name (cnnlab list recipes) or recipe file (.toml, .json)")
     _add_overrides(p, "override recipe fields, as for train")
     p.add_argument("--steps", type=int, default=100, help="training steps of the test (default 100)")
-    p.add_argument("--start-lr", type=float, default=1e-7)
-    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--start-lr", type=float, default=1e-7, help="the first rate (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="the last rate (default 10)")
     p.add_argument("--out", default=None, help="the plot (default runs/<recipe>-lr_find.png)")
     _add_common(p)
 
     p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoint on the test split")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
     _add_weights(p)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
+                   help="default: the run's")
     p.add_argument("--tta", choices=("none", "flip", "flip-shift"), default=None,
                    help="test-time augmentation (default: the run's recipe's)")
     p.add_argument("--folder", default=None, metavar="DIR", help="evaluate on your own labelled "
@@ -80,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="Grad-CAM heatmaps, first-layer filters and feature maps "
                        "of a run's model (PNGs in the run folder)")
-    p.add_argument("run_dir")
-    p.add_argument("--images", type=int, default=8, help="how many test images to explain")
+    p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
+    p.add_argument("--images", type=int, default=8, help="how many test images to explain (default 8)")
     p.add_argument("--select", choices=("random", "worst", "best"), default="random",
                    help="which: a seeded random sample, the most confident wrong predictions, or "
                         "the most confident correct ones")
@@ -95,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify image files with a run's model (top classes and "
                        "probabilities)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
     p.add_argument("images", nargs="+", help="image files (JPEG, PNG, ...) or folders of them, "
                    "prepared as the run's data was: its channels, input size and normalisation")
-    p.add_argument("--top-k", type=int, default=3, help="classes shown per image")
+    p.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
     _add_weights(p)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=None,
                    help="default: the run's, as cnnlab evaluate")
@@ -106,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a run's model, with its normalisation, as an ONNX file "
                        "(needs the onnx extra)")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
     p.add_argument("--out", default=None, help="the .onnx file (default: RUN_DIR/model.onnx)")
     _add_weights(p)
 
@@ -129,14 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "the fields the recipe sets)")
 
     p = sub.add_parser("list", help="list registered models, datasets or recipes")
-    p.add_argument("what", nargs="?", choices=("models", "datasets", "recipes"), default=None)
+    p.add_argument("what", nargs="?", default=None, metavar="{models,datasets,recipes}",
+                   help="what to list (default: all three); a pattern in its place searches all three")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'vgg*'")
 
     p = sub.add_parser("reproduce", help="run recipes in full over several seeds; update the results table")
     p.add_argument("pattern", nargs="?", default="*", help="recipe name pattern, e.g. 'mnist-*'")
     p.add_argument("--kind", choices=("faithful", "fast", "best", "transfer"), default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go")
+    p.add_argument("--out-dir", default="benchmarks", help="where results/ and RESULTS.md go "
+                   "(default: benchmarks, in the current folder)")
     p.add_argument("--keep-runs", default=None, help="keep each run folder under this folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the unfinished runs kept in --keep-runs from their last finished "
@@ -150,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="training images/s of cnnlab vs a plain PyTorch loop on this machine")
     p.add_argument("models", nargs="*", help="model names (default: the four seed speed models)")
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=20, help="training steps per timed sample")
+    p.add_argument("--rounds", type=_at_least(1), default=3,
+                   help="timed samples of each runner, interleaved (default: 3)")
+    p.add_argument("--steps", type=_at_least(1), default=20,
+                   help="training steps per timed sample (default: 20)")
 
     p = sub.add_parser("data", help="inspect and verify datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
@@ -303,6 +322,11 @@ def cmd_list(a) -> int:
     from .recipes import RECIPES
     from .registry import did_you_mean
     groups = {"models": MODELS, "datasets": DATASETS, "recipes": RECIPES}
+    if a.what is not None and a.what not in groups:  # `cnnlab list 'vgg*'`: a pattern for all three
+        if a.pattern != "*":
+            raise UsageError(f"{a.what!r} is not one of models, datasets, recipes"
+                             f"{did_you_mean(a.what, list(groups))}")
+        a.what, a.pattern = None, a.what
     for what in ([a.what] if a.what else list(groups)):
         reg = groups[what]
         names = reg.list(a.pattern)
