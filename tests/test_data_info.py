@@ -42,6 +42,15 @@ def test_plot_writes_a_png(tmp_path):
     assert [p.name for p in (tmp_path / "plots").iterdir()] == ["dist.png"]  # no temp file left
 
 
+def test_plot_writes_the_format_its_suffix_names(tmp_path):
+    # the temporary file has no telling suffix: x.jpg held PNG bytes
+    assert plot_class_distribution(small_ds(), tmp_path / "dist.jpg").read_bytes()[:3] == b"\xff\xd8\xff"
+    assert plot_class_distribution(small_ds(), tmp_path / "dist.svg").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(ValueError, match=r"dist.xyz: matplotlib writes no .xyz files; use one of .*\.png"):
+        plot_class_distribution(small_ds(), tmp_path / "dist.xyz")
+    assert not (tmp_path / "dist.xyz").exists()
+
+
 def _sums_folder(tmp_path):
     d = tmp_path / "data" / "iris"
     d.mkdir(parents=True)

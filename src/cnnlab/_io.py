@@ -107,3 +107,18 @@ def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
     """Write ``data`` atomically (a serialised checkpoint: the write of the bytes is what can
     meet a full disk, as an ``OSError`` that becomes :class:`DiskFullError`)."""
     atomic_write(path, lambda f: f.write(data), mode="wb")
+
+
+def image_format(fig, path: str | os.PathLike) -> str:
+    """The file format ``path``'s suffix names (``png`` without one), for a matplotlib figure's
+    ``savefig`` on a temporary name (whose suffix says nothing).
+
+    Raises:
+        ValueError: a suffix matplotlib cannot write, naming the ones it can.
+    """
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    known = fig.canvas.get_supported_filetypes()
+    if fmt not in known:
+        raise ValueError(f"{path}: matplotlib writes no .{fmt} files; use one of "
+                         f"{', '.join('.' + k for k in sorted(known))}")
+    return fmt

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_path
+from .._io import atomic_path, image_format
 from .core import DATASETS, ImageDataset, candidate_dirs
 from .download import file_digest
 
@@ -185,7 +185,7 @@ def verify_dataset(name: str, data_dir: str | os.PathLike | None = None) -> dict
         report["failed"] = [c["file"] for c in checks if not c["ok"]]
         report["ok"] = not report["failed"] and not report["missing"]
         kinds = sorted({c["against"] if c["algo"] == "md5" else "SHA256SUMS" for c in checks})
-        report["message"] = (f"{len(checks) - len(report['failed'])}/{len(checks)} files match "
+        report["message"] = (f"{len(checks) - len(report['failed'])}/{len(checks)} checksums match "
                              f"({', '.join(kinds)})"
                              + (f"; {len(report['failed'])} differ" if report["failed"] else "")
                              + (f"; {len(report['missing'])} listed files missing" if report["missing"] else ""))
@@ -250,8 +250,9 @@ def plot_class_distribution(ds: ImageDataset, path: str | os.PathLike) -> Path:
         row[1].axis("equal")
     lossy = " (lossy copy)" if ds.provenance.get("lossy") else ""
     fig.suptitle(f"{ds.name}{lossy}: class distribution")
+    fmt = image_format(fig, path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format=fmt, dpi=100)
     return path
 
 

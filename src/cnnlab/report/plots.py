@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -9,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from .._io import atomic_path  # noqa: E402
+from .._io import atomic_path, image_format  # noqa: E402
 
 
 def class_probabilities(logits):
@@ -192,10 +193,16 @@ def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: fl
 
 
 def _save(fig, path: str | os.PathLike) -> None:
-    """Lay out ``fig``, write it as a PNG atomically (a complete file or none) and close it."""
+    """Lay out ``fig``, write it atomically (a complete file or none; PNG, or the format the
+    suffix names) and close it."""
     fig.tight_layout()
+    try:
+        fmt = image_format(fig, path)
+    except ValueError:
+        plt.close(fig)
+        raise
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format=fmt)
     plt.close(fig)
 
 
