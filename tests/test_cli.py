@@ -43,6 +43,13 @@ def test_bench_refuses_counts_below_one_naming_the_option(args, capsys):
     assert f"argument {args[0]}: must be at least 1, got {int(args[1])}" in capsys.readouterr().err
 
 
+def test_summary_lists_the_binary_option_and_refuses_empty_sizes(capsys):
+    assert main(["summary", "lenet5"]) == 0
+    assert "Options (--set model_kwargs.KEY=VALUE): binary" in capsys.readouterr().out
+    assert main(["summary", "lenet5", "--input-size", "0", "28", "28"]) == 2
+    assert "--input-size 0 28 28: sizes are at least 1" in capsys.readouterr().err
+
+
 def test_unknown_recipe_is_a_clean_error(capsys):
     assert main(["train", "mnist-cnn-smal"]) == 2
     err = capsys.readouterr().err

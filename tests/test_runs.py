@@ -1128,3 +1128,15 @@ def test_a_recipe_json_with_wrong_fields_is_named(tmp_path):
     (run.dir / "recipe.json").write_text(json.dumps(meta))
     with pytest.raises(RecipeError, match=r"r/recipe.json: not a valid recipe \(epochs: Input should be a valid integer"):
         load_run(run.dir)
+
+
+def test_a_damaged_pending_best_file_is_dropped_on_resume(tmp_path):
+    # writes are atomic, so only damage from outside leaves such a file: it holds no saved
+    # epoch's weights, and resuming drops it instead of failing with safetensors' error
+    from cnnlab import runs
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet,
+                 device="cpu", progress=False)
+    (tmp_path / "r" / "test_metrics.json").unlink()  # as if killed before the test
+    (tmp_path / "r" / runs.PENDING_BEST).write_bytes(b"\x08\x00\x00")
+    runs._settle_pending_best(tmp_path / "r", 1)
+    assert not (tmp_path / "r" / runs.PENDING_BEST).exists() and (tmp_path / "r" / "best.safetensors").exists()

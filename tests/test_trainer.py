@@ -70,7 +70,12 @@ def test_nan_loss_raises_clear_error():
     t = Trainer(model, build_optimizer(model.parameters(), "adam", 1e-3), classification_loss(),
                 log=lambda m: None)
     with pytest.raises(NonFiniteLossError, match="training loss is nan in epoch 1.*Lower the "
-                                                 "learning rate.*no checkpoint was written"):
+                                                 "learning rate.*no checkpoint was written") as e:
+        t.fit(tr, va, epochs=1)
+    assert "--precision fp32" not in str(e.value)  # the run is in fp32 already
+    t = Trainer(model, build_optimizer(model.parameters(), "adam", 1e-3), classification_loss(),
+                log=lambda m: None, precision="bf16")
+    with pytest.raises(NonFiniteLossError, match=r"\(--set lr=...\), or use --precision fp32"):
         t.fit(tr, va, epochs=1)
 
 

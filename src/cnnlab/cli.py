@@ -305,13 +305,15 @@ def cmd_summary(a) -> int:
     from .models import MODELS
     from .models.base import model_options
     info = MODELS.get(a.model).info
+    if a.input_size and min(a.input_size) < 1:
+        raise UsageError(f"--input-size {' '.join(map(str, a.input_size))}: sizes are at least 1")
     if a.input_size and len(a.input_size) not in (len(info.input_size), len(info.input_size) - 1):
         raise UsageError(f"--input-size takes {'C H W (or H W)' if len(info.input_size) == 3 else 'C L (or L)'}")
     print(summary(a.model, a.input_size, num_classes=a.num_classes))
     print(f"Source: {info.paper}")
     options = model_options(a.model)
-    if options:
-        print(f"Options (--set model_kwargs.KEY=VALUE): {', '.join(options)}")
+    if options is not None:  # binary: cnnlab.runs' one-sigmoid-logit switch, which every model takes
+        print(f"Options (--set model_kwargs.KEY=VALUE): {', '.join(options + ['binary'])}")
     return 0
 
 

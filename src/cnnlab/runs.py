@@ -462,9 +462,12 @@ def _settle_pending_best(run_dir: Path, saved_epochs: int) -> None:
     pending = run_dir / PENDING_BEST
     if not pending.exists():
         return
-    from safetensors import safe_open
-    with safe_open(str(pending), "pt") as f:
-        epoch = int((f.metadata() or {}).get("epoch", saved_epochs + 1))
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(pending), "pt") as f:
+            epoch = int((f.metadata() or {}).get("epoch", saved_epochs + 1))
+    except (SafetensorError, OSError, ValueError):  # damaged from outside (writes are atomic):
+        epoch = saved_epochs + 1                      # the weights of no saved epoch; dropped
     if epoch <= saved_epochs:
         os.replace(pending, run_dir / "best.safetensors")
     else:

@@ -23,8 +23,12 @@ from .base import ImageClassifier, register_model
 class LeNet5(ImageClassifier):
     """LeNet-5, ReLU / average-pool variant.
 
-    Input ``(N, in_chans, 28, 28)`` (or 32x32 with ``pad=0``) float; output logits
+    Input ``(N, in_chans, 28, 28)`` float (any square input up to 32x32 with an even side: the
+    first convolution zero-pads it to LeNet-5's 32x32, by 2 for MNIST's 28x28); output logits
     ``(N, num_classes)``.
+
+    Raises:
+        ValueError: an input size that does not pad to 32x32.
     """
 
     def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size=(28, 28)):
@@ -32,7 +36,8 @@ class LeNet5(ImageClassifier):
         h, w = input_size
         pad = (32 - h) // 2 if h < 32 else 0
         if (h + 2 * pad, w + 2 * pad) != (32, 32):
-            raise ValueError(f"LeNet-5 takes 28x28 or 32x32 inputs, got {h}x{w}")
+            raise ValueError(f"LeNet-5 takes square inputs up to 32x32 with an even side (padded to "
+                             f"32x32 in c1), got {h}x{w}")
         self.features = nn.Sequential(OrderedDict(
             c1=nn.Conv2d(in_chans, 6, 5, padding=pad), relu1=nn.ReLU(inplace=True),
             s2=nn.AvgPool2d(2),
@@ -192,7 +197,8 @@ class LeNet5Original(ImageClassifier):
         h, w = input_size
         pad = (32 - h) // 2 if h < 32 else 0
         if (h + 2 * pad, w + 2 * pad) != (32, 32):
-            raise ValueError(f"LeNet-5 takes 28x28 or 32x32 inputs, got {h}x{w}")
+            raise ValueError(f"LeNet-5 takes square inputs up to 32x32 with an even side (padded to "
+                             f"32x32 in c1), got {h}x{w}")
         if output not in ("rbf", "linear"):
             raise ValueError(f"output must be 'rbf' or 'linear', got {output!r}")
         self.features = nn.Sequential(OrderedDict(

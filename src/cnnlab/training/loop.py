@@ -97,12 +97,13 @@ def _check_labels(y: torch.Tensor, logits: torch.Tensor) -> None:
                          "num_classes = the number of classes")
 
 
-def _diverged(split: str, loss: float, epoch: int) -> str:
-    """The message of a NonFiniteLossError in ``epoch`` (0-based)."""
+def _diverged(split: str, loss: float, epoch: int, precision: str) -> str:
+    """The message of a NonFiniteLossError in ``epoch`` (0-based) of a run in ``precision``."""
     kept = ("the checkpoints of earlier epochs are kept" if epoch else
             "no checkpoint was written (it was the first epoch)")
+    fp32 = ", or use --precision fp32" if precision != "fp32" else ""
     return (f"{split} loss is {loss} in epoch {epoch + 1}; the weights have diverged. Lower the "
-            f"learning rate (--set lr=...), or use --precision fp32; {kept}")
+            f"learning rate (--set lr=...){fp32}; {kept}")
 
 
 class Trainer:
@@ -218,12 +219,12 @@ class Trainer:
             t0 = time.perf_counter()
             logs, step_lr = self._train_epoch(train, epoch, first=epoch == initial_epoch)
             if not math.isfinite(logs["loss"]):
-                raise NonFiniteLossError(_diverged("training", logs["loss"], epoch))
+                raise NonFiniteLossError(_diverged("training", logs["loss"], epoch, self.precision))
             if val is not None:
                 v = self.evaluate(val)
                 logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
                 if not math.isfinite(logs["val_loss"]):  # diverged in the epoch's last steps:
-                    raise NonFiniteLossError(_diverged("validation", logs["val_loss"], epoch))
+                    raise NonFiniteLossError(_diverged("validation", logs["val_loss"], epoch, self.precision))
             self._check_weights_finite(epoch)  # NaN weights behind a finite loss
             # the rate the epoch's last step used, not the next one's (one past the end of a
             # per-step schedule after the last epoch)
