@@ -403,3 +403,11 @@ def test_data_info_takes_the_dataset_options(tmp_path, capsys):
     assert "val/ is the test split" in out and "options (here --set KEY=VALUE" in out
     assert main(["data", "info", "image-folder", "--data-dir", str(root), "--set", "sise=16"]) == 2
     assert "has no option 'sise'; did you mean 'size'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["abc", [32, 32, 3], [32, "x"]])
+def test_a_size_that_is_not_one_says_what_a_size_is(size):
+    from cnnlab.data.images import _size_hw
+    with pytest.raises(ValueError, match=r"image size is an integer or \(height, width\), got "):
+        _size_hw(size)
+    assert _size_hw("32") == (32, 32) and _size_hw([24, 32]) == (24, 32)

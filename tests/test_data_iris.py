@@ -69,3 +69,16 @@ def test_real_iris_copies():
     x2, y2, _ = read_iris_csv(root / "iris" / "iris_with_category_index.csv")
     differ = [i + 1 for i in range(120) if y1[i] != y2[i] or (x1[i] != x2[i]).any()]
     assert differ == [18, 21, 22, 34]
+
+
+@pytest.mark.parametrize("content, msg", [
+    (b"a,b,c,d,class\n1,2,3,4,inf\n", r"line 2: class 'inf' is not an integer"),
+    (b"a,b,c,d,class\n1,2,3,4,nan\n", r"line 2: class 'nan' is not an integer"),
+    (b"a,b,c,d,class\n1,2,3,4,\xff\xfe\n", r"iris.csv: not UTF-8 text"),
+])
+def test_class_values_and_encodings_that_are_not_an_iris_csv_name_the_file(tmp_path, content, msg):
+    from cnnlab.data import DataFileError
+    from cnnlab.data.iris import read_iris_csv
+    (tmp_path / "iris.csv").write_bytes(content)
+    with pytest.raises(DataFileError, match=msg):
+        read_iris_csv(tmp_path / "iris.csv")

@@ -40,6 +40,12 @@ def test_overrides_apply_and_validate():
     ("model_kwargs.dropout=0.2", r"model 'mnist-cnn-small' has no option 'dropout'; did you mean "
                                  r"'dropout2', 'dropout1'\? \(its options: dropout1, dropout2, binary"),
     ("dataset_kwargs.size=32", r"dataset 'mnist' has no option 'size' \(its options: none"),
+    # a name is a run folder's stem; numbers are finite; milestones are epochs
+    ("name=../../escape", r"'../../escape': a recipe name is a run folder's stem: no '/'"),
+    ("name=..", r"'..': a recipe name is a run folder's stem"),
+    ("lr=inf", r"--set lr='inf': Input should be a finite number"),
+    ("augment.zoom=nan", r"Input should be a finite number"),
+    ("milestones=[-1]", r"--set milestones=\[-1\]: Input should be greater than 0"),
 ])
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):

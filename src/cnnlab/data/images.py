@@ -79,9 +79,12 @@ class DataSkipWarning(UserWarning):
 def _size_hw(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
-    if isinstance(size, int):
-        size = (size, size)
-    h, w = (int(s) for s in size)
+    try:
+        if isinstance(size, (int, str)):
+            size = (int(size), int(size))
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"image size is an integer or (height, width), got {size!r}") from None
     if h < 1 or w < 1:
         raise ValueError(f"image size must be positive, got {size}")
     return h, w

@@ -52,7 +52,7 @@ def _int(s, path, line):
         f = float(s)
     except ValueError as e:
         raise DataFileError(f"{path}, line {line}: class {s!r} is not a number") from e
-    if f != int(f):
+    if not np.isfinite(f) or f != int(f):
         raise DataFileError(f"{path}, line {line}: class {s!r} is not an integer")
     return int(f)
 
@@ -74,8 +74,11 @@ def read_iris_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list
             differs from the header's. The message names the file and line.
     """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f)]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f)]
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{path}: not UTF-8 text ({e}); an iris CSV is plain text") from None
     if not rows:
         raise DataFileError(f"{path}: empty file")
     head = [h.strip() for h in rows[0]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
@@ -19,7 +19,8 @@ from ..registry import Registry, check_options
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no unknown keys, no inf or NaN (lr=inf passed its gt=0 and was saved as Infinity)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # what the callbacks can watch: the Trainer's epoch logs (val_* with a validation split)
@@ -154,8 +155,8 @@ class Recipe(_Strict):
         "exponential (x gamma per epoch), cosine to 0 (Loshchilov & Hutter 2017), onecycle "
         "(Smith & Topin 2019, peak lr); cnnlab.training.build_scheduler")
     step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
-    milestones: list[float] = Field(default_factory=list,
-                                    description="epochs at which 'multistep' multiplies the LR by gamma")
+    milestones: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=list, description="epochs at which 'multistep' multiplies the LR by gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up of the learning rate from "
                                  "0 over this many epochs, per step (Goyal et al. 2017)")
@@ -247,6 +248,15 @@ class Recipe(_Strict):
             return {str(k): float(v) for k, v in value.items()}
         raise ValueError("class_weight takes 'balanced' or {class name or index: weight}, e.g. "
                          "--set 'class_weight={\"dogs\": 2}'")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_stem(cls, name: str) -> str:
+        # the stem of runs/<name>-<time>: a path in it would put the run folder elsewhere
+        if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+            raise ValueError(f"{name!r}: a recipe name is a run folder's stem: no '/' or '\\', "
+                             "not empty, '.' or '..'")
+        return name
 
     @field_validator("model")
     @classmethod
