@@ -209,6 +209,9 @@ def test_explain_run_selects_worst_and_best_predictions(toy_run, tmp_path, monke
             explain_run(toy_run, select="worst", out_dir=tmp_path)
     with pytest.raises(ValueError, match="select must be random, worst or best"):
         explain_run(toy_run, select="wrong", out_dir=tmp_path)
+    for n in (0, 65):  # one readable grid: 5,000 drew a 1280x21470 PNG without a word
+        with pytest.raises(ValueError, match=f"images must be 1 to 64, got {n}"):
+            explain_run(toy_run, images=n, out_dir=tmp_path)
 
 
 def test_grad_cam_takes_a_class_index_and_refuses_raw_pixels(toy_run):

@@ -144,3 +144,15 @@ def test_a_pattern_that_matches_no_recipe_suggests_names_and_writes_nothing(tmp_
     with pytest.raises(UnknownNameError, match=r"no recipe of kind best matches 'mnist-lenet5'"):
         reproduce("mnist-lenet5", kind="best", out_dir=tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_bad_overrides_and_retest_with_training_options_are_refused_before_anything_runs(tmp_path):
+    # an override one recipe of the pattern cannot take printed its header and made results/ first
+    import pytest
+    from cnnlab.recipes import RecipeError
+    from cnnlab.reproduce import reproduce
+    with pytest.raises(RecipeError, match="unknown recipe key 'lrr'"):
+        reproduce("mnist-lenet5*", out_dir=tmp_path / "b", overrides={"lrr": 1}, log=print)
+    with pytest.raises(ValueError, match="--retest re-evaluates kept runs as they are: it takes no --set"):
+        reproduce("mnist-lenet5", out_dir=tmp_path / "b", retest_from=tmp_path, keep_runs=tmp_path / "k")
+    assert not (tmp_path / "b").exists()

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="Grad-CAM heatmaps, first-layer filters and feature maps "
                        "of a run's model (PNGs in the run folder)")
     p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
-    p.add_argument("--images", type=int, default=8, help="how many test images to explain (default 8)")
+    p.add_argument("--images", type=int, default=8, help="how many test images to explain (default 8, at most 64)")
     p.add_argument("--select", choices=("random", "worst", "best"), default="random",
                    help="which: a seeded random sample, the most confident wrong predictions, or "
                         "the most confident correct ones")

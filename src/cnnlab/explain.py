@@ -260,6 +260,9 @@ def first_conv_weights(model: nn.Module) -> tuple[torch.Tensor, str]:
     return conv.weight.detach().float().cpu(), name
 
 
+MAX_IMAGES = 64  # explain_run's panels in one Grad-CAM grid
+
+
 def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: int = 8,
                 select: str = "random", layer: str | None = None,
                 out_dir: str | os.PathLike | None = None, data_dir=None, seed: int = 0,
@@ -290,15 +293,15 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
     Raises:
         FileNotFoundError: not a run folder, or its weights are missing.
         UnknownNameError: ``layer`` names no module.
-        ValueError: the run's data are not images, ``images`` < 1, an unknown ``select`` (before
+        ValueError: the run's data are not images, ``images`` outside 1..64, an unknown ``select`` (before
             any work), a dataset that is not the run's (:func:`cnnlab.load_run`), or no test
             image fits ``select`` (``"worst"`` when every one is predicted correctly).
     """
     from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
     from .runs import _evaluate_loaded, _tested, load_run
 
-    if images < 1:
-        raise ValueError(f"images must be at least 1, got {images}")
+    if not 1 <= images <= MAX_IMAGES:  # one readable grid (5,000 made a 1280x21470 PNG)
+        raise ValueError(f"images must be 1 to {MAX_IMAGES}, got {images}")
     if select not in ("random", "worst", "best"):
         raise ValueError(f"select must be random, worst or best, got {select!r}")
     run = load_run(run_dir, weights, "cpu", data_dir, load_data=True, dataset=dataset)

@@ -361,6 +361,8 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
 
     Raises:
         UnknownNameError: no recipe (of ``kind``) matches ``pattern``; close names suggested.
+        RecipeError: an override one of the recipes cannot take (before anything runs).
+        ValueError: ``retest_from`` with ``overrides``, ``keep_runs`` or ``resume``.
     """
     names = [n for n in RECIPES.list(pattern) if kind is None or RECIPES.get(n).kind == kind]
     if not names:
@@ -368,6 +370,11 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
         raise UnknownNameError(f"no recipe{f' of kind {kind}' if kind else ''} matches {pattern!r}"
                                f"{did_you_mean(pattern, of_kind)} (PATTERN is a shell pattern: "
                                "'mnist-*', '*resnet20*'; `cnnlab list recipes` shows all)")
+    if retest_from is not None and (overrides or keep_runs is not None or resume):
+        raise ValueError("--retest re-evaluates kept runs as they are: it takes no --set, "
+                         "--keep-runs or --resume")
+    for name in names:  # every override checked against every recipe before anything runs
+        get_recipe(name, overrides)
     out_dir = Path(out_dir)
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
