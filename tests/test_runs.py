@@ -1098,6 +1098,9 @@ def test_resume_reads_the_data_from_the_folder_the_run_read(tmp_path, monkeypatc
                  run_dir="r", log=quiet, device="cpu", progress=False)
     run = cnnlab.train(None, {"epochs": 2}, resume="r", log=quiet, device="cpu", progress=False)
     assert len(run.history.epochs) == 2 and run.test_metrics["total"] == 20
+    # a run's recipe.json trained again (another seed) reads the same files too
+    again = cnnlab.train("r/recipe.json", {"seed": 1}, run_dir="s1", log=quiet, device="cpu", progress=False)
+    assert again.test_metrics["total"] == 20
 
 
 @pytest.mark.parametrize("text, msg", [

@@ -557,7 +557,8 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
     if not (run_dir / "recipe.json").exists():
         raise FileNotFoundError(f"cannot resume {run_dir}: " + (
             "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
-    recipe = saved_recipe(run_dir)
+    meta = run_meta(run_dir)
+    recipe = saved_recipe(run_dir, meta)
     if recipe.reduce_lr is not None and recipe.schedule != "none":
         raise RecipeError(f"cannot resume {run_dir}: it pairs reduce_lr with the {recipe.schedule!r} "
                           "schedule, which resets every cut of the rate (refused since it was made); "
@@ -675,6 +676,12 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         if data_dir is None and dataset is None:  # the files the run read, where they still are
             data_dir = _saved_data_dir(run_meta(run_dir))
     elif isinstance(recipe, (str, os.PathLike)):
+        saved = Path(recipe)
+        if data_dir is None and dataset is None and saved.name == "recipe.json" and saved.is_file():
+            try:  # a run folder's recipe.json, trained again: its data, where they still are
+                data_dir = _saved_data_dir(run_meta(saved.parent))
+            except ValueError:  # not a run folder's: get_recipe reads it as a recipe file
+                pass
         recipe = get_recipe(recipe, overrides)
     else:
         recipe = recipe.override(overrides)
