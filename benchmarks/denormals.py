@@ -51,18 +51,16 @@ def child(flush: bool) -> None:
     import torch
     torch.ones(1 << 20).sum()  # start the OpenMP workers now, in this process's mode
     from cnnlab.bench import random_dataset
-    from cnnlab.recipes import Recipe
-    from cnnlab.runs import prepare
+    from cnnlab.runs import prepare, run_meta, saved_recipe
     from cnnlab.training import load_optimizer_state
     s = batch = None
     for line in sys.stdin:
         req = json.loads(line)
         if req["cmd"] == "build":
             run_dir = Path(req["state"]).parent
-            recipe = Recipe.model_validate(json.loads((run_dir / "recipe.json").read_text())["recipe"])
-            recipe = recipe.override({"epochs": 1, "val_fraction": 0.0})
+            recipe = saved_recipe(run_dir).override({"epochs": 1, "val_fraction": 0.0})
             batch = recipe.batch_size
-            meta = json.loads((run_dir / "recipe.json").read_text())["dataset"]
+            meta = run_meta(run_dir)["dataset"]
             ds = random_dataset(tuple(meta["image_shape"]), batch * req["steps"], classes=len(meta["classes"]))
             s = prepare(recipe, ds, "cpu", checkpoint=None, log=lambda m: None, progress=False)
             state = torch.load(req["state"], weights_only=True)

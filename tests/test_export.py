@@ -97,6 +97,17 @@ def test_a_failed_check_or_nan_weights_leave_the_previous_file(tmp_path, monkeyp
     assert (tmp_path / "run" / "model.onnx").read_bytes() == good
     assert (tmp_path / "run" / "model.unchecked.onnx").exists()
     monkeypatch.undo()
+
+    class InvalidGraph(Exception):  # onnxruntime's own errors are plain Exceptions
+        pass
+
+    def cannot_load(*a, **k):
+        raise InvalidGraph("bad node")
+    monkeypatch.setattr(ort, "InferenceSession", cannot_load)
+    assert main(["export", str(tmp_path / "run")]) == 2
+    assert "onnxruntime cannot run the exported model (InvalidGraph: bad node); not written" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model.onnx").read_bytes() == good
+    monkeypatch.undo()
     weights = load_file(tmp_path / "run" / "best.safetensors")
     save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
                for k, v in weights.items()}, tmp_path / "run" / "best.safetensors")

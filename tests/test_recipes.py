@@ -43,9 +43,9 @@ def test_overrides_apply_and_validate():
     # a name is a run folder's stem; numbers are finite; milestones are epochs
     ("name=../../escape", r"'../../escape': a recipe name is a run folder's stem: no '/'"),
     ("name=..", r"'..': a recipe name is a run folder's stem"),
-    ("lr=inf", r"--set lr='inf': Input should be a finite number"),
-    ("augment.zoom=nan", r"Input should be a finite number"),
-    ("milestones=[-1]", r"--set milestones=\[-1\]: Input should be greater than 0"),
+    ("lr=inf", r"--set lr='inf': inf: must be a finite number"),
+    ("augment.noise_std=inf", r"--set augment.noise_std='inf': inf: must be a finite number"),
+    ("milestones=[-1]", r"--set milestones=\[-1\]: milestones \[-1.0\]: epochs after the start, each > 0"),
 ])
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):
@@ -85,3 +85,13 @@ def test_early_stopping_takes_keras_defaults_and_all_its_arguments():
     r = get_recipe("mnist-cnn-small", ["early_stopping.baseline=0.5", "early_stopping.start_from_epoch=2"])
     es = r.early_stopping
     assert (es.patience, es.restore_best_weights, es.baseline, es.start_from_epoch) == (0, False, 0.5, 2)
+
+
+def test_runs_saved_before_the_name_and_number_checks_still_load():
+    # Recipe.saved reads a run folder's recipe.json as it was made: evaluate, predict, explain
+    from cnnlab.recipes import Recipe
+    d = get_recipe("mnist-lenet5").model_dump()
+    d.update(name="team/exp", milestones=[0, 5], clip_grad_norm=float("inf"))
+    assert Recipe.saved(d).name == "team/exp"
+    with pytest.raises(Exception, match="must be a finite number"):
+        Recipe.model_validate(d)

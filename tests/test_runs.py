@@ -1108,7 +1108,7 @@ def test_resume_reads_the_data_from_the_folder_the_run_read(tmp_path, monkeypatc
     ("", r"recipe.json: not readable JSON"),
     ("[1, 2]", r"recipe.json: not a JSON object"),
     ('{"recipe": {"name": "toy"}}', r"recipe.json: no 'dataset' object"),
-    ('{"recipe": {"name": "toy"}, "dataset": {"name": "toy", "classes": []}}', r"recipe.json: no dataset.image_shape"),
+    ('{"recipe": {"name": "toy"}, "dataset": {"name": "toy", "classes": []}}', r"recipe.json: no dataset.mean"),
 ])
 def test_a_broken_recipe_json_is_named_by_every_reader(tmp_path, text, msg):
     from cnnlab.report.compare import compare_runs
@@ -1143,3 +1143,21 @@ def test_a_damaged_pending_best_file_is_dropped_on_resume(tmp_path):
     (tmp_path / "r" / runs.PENDING_BEST).write_bytes(b"\x08\x00\x00")
     runs._settle_pending_best(tmp_path / "r", 1)
     assert not (tmp_path / "r" / runs.PENDING_BEST).exists() and (tmp_path / "r" / "best.safetensors").exists()
+
+
+@pytest.mark.parametrize("change, msg", [
+    (lambda m: m["dataset"].pop("mean"), r"no dataset.mean \(list\)"),
+    (lambda m: m["dataset"].update(provenance=None), r"no dataset.provenance \(dict\)"),
+    (lambda m: m["dataset"].update(image_shape=5), r"dataset.image_shape 5 is not \(C, H, W\) or \(C, L\)"),
+    (lambda m: m["recipe"].pop("name"), r"no recipe.name"),
+])
+def test_recipe_json_fields_every_reader_uses_are_checked(tmp_path, change, msg):
+    from cnnlab.runs import load_run, run_meta
+    run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r",
+                       log=quiet, device="cpu", progress=False)
+    assert run_meta(run.dir)["dataset"]["image_shape"] == [1, 28, 28]
+    meta = json.loads((run.dir / "recipe.json").read_text())
+    change(meta)
+    (run.dir / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=msg):
+        load_run(run.dir)

@@ -57,7 +57,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         FileNotFoundError: not a run folder, or no such weights.
         ModuleNotFoundError: the onnx extra is not installed (the message says how to install it).
         ValueError: weights whose logits are NaN or inf (nothing is written).
-        ExportCheckError: onnxruntime's logits differ from PyTorch's by more than 1e-3; ``out``
+        ExportCheckError: onnxruntime cannot run the file, or its logits differ from PyTorch's by
+            more than 1e-3; ``out``
             is left as it was, the file is written beside it (``*.unchecked.onnx``) to inspect.
     """
     try:
@@ -103,11 +104,16 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     out.parent.mkdir(parents=True, exist_ok=True)
     diff = None
     if check:  # before writing: a file that fails its check does not replace a good one
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        kept = out.with_suffix(".unchecked.onnx")
+        try:
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        except Exception as e:  # onnxruntime's own errors (InvalidGraph, Fail, ...) are Exceptions
+            atomic_write(kept, lambda f: f.write(data), mode="wb")
+            raise ExportCheckError(f"{out}: onnxruntime cannot run the exported model ({type(e).__name__}: "
+                                   f"{e}); not written, the file is in {kept} to inspect") from e
         diff = float((torch.from_numpy(got) - expected).abs().max())
         if not diff <= 1e-3:
-            kept = out.with_suffix(".unchecked.onnx")
             atomic_write(kept, lambda f: f.write(data), mode="wb")
             raise ExportCheckError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
                                    f"(more than 1e-3); not written, the file is in {kept} to inspect")

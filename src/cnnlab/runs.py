@@ -483,8 +483,8 @@ def _holds_a_run(run_dir: Path) -> bool:
 
 def run_meta(run_dir: str | os.PathLike) -> dict:
     """A run folder's ``recipe.json``, checked enough for every reader: a JSON object with a
-    ``recipe`` object and a ``dataset`` object naming its ``name``, ``classes`` and
-    ``image_shape``.
+    ``recipe`` object (with its ``name``) and a ``dataset`` object with its ``name``, ``classes``,
+    ``mean``, ``std``, ``provenance`` and ``image_shape`` (2 or 3 positive sizes).
 
     Raises:
         FileNotFoundError: no ``recipe.json`` (not a run folder).
@@ -498,10 +498,18 @@ def run_meta(run_dir: str | os.PathLike) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not readable JSON ({e}); the file is truncated or was edited") from None
     ds = meta.get("dataset") if isinstance(meta, dict) else None
+    shape = ds.get("image_shape") if isinstance(ds, dict) else None
+    fields = {"classes": list, "mean": list, "std": list, "provenance": dict}
     problem = ("not a JSON object" if not isinstance(meta, dict) else
                "no 'recipe' object" if not isinstance(meta.get("recipe"), dict) else
+               "no recipe.name" if not isinstance(meta["recipe"].get("name"), str) else
                "no 'dataset' object" if not isinstance(ds, dict) else
-               next((f"no dataset.{k}" for k in ("name", "classes", "image_shape") if k not in ds), None))
+               "no dataset.name" if not isinstance(ds.get("name"), str) else
+               next((f"no dataset.{k} ({t.__name__})" for k, t in fields.items()
+                     if not isinstance(ds.get(k), t)), None) or
+               (None if isinstance(shape, list) and len(shape) in (2, 3)
+                and all(isinstance(n, int) and n > 0 for n in shape)
+                else f"dataset.image_shape {shape!r} is not (C, H, W) or (C, L)"))
     if problem:
         raise ValueError(f"{path}: {problem}; not a recipe.json cnnlab wrote (or an edited one)")
     return meta
@@ -677,12 +685,14 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
             data_dir = _saved_data_dir(run_meta(run_dir))
     elif isinstance(recipe, (str, os.PathLike)):
         saved = Path(recipe)
-        if data_dir is None and dataset is None and saved.name == "recipe.json" and saved.is_file():
-            try:  # a run folder's recipe.json, trained again: its data, where they still are
-                data_dir = _saved_data_dir(run_meta(saved.parent))
-            except ValueError:  # not a run folder's: get_recipe reads it as a recipe file
-                pass
         recipe = get_recipe(recipe, overrides)
+        if data_dir is None and dataset is None and saved.name == "recipe.json" and saved.is_file():
+            try:  # a run folder's recipe.json trained again: its data, where they still are
+                meta = run_meta(saved.parent)
+                if meta["dataset"]["name"] == recipe.dataset:  # not another --set dataset=
+                    data_dir = _saved_data_dir(meta)
+            except ValueError:  # not a run folder's: a recipe file of that name
+                pass
     else:
         recipe = recipe.override(overrides)
     if resume is None and run_dir is not None and _holds_a_run(Path(run_dir)):

@@ -20,8 +20,10 @@ labels as rows, labels 0-9) and an error names the file.
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
+import re
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -98,16 +100,17 @@ def _array(rec: _ArrayArgs, where: str) -> np.ndarray:
         name = dt.name.decode("ascii") if isinstance(dt.name, bytes) else dt.name
         order = dt.state[1] if isinstance(dt.state, tuple) and len(dt.state) > 1 else "|"
         order = order.decode("ascii") if isinstance(order, bytes) else order
-        dtype = np.dtype(name)
-        if dtype.kind not in "iu" or order not in "<>|=":
+        # only a plain integer type's name ever reaches numpy: no structured or other dtype
+        if not (isinstance(name, str) and re.fullmatch(r"[iu][1248]", name)) or order not in ("<", ">", "|", "="):
             raise ValueError(f"dtype {name!r} (byte order {order!r}): only integer arrays belong in a batch")
-        dtype = dtype.newbyteorder(order) if order in "<>" else dtype
+        dtype = np.dtype(name)
+        dtype = dtype.newbyteorder(order) if order in ("<", ">") else dtype
         shape = tuple(int(n) for n in shape)
         if not isinstance(raw, (bytes, bytearray)) or any(n < 0 for n in shape):
             raise ValueError(f"shape {shape} with {type(raw).__name__} data")
-        if len(raw) != int(np.prod(shape)) * dtype.itemsize:
-            raise ValueError(f"shape {shape} of {dtype} needs {int(np.prod(shape)) * dtype.itemsize} "
-                             f"bytes, the file holds {len(raw)}")
+        need = math.prod(shape) * dtype.itemsize  # Python integers: no int64 wrap-around
+        if len(raw) != need:
+            raise ValueError(f"shape {shape} of {dtype} needs {need} bytes, the file holds {len(raw)}")
         return np.frombuffer(bytes(raw), dtype=dtype).reshape(shape, order="F" if fortran else "C")
     except (TypeError, ValueError, AttributeError, UnicodeDecodeError, OverflowError) as e:
         raise DataFileError(f"{where}: a numpy array in the pickle is malformed ({e}); the file is "
@@ -119,7 +122,8 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 class CifarUnpickler(pickle.Unpickler):
-    """An unpickler that loads only plain data and numpy arrays.
+    """An unpickler that loads only plain data and descriptions of numpy arrays (built, once
+    checked, by the batch readers).
 
     ``find_class`` (called for every global a pickle names, i.e. every callable it could invoke)
     allows exactly ``numpy.core.multiarray._reconstruct`` (or numpy 2's ``numpy._core`` spelling),

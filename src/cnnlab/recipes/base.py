@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
@@ -19,8 +20,17 @@ from ..registry import Registry, check_options
 
 
 class _Strict(BaseModel):
-    # no unknown keys, no inf or NaN (lr=inf passed its gt=0 and was saved as Infinity)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _finite(cls, value, info: ValidationInfo):
+        # no inf or NaN (lr=inf passed its gt=0 and was saved as Infinity); a run saved before
+        # this check still loads (Recipe.saved)
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        if not _saved(info) and any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ValueError(f"{value!r}: must be a finite number")
+        return value
 
 
 # what the callbacks can watch: the Trainer's epoch logs (val_* with a validation split)
@@ -155,8 +165,8 @@ class Recipe(_Strict):
         "exponential (x gamma per epoch), cosine to 0 (Loshchilov & Hutter 2017), onecycle "
         "(Smith & Topin 2019, peak lr); cnnlab.training.build_scheduler")
     step_size: int = Field(30, ge=1, description="epochs between 'step' decays")
-    milestones: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=list, description="epochs at which 'multistep' multiplies the LR by gamma")
+    milestones: list[float] = Field(default_factory=list,
+                                    description="epochs at which 'multistep' multiplies the LR by gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up of the learning rate from "
                                  "0 over this many epochs, per step (Goyal et al. 2017)")
@@ -249,10 +259,20 @@ class Recipe(_Strict):
         raise ValueError("class_weight takes 'balanced' or {class name or index: weight}, e.g. "
                          "--set 'class_weight={\"dogs\": 2}'")
 
+    @field_validator("milestones")
+    @classmethod
+    def _positive_epochs(cls, milestones: list[float], info: ValidationInfo) -> list[float]:
+        if not _saved(info) and any(m <= 0 for m in milestones):
+            raise ValueError(f"milestones {milestones}: epochs after the start, each > 0")
+        return milestones
+
     @field_validator("name")
     @classmethod
-    def _folder_stem(cls, name: str) -> str:
-        # the stem of runs/<name>-<time>: a path in it would put the run folder elsewhere
+    def _folder_stem(cls, name: str, info: ValidationInfo) -> str:
+        # the stem of runs/<name>-<time>: a path in it would put the run folder elsewhere (a run
+        # saved before this check still loads)
+        if _saved(info):
+            return name
         if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
             raise ValueError(f"{name!r}: a recipe name is a run folder's stem: no '/' or '\\', "
                              "not empty, '.' or '..'")
