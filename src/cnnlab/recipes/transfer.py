@@ -89,6 +89,8 @@ register_recipe(Recipe(
 # Keras' batch of 32, 20% of the 10,000 training images held out for validation. The seed's
 # figure came from ImageNet weights and is not a target; cifar-catsdogs-vgg16-scratch trains the
 # same network and head from random weights with the same settings, to show what the backbone adds.
+# Measured (2 seeds): feature extraction 65.47%, from scratch 61.93% (it barely trains in 10 epochs
+# at this constant rate).
 _CIFAR_PAIR = dict(dataset="cifar10-catsdogs", model="vgg16_bn-cifar", model_kwargs={"binary": True},
                    epochs=10, batch_size=32, optimizer="adam", lr=1e-3, val_fraction=0.2,
                    augment=AugmentConfig(shear=0.2, zoom=0.2, horizontal_flip=True))
