@@ -75,7 +75,7 @@ def test_missing_data_is_a_clean_error(tmp_path, capsys):
 
 def test_summary_wrong_input_size(capsys):
     assert main(["summary", "lenet5", "--input-size", "1", "64", "64"]) == 2
-    assert "28x28 or 32x32" in capsys.readouterr().err
+    assert "square inputs up to 32x32 with an even side (padded to 32x32 in c1), got 64x64" in capsys.readouterr().err
 
 
 def test_summary_other_input_size_resizes_dense_layer(capsys):
@@ -238,7 +238,8 @@ def test_warnings_read_as_one_line_without_python_source():
 def test_train_arguments_that_would_be_ignored_are_refused(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "recipe.json").write_text(json.dumps({"recipe": {"name": "mnist-cnn-small"}}))
+    (run / "recipe.json").write_text(json.dumps({"recipe": {"name": "mnist-cnn-small"}, "dataset": {
+        "name": "mnist", "classes": [], "mean": [0.1], "std": [0.3], "provenance": {}, "image_shape": [1, 28, 28]}}))
     assert main(["train", "mnist-lenet5", "--resume", str(run)]) == 2
     assert "is a run of 'mnist-cnn-small', not of 'mnist-lenet5'" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--run-dir", str(tmp_path / "other")]) == 2

@@ -252,5 +252,5 @@ def test_explain_ranks_the_test_split_the_run_was_tested_on(tmp_path, monkeypatc
                     batch_size=32, eval_batch_size=100, val_fraction=0.2, precision="fp32")
     cnnlab.train(recipe, dataset=toy_dataset(), run_dir=tmp_path / "r", log=lambda m: None, limit=60)
     monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: toy_dataset())
-    shown = explain_run(tmp_path / "r", select="best", images=200, out_dir=tmp_path)["test_indices"]
+    shown = explain_run(tmp_path / "r", select="best", images=64, out_dir=tmp_path)["test_indices"]
     assert shown and max(shown) < 60

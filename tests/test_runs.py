@@ -1034,8 +1034,8 @@ def test_resuming_a_run_stopped_while_plotting_draws_its_plots(tmp_path, monkeyp
 def test_normalize_takes_one_mean_for_all_channels(tmp_path):
     from cnnlab.runs import Run
     from cnnlab.training import History
-    (tmp_path / "recipe.json").write_text(json.dumps({"dataset": {"image_shape": [3, 2, 2], "mean": [0.5],
-                                                                  "std": [0.25]}}))
+    (tmp_path / "recipe.json").write_text(json.dumps({"recipe": {"name": "toy"}, "dataset": {
+        "name": "toy", "classes": ["a"], "provenance": {}, "image_shape": [3, 2, 2], "mean": [0.5], "std": [0.25]}}))
     run = Run(tmp_path, RECIPE, torch.nn.Conv2d(3, 1, 1), History())
     x = run.normalize(torch.full((1, 3, 2, 2), 255, dtype=torch.uint8))
     assert torch.allclose(x, torch.full((1, 3, 2, 2), 2.0))  # (1 - 0.5) / 0.25
