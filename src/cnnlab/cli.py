@@ -303,7 +303,7 @@ def cmd_summary(a) -> int:
     """``cnnlab summary``: print a model's Keras-style layer table and its source."""
     from . import summary
     from .models import MODELS
-    from .models.base import model_options
+    from .recipes.base import model_kwargs_options
     info = MODELS.get(a.model).info
     if a.input_size and min(a.input_size) < 1:
         raise UsageError(f"--input-size {' '.join(map(str, a.input_size))}: sizes are at least 1")
@@ -311,9 +311,9 @@ def cmd_summary(a) -> int:
         raise UsageError(f"--input-size takes {'C H W (or H W)' if len(info.input_size) == 3 else 'C L (or L)'}")
     print(summary(a.model, a.input_size, num_classes=a.num_classes))
     print(f"Source: {info.paper}")
-    options = model_options(a.model)
-    if options is not None:  # binary: cnnlab.runs' one-sigmoid-logit switch, which every model takes
-        print(f"Options (--set model_kwargs.KEY=VALUE): {', '.join(options + ['binary'])}")
+    options = model_kwargs_options(a.model)
+    if options is not None:
+        print(f"Options (--set model_kwargs.KEY=VALUE): {', '.join(options)}")
     return 0
 
 

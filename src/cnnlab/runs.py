@@ -537,7 +537,7 @@ def _check_resume_arguments(resume: Path, recipe, run_dir) -> None:
         raise ValueError("--resume RUN_DIR continues the run in its own folder: give no --run-dir with it")
     if recipe is None or not (resume / "recipe.json").exists():
         return
-    name = run_meta(resume)["recipe"].get("name")
+    name = run_meta(resume)["recipe"]["name"]
     asked = recipe.name if isinstance(recipe, Recipe) else str(recipe)
     if asked != name and Path(asked).stem != name:
         raise ValueError(f"{resume} is a run of {name!r}, not of {asked!r}: --resume continues a run "
@@ -546,9 +546,10 @@ def _check_resume_arguments(resume: Path, recipe, run_dir) -> None:
 
 
 def _saved_data_dir(meta: dict) -> str | None:
-    """The folder a run read its dataset from (``recipe.json``'s provenance), if it is still
-    there; None otherwise (the dataset is then looked for where it would be by name)."""
-    folder = meta.get("dataset", {}).get("provenance", {}).get("folder")
+    """The folder a run read its dataset from (the provenance in :func:`run_meta`'s ``meta``),
+    if it is still there; None otherwise (the dataset is then looked for where it would be by
+    name)."""
+    folder = meta["dataset"]["provenance"].get("folder")
     return folder if folder and Path(folder).is_dir() else None
 
 
@@ -681,8 +682,9 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
             return load_run(run_dir, device=device)
         recipe, state, saved_limit = _resume(run_dir, overrides)
         limit = limit or saved_limit  # the same examples, so that the split stays the same
+        first = run_meta(run_dir)  # where and when the run began, and what it read
         if data_dir is None and dataset is None:  # the files the run read, where they still are
-            data_dir = _saved_data_dir(run_meta(run_dir))
+            data_dir = _saved_data_dir(first)
     elif isinstance(recipe, (str, os.PathLike)):
         saved = Path(recipe)
         recipe = get_recipe(recipe, overrides)
@@ -716,7 +718,6 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     meta = _run_meta(recipe, ds, s)
     initial_epoch, prior_train_s = 0, 0.0
     if state is not None:
-        first = run_meta(run_dir)  # where and when the run began
         _check_same_data(run_dir, first["dataset"], ds, resuming=True)
         initial_epoch, prior_train_s = _restore_state(s, state, log)
         meta.update(started=first.get("started"), machine=first.get("machine", meta["machine"]),

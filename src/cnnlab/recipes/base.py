@@ -19,6 +19,15 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
 from ..registry import Registry, check_options
 
 
+def model_kwargs_options(model: str) -> list[str] | None:
+    """The keys a recipe's ``model_kwargs`` may hold for ``model``: the model's own options
+    (:func:`cnnlab.models.base.model_options`) and ``binary``, cnnlab.runs' one-sigmoid-logit
+    switch that every model takes; None where the options cannot be read (nothing is checked)."""
+    from ..models.base import model_options
+    options = model_options(model)
+    return None if options is None else options + ["binary"]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -292,14 +301,11 @@ class Recipe(_Strict):
     @classmethod
     def _known_options(cls, kwargs: dict, info: ValidationInfo) -> dict:
         from ..data import DATASETS, dataset_options
-        from ..models.base import model_options
         kind = info.field_name.removesuffix("_kwargs")
         name = info.data.get(kind)
         if name is None or (kind == "dataset" and name not in DATASETS):
             return kwargs  # the name failed validation, or a dataset passed in by the caller
-        options = (dataset_options if kind == "dataset" else model_options)(name)
-        if options is not None and kind == "model":
-            options = options + ["binary"]  # cnnlab.runs' one-sigmoid-logit switch
+        options = (dataset_options if kind == "dataset" else model_kwargs_options)(name)
         try:
             check_options(kind, name, kwargs, options)
         except ValueError as e:
