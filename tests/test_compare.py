@@ -55,3 +55,14 @@ def test_command_prints_the_table_and_writes_the_plot(two_runs, tmp_path, capsys
     assert (tmp_path / "p.png").exists()
     assert main(["compare", str(tmp_path)]) == 2
     assert "is not a cnnlab run folder" in capsys.readouterr().err
+
+
+def test_the_plot_is_titled_with_the_runs_and_their_recipes(two_runs, tmp_path, monkeypatch):
+    from cnnlab.report import plots
+    root, _, _ = two_runs
+    seen = {}
+    monkeypatch.setattr(plots, "plot_comparison", lambda h, path, title="": seen.update(title=title))
+    compare_runs([root / "a", root / "x" / "b", root / "a"], plot=tmp_path / "c.png")
+    assert seen["title"] == "3 runs of toy, toy-noval"
+    compare_runs([root / "a"], plot=tmp_path / "c.png")
+    assert seen["title"] == "1 run of toy"

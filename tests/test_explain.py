@@ -171,6 +171,10 @@ def test_explain_command_writes_three_pngs(toy_run, tmp_path, monkeypatch, capsy
     assert "did you mean" in capsys.readouterr().err
     assert main(["explain", str(tmp_path / "nothing")]) == 2
     assert "not a cnnlab run folder" in capsys.readouterr().err
+    # the device is the user's choice, as for evaluate and predict; a bad one is named
+    assert main(["explain", str(toy_run), "--images", "2", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    assert main(["explain", str(toy_run), "--device", "tpu", "--out", str(tmp_path)]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
 
 
 def test_select_predictions_ranks_by_confidence():

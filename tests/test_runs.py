@@ -4,6 +4,8 @@ import json
 import os
 import statistics
 
+import warnings
+
 import pytest
 import torch
 
@@ -364,6 +366,20 @@ def test_load_run_gives_trained_model(tmp_path):
     # the trained model is channels_last, the loaded one not: the same up to float rounding
     torch.testing.assert_close(again.model(x), run.model(x), rtol=1e-5, atol=1e-5)
     assert len(again.history) == 1
+
+
+def test_weights_holding_nan_warn_when_loaded(tmp_path):
+    from safetensors.torch import load_file, save_file
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cnnlab.load_run(tmp_path / "r")  # a run's own weights: no warning
+    weights = load_file(tmp_path / "r" / "best.safetensors")
+    key = next(k for k in weights if k.endswith("weight"))
+    weights[key][0] = float("nan")
+    save_file(weights, tmp_path / "r" / "best.safetensors")
+    with pytest.warns(UserWarning, match=rf"best.safetensors: 1 tensor\(s\) hold NaN or inf \({key}\)"):
+        cnnlab.load_run(tmp_path / "r")
 
 
 def test_flip_tta_recipe_reports_both_accuracies(tmp_path, monkeypatch):

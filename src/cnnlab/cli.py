@@ -105,8 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(p)
     p.add_argument("--seed", type=int, default=0, help="which test images are drawn")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
-    p.add_argument("--data-dir", default=None, help="folder with the dataset files (default: "
-                   "$CNNLAB_DATA, then the cache)")
+    _add_common(p)
 
     p = sub.add_parser("predict", help="classify image files with a run's model (top classes and "
                        "probabilities)")
@@ -292,7 +291,7 @@ def cmd_explain(a) -> int:
     """``cnnlab explain``: write the Grad-CAM, filter and feature-map PNGs; print their paths."""
     from .explain import explain_run
     out = explain_run(a.run_dir, weights=a.weights, images=a.images, select=a.select, layer=a.layer,
-                      out_dir=a.out, data_dir=a.data_dir, seed=a.seed)
+                      out_dir=a.out, data_dir=a.data_dir, seed=a.seed, device=a.device)
     print(f"Grad-CAM at layer {out['layer']}: {out['gradcam']}")
     print(f"filters of {out['first_conv']}: {out['filters']}")
     print(f"feature maps at {out['first_conv']} and {out['layer']}: {out['feature_maps']}")

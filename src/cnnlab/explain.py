@@ -266,7 +266,7 @@ MAX_IMAGES = 64  # explain_run's panels in one Grad-CAM grid
 def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: int = 8,
                 select: str = "random", layer: str | None = None,
                 out_dir: str | os.PathLike | None = None, data_dir=None, seed: int = 0,
-                dataset=None) -> dict:
+                dataset=None, device: str | None = None) -> dict:
     """Write ``gradcam.png``, ``filters.png`` and ``feature_maps.png`` for a run folder's model.
 
     ``images`` test images (default 8) are shown with their true class, the prediction and its
@@ -279,12 +279,13 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
             most confident wrong predictions: where is the model looking when it errs?) or
             ``"best"`` (the most confident correct ones); the last two evaluate the test split the run
             was tested on first, as ``cnnlab evaluate`` does but without test-time augmentation
-            (the probabilities the panels show), in float32 on the CPU.
+            (the probabilities the panels show), in float32.
         layer: Grad-CAM's layer (dotted name, as ``cnnlab summary`` prints); default
             :func:`cam_layer`.
         out_dir: where the PNGs go (default: the run folder).
         data_dir, dataset: where the run's data are, or the ``ImageDataset`` itself for a run
             trained on one of your own (:func:`cnnlab.load_run`).
+        device: where the model runs (default: a GPU if there is one); the PNGs are the same.
 
     Returns:
         ``{"gradcam": path, "filters": path, "feature_maps": path, "layer": name,
@@ -304,7 +305,7 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
         raise ValueError(f"images must be 1 to {MAX_IMAGES}, got {images}")
     if select not in ("random", "worst", "best"):
         raise ValueError(f"select must be random, worst or best, got {select!r}")
-    run = load_run(run_dir, weights, "cpu", data_dir, load_data=True, dataset=dataset)
+    run = load_run(run_dir, weights, device, data_dir, load_data=True, dataset=dataset)
     ds, model = _tested(run), run.model.float()  # the test split the run was tested on
     if ds.test_images.dim() != 4:
         raise ValueError(f"{run.recipe.dataset} holds 1-D signals {tuple(ds.test_images.shape[1:])}, "

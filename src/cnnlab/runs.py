@@ -963,6 +963,7 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
         raise FileNotFoundError(f"{run_dir}: no best.safetensors (no epoch improved its monitor, or "
                                 "the file was removed); --weights last uses the last epoch's weights")
     load_weights(model, run_dir / f"{weights}.safetensors")
+    _warn_non_finite(model, run_dir / f"{weights}.safetensors")
     model.eval()
     history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()
     test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
@@ -978,6 +979,15 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if ds is not None:
         _check_same_data(run_dir, meta["dataset"], ds)
     return Run(run_dir, recipe, model, history, test, ds)
+
+
+def _warn_non_finite(model: nn.Module, path: Path) -> None:
+    """Warn where loaded weights hold NaN or inf (training stops before saving such weights, so
+    the file was changed by hand or by another tool): every figure computed from them is noise."""
+    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        warnings.warn(f"{path}: {len(bad)} tensor(s) hold NaN or inf ({_few(bad)}); the model's "
+                      "outputs and any figures computed from them are meaningless", stacklevel=3)
 
 
 def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset, resuming: bool = False) -> None:

@@ -54,7 +54,10 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
             r["label"] = r["run"]
     if plot is not None:
         from .plots import plot_comparison
-        plot_comparison({r["label"]: r["history"] for r in rows}, plot)
+        recipes = list(dict.fromkeys(r["recipe"] for r in rows))
+        plot_comparison({r["label"]: r["history"] for r in rows}, plot,
+                        title=f"{len(rows)} run{'s' * (len(rows) > 1)} of {', '.join(recipes[:3])}"
+                              + (f" and {len(recipes) - 3} more recipes" if len(recipes) > 3 else ""))
     return rows
 
 
