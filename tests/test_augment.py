@@ -93,7 +93,8 @@ def test_shift_by_whole_pixels_moves_content_up_left():
 @pytest.mark.parametrize("mode,scipy_mode", [("nearest", "nearest"), ("reflect", "reflect"),
                                              ("constant", "grid-constant")])
 def test_matches_keras_scipy_apply_affine_transform(mode, scipy_mode):
-    # keras-preprocessing: scipy.ndimage.affine_transform with M = R T Sh Z about (h/2-.5, w/2-.5)
+    # keras-preprocessing (since its PR #314; before it, about h/2+.5): scipy.ndimage.affine_transform
+    # with M = R T Sh Z about the true centre (h/2-.5, w/2-.5)
     ndi = pytest.importorskip("scipy.ndimage")
     theta, tx, ty, shear, zx, zy = 7.0, 1.5, -2.0, 15.0, 0.9, 1.1
     t, s = np.deg2rad(theta), np.deg2rad(shear)
@@ -109,6 +110,15 @@ def test_matches_keras_scipy_apply_affine_transform(mode, scipy_mode):
                                             shear=shear, zoom_y=zx, zoom_x=zy))
     out = apply_affine(torch.tensor(img, dtype=torch.float32)[None, None], mats, mode)
     np.testing.assert_allclose(out[0, 0].numpy(), ref, atol=0.01)
+
+
+def test_bf16_input_is_resampled_in_float32():
+    # a bf16 grid is off by up to 0.6 px and PyTorch's CPU bf16 grid_sample gave NaN on an identity
+    x = torch.rand(2, 3, 64, 64) * 255
+    mats = affine_matrices((64, 64), **params(2, rotation=10.0))
+    out = apply_affine(x.bfloat16(), mats, "nearest")
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    torch.testing.assert_close(out, apply_affine(x.bfloat16().float(), mats, "nearest").bfloat16())
 
 
 def test_fill_nearest_leaves_no_black_border_constant_does():

@@ -114,7 +114,7 @@ def test_model_checkpoint_field_missing_from_the_logs_is_named(tmp_path):
 
 def test_missing_monitor_warns_and_does_nothing():
     t = FakeTrainer()
-    es = EarlyStopping(monitor="val_los", patience=0)
+    es = EarlyStopping(monitor="val_los", patience=0, mode="min")
     with pytest.warns(UserWarning, match="val_los.*not available"):
         drive(es, t, [1.0, 2.0])
     assert not t.should_stop
@@ -126,6 +126,27 @@ def test_mode_auto():
     with pytest.raises(ValueError):
         EarlyStopping(mode="maximum")
     assert math.isinf(ReduceLROnPlateau().best)
+    # Keras 3: a loss is minimised whatever else its name says; a name that says nothing is refused
+    for name, mode in [("top1", "max"), ("val_top5_accuracy", "max"), ("val_f1_loss", "min"),
+                       ("top5_err", "min"), ("val_mae", "min"), ("val_auc", "max")]:
+        assert EarlyStopping(monitor=name).mode == mode, name
+        assert ReduceLROnPlateau(monitor=name).mode == mode, name
+    with pytest.raises(ValueError, match=r"cannot tell whether 'val_score' should be minimised or "
+                                         r"maximised: pass mode='min' or mode='max'"):
+        ModelCheckpoint("x.safetensors", monitor="val_score")
+    assert EarlyStopping(monitor="val_score", mode="max").mode == "max"
+
+
+def test_reduce_lr_makes_no_empty_cut_one_rounding_step_above_min_lr():
+    """1.0 cut by 0.1 three times is 1.0000000000000002e-3: Keras' float32 comparison sees it at
+    min_lr=1e-3 and neither cuts again nor restarts the cooldown."""
+    t = FakeTrainer()
+    t.optimizer.param_groups[0]["lr"] = 1.0
+    rl = ReduceLROnPlateau(factor=0.1, patience=1, cooldown=2, min_lr=1e-3)
+    drive(rl, t, [1.0] * 12, mark_weights=False)
+    cuts = [m for m in t.messages if "ReduceLROnPlateau" in m]
+    assert len(cuts) == 3, cuts
+    assert t.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
 # --- FreezeAfter (airbench's whitening bias, trained for 3 epochs) ----------------------------

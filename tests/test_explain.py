@@ -258,3 +258,22 @@ def test_explain_ranks_the_test_split_the_run_was_tested_on(tmp_path, monkeypatc
     monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None: toy_dataset())
     shown = explain_run(tmp_path / "r", select="best", images=64, out_dir=tmp_path)["test_indices"]
     assert shown and max(shown) < 60
+
+
+def test_every_modules_own_mode_survives_inspection_and_evaluation():
+    """Fine-tuning keeps frozen BatchNorms in eval mode inside a model that trains: Grad-CAM,
+    feature maps, the summary and evaluation must hand back each module's mode, not the model's."""
+    from cnnlab.models import create_model
+    from cnnlab.report.summary import summary
+    from cnnlab.training.loop import evaluate
+    model = create_model("cifar10-cnn-bn", num_classes=10)
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    model.train()
+    norms[0].eval()  # frozen, as frozen_norms_eval leaves it
+    x = torch.randn(2, 3, 32, 32)
+    layer = cam_layer(model, x)
+    grad_cam(model, x)
+    feature_maps(model, x, layer)
+    summary(model)
+    evaluate(model, [(x, torch.tensor([0, 1]))], nn.CrossEntropyLoss(), torch.device("cpu"))
+    assert model.training and not norms[0].training and all(m.training for m in norms[1:])

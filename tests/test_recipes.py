@@ -81,6 +81,12 @@ def test_reduce_lr_with_a_schedule_is_refused_naming_both_keys():
         get_recipe("mnist-cnn-small", ["reduce_lr.patience=2", "schedule=cosine"])
 
 
+def test_reduce_lr_with_a_warm_up_is_refused():
+    # the warm-up alone (schedule none) also sets the rate at every step of its epochs
+    with pytest.raises(RecipeError, match=r"reduce_lr cuts the learning rate that the warm-up sets"):
+        get_recipe("mnist-cnn-small", ["reduce_lr.patience=2", "warmup_epochs=1"])
+
+
 def test_early_stopping_takes_keras_defaults_and_all_its_arguments():
     r = get_recipe("mnist-cnn-small", ["early_stopping.baseline=0.5", "early_stopping.start_from_epoch=2"])
     es = r.early_stopping

@@ -142,7 +142,7 @@ def test_schedules_change_lr(name):
         assert lrs[9:39] == sorted(lrs[9:39], reverse=True) and lrs[38] == pytest.approx(0.1 / 25 / 1e4)
 
 
-@pytest.mark.parametrize("name", ["step", "exponential", "cosine", "multistep"])
+@pytest.mark.parametrize("name", ["none", "step", "exponential", "cosine", "multistep"])
 def test_a_linear_warm_up_precedes_the_schedule(name):
     """Goyal et al. 2017: from lr/warm up to lr over the warm-up steps (here 0.5 epoch = 5 steps)."""
     opt = build_optimizer([nn.Parameter(torch.zeros(1))], "sgd", 0.1)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import UnknownNameError, did_you_mean
+from .models.base import eval_mode
 from .training.loop import predicted_labels
 
 
@@ -86,12 +87,10 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     handles = [m.register_forward_hook(lambda mod, inp, out, name=name: record(mod, inp, out, name))
                for name, m in model.named_modules()
                if name and not isinstance(m, nn.Identity) and "Dropout" not in type(m).__name__]
-    was_training = model.training
     try:
-        model.eval()
-        model(_on_model_device(model, x[:1]))
+        with eval_mode(model):
+            model(_on_model_device(model, x[:1]))
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     if not finished:
@@ -159,13 +158,10 @@ def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
     out: list[torch.Tensor] = []
     handle = module.register_forward_hook(  # a copy: a later in-place ReLU must not change it
         lambda m, i, o: out.append(o.detach().clone() if torch.is_tensor(o) else o))
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(_on_model_device(model, x))
     finally:
-        model.train(was_training)
         handle.remove()
     return _one_output(out, layer).float().cpu()
 
@@ -209,10 +205,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
         if torch.is_tensor(out):  # later in-place ops (ReLU(inplace=True)) then leave ``out`` intact
             return out.clone()
     handle = module.register_forward_hook(keep)
-    was_training = model.training
     try:
-        model.eval()
-        with torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             logits = model(x).float()
             _one_output(maps, layer)
             if maps[0].shape[-2:].numel() < 2:  # one position: a uniform map that says nothing
@@ -232,7 +226,6 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
                 score = logits.gather(1, target.view(-1, 1)).squeeze(1)
             (grads,) = torch.autograd.grad(score.sum(), maps[0])
     finally:
-        model.train(was_training)
         handle.remove()
     a = maps[0].detach().float()
     weights = grads.float().mean((2, 3), keepdim=True)  # alpha_k: (N, K, 1, 1)

@@ -10,9 +10,11 @@ The affine part has the meaning of Keras' ``ImageDataGenerator`` (keras-preproce
 ``get_random_transform`` + ``apply_affine_transform``, whose scipy ``ndimage`` version works in
 (row, col) coordinates): rotation, shifts, shear and zoom are combined into one matrix per sample
 and the batch is resampled once (``F.affine_grid`` + ``F.grid_sample``, bilinear, like Keras'
-``interpolation_order=1``). It matches keras-preprocessing up to 1.1.2 and tf.keras up to 2.8
-pixel for pixel; later versions (tf.keras 2.9+, Keras 3's legacy ``ImageDataGenerator``) swap the
-matrix's axes, so there rotation turns the other way, the height shift moves sideways and the
+``interpolation_order=1``). It turns about the true centre ``((h - 1) / 2, (w - 1) / 2)``, as
+keras-preprocessing does since its October 2020 fix (PR #314); releases before it (up to 1.1.2)
+turned about ``(h / 2 + 0.5, w / 2 + 0.5)``, one pixel below and right of the centre. Otherwise it
+is keras-preprocessing's matrix, pixel for pixel; later versions (tf.keras 2.9+, Keras 3's legacy
+``ImageDataGenerator``) swap the matrix's axes, so there rotation turns the other way, the height shift moves sideways and the
 shear acts along the other axis. With the ranges the seeds use on square images (equal shifts,
 one zoom range, symmetric rotation) only the shear's axis differs.
 
@@ -58,7 +60,8 @@ def affine_matrices(size: tuple[int, int], rotation: torch.Tensor, shift_y: torc
 
     Returns:
         float ``(B, 2, 3)`` on the parameters' device, in affine_grid's normalised (x, y)
-        coordinates with ``align_corners=False`` (whose centre is Keras' ``h / 2 - 0.5``).
+        coordinates with ``align_corners=False``, whose origin is the image's true centre
+        (pixel ``(h - 1) / 2``, keras-preprocessing's ``h / 2 - 0.5`` since its PR #314).
     """
     h, w = size
     t, s = torch.deg2rad(rotation), torch.deg2rad(shear)
@@ -88,12 +91,14 @@ def apply_affine(x: torch.Tensor, matrices: torch.Tensor, fill_mode: str = "near
     """
     if fill_mode not in FILL_MODES:
         raise ValueError(f"unknown fill_mode {fill_mode!r}; choose one of {', '.join(FILL_MODES)}")
-    grid = F.affine_grid(matrices.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    # in float32 at least: a bf16 grid is off by up to 0.6 px and CPU bf16 grid_sample gives NaN
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    grid = F.affine_grid(matrices.to(x.device, work.dtype), list(x.shape), align_corners=False)
     if displacement is not None:  # pixels -> affine_grid's normalised units
         h, w = x.shape[-2:]
-        grid = grid + (displacement * torch.tensor([2.0 / w, 2.0 / h])).to(x.device, x.dtype)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=FILL_MODES[fill_mode],
-                         align_corners=False)
+        grid = grid + (displacement * torch.tensor([2.0 / w, 2.0 / h])).to(x.device, work.dtype)
+    return F.grid_sample(work, grid, mode="bilinear", padding_mode=FILL_MODES[fill_mode],
+                         align_corners=False).to(x.dtype)
 
 
 def elastic_field(b: int, size: tuple[int, int], g: torch.Generator, alpha: float,

@@ -8,11 +8,12 @@ code. Builders are registered by name with :func:`register_model`, in the style 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import typing
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -242,6 +243,22 @@ def model_options(name: str) -> list[str] | None:
             return None
         names |= {p.name for p in init if p.default is not p.empty} - set(builder.__code__.co_freevars)
     return sorted(names - set(_BUILT_IN))
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module of ``model`` in inference mode (``eval()``) inside the block; afterwards each
+    module's own mode is restored, not just the model's: a BatchNorm frozen in eval mode inside a
+    model that trains (fine-tuning with a frozen base) stays frozen after an evaluation, a
+    Grad-CAM or a summary.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

@@ -250,9 +250,12 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _reduce_lr_without_schedule(self, info: ValidationInfo):
-        if self.reduce_lr is not None and self.schedule != "none" and not _saved(info):
-            raise ValueError(f"reduce_lr cuts the learning rate that the {self.schedule!r} schedule "
-                             "sets again at its next step: use schedule=none with reduce_lr, or "
+        if self.reduce_lr is not None and (self.schedule != "none" or self.warmup_epochs) \
+                and not _saved(info):
+            what = f"the {self.schedule!r} schedule" if self.schedule != "none" else "the warm-up"
+            raise ValueError(f"reduce_lr cuts the learning rate that {what} "
+                             "sets again at its next step: use schedule=none and warmup_epochs=0 "
+                             "with reduce_lr, or "
                              "reduce_lr=null (as Keras, where an optimizer with a schedule has no "
                              "settable rate)")
         return self

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.base import eval_mode
+
 _STAT_BUFFERS = ("running_mean", "running_var")
 
 
@@ -64,16 +66,13 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
                 shape_s = "(None, " + ", ".join(map(str, shape[1:])) + ")" if shape != "?" else "?"
                 rows.append((name, type(mod).__name__, shape_s, sum(own)))
             hooks.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     device = next(model.parameters(), torch.empty(0)).device  # the example goes where the model is
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, *input_size, device=device))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     trainable = frozen = 0
     for m in model.modules():
         t, f = _own_counts(m)

@@ -25,9 +25,17 @@ if TYPE_CHECKING:  # pragma: no cover
 def _mode(monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "auto":  # Keras: accuracy-like metrics are maximised, everything else minimised
-        return "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall", "f1")) else "min"
-    return mode
+    if mode != "auto":
+        return mode
+    # as Keras 3: losses are minimised, accuracy-like metrics maximised, and a name that says
+    # neither is refused rather than guessed ("top1" minimised, "f1_loss" maximised)
+    name = monitor.removeprefix("val_").lower()
+    if name.endswith("loss") or any(k in name for k in ("err", "mae", "mse")):
+        return "min"
+    if any(k in name for k in ("acc", "auc", "precision", "recall", "f1", "top")):
+        return "max"
+    raise ValueError(f"mode='auto' cannot tell whether {monitor!r} should be minimised or "
+                     "maximised: pass mode='min' or mode='max'")
 
 
 def _metric(logs: dict, monitor: str, who: str) -> float | None:
@@ -73,7 +81,9 @@ class EarlyStopping(Callback):
         monitor: metric to watch (``val_loss``, ``val_accuracy``, ...).
         min_delta: smallest change that counts as an improvement (absolute, metric units).
         patience: epochs without improvement after which training stops.
-        mode: ``min``, ``max`` or ``auto`` (max for accuracy-like names).
+        mode: ``min``, ``max`` or ``auto``: ``min`` for losses and errors (``*loss``, ``*err*``,
+            ``*mae*``, ``*mse*``), ``max`` for accuracy-like names (``acc``, ``auc``,
+            ``precision``, ``recall``, ``f1``, ``top``).
         baseline: training also stops if the metric does not beat this value within
             ``patience`` epochs.
         restore_best_weights: at the end of training -- early stop or not -- load the weights of
@@ -81,7 +91,8 @@ class EarlyStopping(Callback):
         start_from_epoch: epochs of warm-up before improvements are looked for.
 
     Raises:
-        ValueError: ``mode`` not ``min``, ``max`` or ``auto``.
+        ValueError: ``mode`` not ``min``, ``max`` or ``auto``, or ``auto`` for a name that is
+            neither loss- nor accuracy-like.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
@@ -143,7 +154,7 @@ class ReduceLROnPlateau(Callback):
         monitor: metric to watch.
         factor: new_lr = lr * factor (0 < factor < 1).
         patience: epochs without improvement before the LR is reduced.
-        mode: ``min``, ``max`` or ``auto``.
+        mode: ``min``, ``max`` or ``auto`` (as :class:`EarlyStopping`).
         min_delta: threshold for measuring a new best (absolute).
         cooldown: epochs to wait after a reduction before counting patience again.
         min_lr: lower bound on the learning rate.
@@ -153,7 +164,8 @@ class ReduceLROnPlateau(Callback):
     refuses to set the rate of an optimizer built with a ``LearningRateSchedule``).
 
     Raises:
-        ValueError: ``factor`` outside (0, 1), or an unknown ``mode``.
+        ValueError: ``factor`` outside (0, 1), or an unknown ``mode`` (or ``auto`` for a name
+            that is neither loss- nor accuracy-like).
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
@@ -186,7 +198,9 @@ class ReduceLROnPlateau(Callback):
                 cuts = []
                 for group in trainer.optimizer.param_groups:
                     old = float(group["lr"])
-                    if old > self.min_lr:
+                    # above min_lr by more than rounding (repeated cuts can leave 1e-3 + 2e-19,
+                    # whose "cut" would change nothing yet restart the cooldown)
+                    if old > self.min_lr and not math.isclose(old, self.min_lr, rel_tol=1e-6):
                         group["lr"] = max(old * self.factor, self.min_lr)
                         cuts.append(f"{old:.3g} -> {group['lr']:.3g}")
                 if cuts:  # as Keras: the cooldown starts only when a rate was cut
@@ -207,7 +221,7 @@ class ModelCheckpoint(Callback):
         filepath: target file; may contain Keras-style fields, e.g.
             ``"ckpt-{epoch:02d}-{val_accuracy:.4f}.safetensors"`` (``epoch`` counts from 1).
         monitor: metric deciding what "best" is.
-        mode: ``min``, ``max`` or ``auto``.
+        mode: ``min``, ``max`` or ``auto`` (as :class:`EarlyStopping`).
         save_best_only: only write when ``monitor`` improves; with a fixed ``filepath`` the file
             then always holds the best weights seen.
 

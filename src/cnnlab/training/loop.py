@@ -20,6 +20,7 @@ from torch import nn
 
 from .. import distributed
 from ..device import autocast
+from ..models.base import eval_mode
 from ..transfer import frozen_norms_eval
 from .callbacks import Callback, ReduceLROnPlateau
 
@@ -393,8 +394,11 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
         ``loss`` (mean), ``accuracy`` (top-1 fraction), ``correct``, ``total``; with
         ``keep_logits`` also ``logits`` float32 ``(N, K)`` and ``labels`` int64 ``(N,)`` on CPU.
     """
-    was_training = model.training
-    model.eval()
+    with eval_mode(model):
+        return _evaluate(model, loader, loss_fn, device, precision, keep_logits, tta)
+
+
+def _evaluate(model, loader, loss_fn, device, precision, keep_logits, tta) -> dict:
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     total = 0
@@ -411,7 +415,6 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
         if keep_logits:
             all_logits.append(logits.cpu())
             all_labels.append(y.cpu())
-    model.train(was_training)
     out = {"loss": loss_sum.item() / max(total, 1), "correct": int(correct.item()), "total": total}
     out["accuracy"] = out["correct"] / max(total, 1)
     if keep_logits:

@@ -143,8 +143,13 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
       Like PyTorch's ``OneCycleLR`` and fastai's ``fit_one_cycle``, it also cycles the momentum
       (SGD, RMSprop) or Adam's beta1 inversely to the LR, between 0.95 and 0.85; this replaces the
       recipe's ``momentum`` / beta1 for the run (Adadelta has neither: only its LR cycles).
-    ``warmup_epochs`` > 0 prepends a linear warm-up from 0 (per batch) to step/cosine/exponential
-    (Goyal et al. 2017).
+    - ``none``: the optimizer's constant rate (no scheduler), or, with ``warmup_epochs``, the
+      warm-up alone and the constant rate after it.
+    ``warmup_epochs`` > 0 prepends a linear warm-up from ``lr / warm-up steps`` to ``lr`` (per
+    batch) to none/step/multistep/cosine/exponential (Goyal et al. 2017). Cosine decays over the
+    steps after the warm-up; step, multistep and exponential count their epochs from the start of
+    training, as Goyal et al. and timm do (exponential with 2 warm-up epochs: the warm-up to
+    ``lr``, then ``lr * gamma**2`` from epoch 2).
 
     Raises:
         ValueError: unknown schedule name.
@@ -152,7 +157,7 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
     S = torch.optim.lr_scheduler
     total = max(1, epochs * steps_per_epoch)
     warm = int(round(warmup_epochs * steps_per_epoch))
-    if name == "none":
+    if name == "none" and not warm:
         return None, False
     if name == "onecycle":
         # each group peaks at its own lr (a recipe's lr, or a scaled one, see parameter_groups)
@@ -165,7 +170,10 @@ def build_scheduler(optimizer, name: str, *, epochs: int, steps_per_epoch: int, 
         cycle = any(k in optimizer.defaults for k in ("momentum", "betas"))
         return S.OneCycleLR(optimizer, max_lr=lr, total_steps=total, pct_start=pct,
                             cycle_momentum=cycle), True
-    if name == "cosine":
+    if name == "none":
+        def f(step):
+            return (step + 1) / warm if step < warm else 1.0
+    elif name == "cosine":
         def f(step):
             if step < warm:
                 return (step + 1) / warm
