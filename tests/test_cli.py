@@ -190,7 +190,7 @@ def test_ctrl_c_while_torch_is_still_importing(monkeypatch, capsys):
 
 def test_classification_report_by_hand():
     """Precision, recall and F1 per class from a confusion matrix, as scikit-learn computes them
-    (zero_division=0); classes without examples are left out, as in per_class_accuracy."""
+    (zero_division=0); classes without examples that were never predicted are left out."""
     from cnnlab.report.classification import classification_report, format_classification_report
     cm = [[5, 1, 0, 0], [2, 3, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]]  # c has no example; d is never predicted
     r = classification_report(cm, ["a", "b", "c", "d"])
@@ -206,6 +206,16 @@ def test_classification_report_by_hand():
     text = format_classification_report(r)
     assert "precision    recall  f1-score   support" in text
     assert "           a     0.6250    0.8333    0.7143         6" in text
+    # scikit-learn averages over the labels of y_true and y_pred: a class predicted without examples
+    # (here c, once, for a b) has precision and recall 0 and pulls the macro average down
+    cm2 = [[5, 1, 0, 0], [2, 2, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0]]
+    r2 = classification_report(cm2, ["a", "b", "c", "d"])
+    assert list(r2) == ["a", "b", "c", "d", "macro avg", "weighted avg"]
+    assert r2["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    pb2, rb2 = 2 / 4, 2 / 5
+    assert r2["macro avg"]["precision"] == round((pa + pb2) / 4, 4)
+    assert r2["macro avg"]["recall"] == round((ra + rb2) / 4, 4)
+    assert r2["weighted avg"]["recall"] == round(7 / 13, 4)
     with pytest.raises(ValueError, match=r"confusion matrix of shape \(4, 4\) for 3 classes"):
         classification_report(cm, ["a", "b", "c"])
     from cnnlab.report.classification import most_confused

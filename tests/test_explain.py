@@ -277,3 +277,16 @@ def test_every_modules_own_mode_survives_inspection_and_evaluation():
     summary(model)
     evaluate(model, [(x, torch.tensor([0, 1]))], nn.CrossEntropyLoss(), torch.device("cpu"))
     assert model.training and not norms[0].training and all(m.training for m in norms[1:])
+
+
+def test_confident_predictions_are_ranked_past_float32_saturation():
+    """float32 softmax is exactly 1.0 past a logit margin of ~17: the grids ranked such
+    predictions as ties; a binary logit of 1e-8 (probability 0.5 in float32) is class 1 as the
+    metrics count it."""
+    from cnnlab.report.plots import predictions, select_predictions
+    labels = torch.zeros(4, dtype=torch.long)
+    logits = torch.tensor([[18.0, 0.0], [30.0, 0.0], [50.0, 0.0], [5.0, 0.0]])
+    assert select_predictions(labels, logits, "best", 4) == [2, 1, 0, 3]
+    pred, conf, _ = predictions(torch.tensor([[1e-8], [0.0], [-1e-8]]))
+    assert pred.tolist() == [1, 0, 0] and conf.tolist() == [0.5, 0.5, 0.5]
+    assert select_predictions(torch.tensor([1]), torch.tensor([[1e-8]]), "worst", 1) == []

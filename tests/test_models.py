@@ -611,3 +611,11 @@ def test_input_size_in_summary_and_create_model():
     with pytest.raises(ValueError, match=r"input_size of 'lenet5' is \(height, width\), without the "
                                          r"channels \(in_chans\); got \(1, 32, 32\)"):
         create_model("lenet5", input_size=(1, 32, 32))
+
+
+def test_summary_counts_a_shared_weight_once():
+    from cnnlab.report.summary import summary_rows
+    a, b = torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False)
+    b.weight = a.weight  # tied, as in weight-tied language models
+    _, trainable, frozen = summary_rows(torch.nn.Sequential(a, torch.nn.ReLU(), b), (4,))
+    assert (trainable, frozen) == (16, 0)

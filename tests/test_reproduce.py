@@ -49,6 +49,12 @@ def test_table_from_records(tmp_path):
     table = build_table(tmp_path)
     assert next(line for line in table.splitlines() if '{"epochs": 1}' in line).startswith("| mnist-cnn-small § | `")
     assert "§ Stopped and resumed" in table
+    # a mean just under the target rounds to it: the "no" says by how much (target 99.20)
+    for r, acc in zip(recs, (0.99195, 0.99199)):
+        r.update(test_accuracy=acc)
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small |"))
+    assert "| 99.20 ± 0.00 (flip TTA; without: 99.05) | **no** (mean 99.197) |" in row
 
 
 def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):

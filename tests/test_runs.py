@@ -1177,3 +1177,11 @@ def test_recipe_json_fields_every_reader_uses_are_checked(tmp_path, change, msg)
     (run.dir / "recipe.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=msg):
         load_run(run.dir)
+
+
+def test_an_empty_test_split_is_named_not_an_index_error():
+    from cnnlab.models import create_model
+    from cnnlab.runs import evaluate_model
+    model = create_model("lenet5", num_classes=10)
+    with pytest.raises(ValueError, match="the test split of 'toy' holds no examples"):
+        evaluate_model(model, [], RECIPE, "fp32", torch.device("cpu"), False, [str(i) for i in range(10)])

@@ -165,7 +165,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
              precision: str | None) -> tuple[list[Path] | None, list]:
     """:func:`predict`, with the files it read (None for pixels), in the order of its results."""
     from .device import autocast, resolve_precision
-    from .report.plots import class_probabilities
+    from .report.plots import log_probabilities
     from .training import tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
@@ -195,10 +195,13 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
         logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
                             for i in range(0, len(x), bs)])
     classes = meta["classes"]
-    probs = class_probabilities(logits)  # softmax; (1 - p, p) for one sigmoid output
-    top = probs.topk(min(top_k, probs.shape[1]), dim=1)
+    # softmax, or (1 - p, p) for one sigmoid output; a stable sort of float64 logs ranks ties and
+    # saturated probabilities as the metrics' predicted_labels does (the first largest logit)
+    logp = log_probabilities(logits.cpu())
+    order = logp.argsort(dim=1, descending=True, stable=True)[:, :min(top_k, logp.shape[1])]
+    probs = logp.gather(1, order).exp().float()  # float32, the logits' own precision
     out = [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
-           for ps, idx in zip(top.values.cpu(), top.indices.cpu())]
+           for ps, idx in zip(probs, order)]
     for i in sorted(unreadable or {}):  # None where a file was skipped, so that out[i] is file i's
         out.insert(i, None)
     return files, out

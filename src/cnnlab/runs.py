@@ -886,6 +886,9 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
     (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
     loss_fn = classification_loss(recipe.label_smoothing, binary)
     out = _evaluate(model, loader, loss_fn, device, precision, keep_logits=True, tta=recipe.tta)
+    if out["total"] == 0:
+        raise ValueError(f"the test split of {recipe.dataset!r} holds no examples: there is nothing "
+                         "to evaluate")
     if recipe.tta != "none":
         plain = _evaluate(model, loader, loss_fn, device, precision)
         out.update({"tta": recipe.tta, "accuracy_without_tta": plain["accuracy"]})

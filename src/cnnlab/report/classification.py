@@ -14,10 +14,11 @@ def classification_report(confusion: torch.Tensor | list, classes: list[str]) ->
         classes: the K class names.
 
     Returns:
-        ``{class: {"precision", "recall", "f1", "support"}}`` for the classes with examples
-        (fractions rounded to 4 digits; support a count), then ``"macro avg"`` and
-        ``"weighted avg"`` over those classes. A class never predicted has precision 0 (as
-        scikit-learn's ``zero_division=0``).
+        ``{class: {"precision", "recall", "f1", "support"}}`` for the classes that have examples
+        or were predicted (fractions rounded to 4 digits; support a count), then ``"macro avg"``
+        and ``"weighted avg"`` over those classes, as scikit-learn's report over the labels of
+        ``y_true`` and ``y_pred``: a class never predicted has precision 0, a class predicted
+        without examples recall 0 (``zero_division=0``), and both count in the macro average.
 
     Raises:
         ValueError: the matrix is not K x K for the K classes.
@@ -31,7 +32,7 @@ def classification_report(confusion: torch.Tensor | list, classes: list[str]) ->
     recall = torch.where(support > 0, tp / support.clamp(min=1), 0.0)
     both = precision + recall
     f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-12), 0.0)
-    present = support > 0
+    present = (support > 0) | (predicted > 0)
     out = {c: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
                "f1": round(float(f1[i]), 4), "support": int(support[i])}
            for i, c in enumerate(classes) if present[i]}

@@ -13,14 +13,35 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .._io import atomic_path, image_format  # noqa: E402
 
 
+def log_probabilities(logits):
+    """Float64 ``(N, K)`` log class probabilities from logits ``(N, K)`` (log-softmax), or from one
+    sigmoid output ``(N, 1)`` as ``(log(1 - p), log p)``. In float64 and in logs because float32
+    probabilities round to exactly 1.0 past a logit margin of about 17, which would tie a trained
+    model's confident predictions."""
+    import torch
+    z = logits.double()
+    if z.shape[1] == 1:
+        return torch.stack([torch.nn.functional.logsigmoid(-z[:, 0]), torch.nn.functional.logsigmoid(z[:, 0])], 1)
+    return torch.log_softmax(z, 1)
+
+
 def class_probabilities(logits):
     """Float32 ``(N, K)`` class probabilities from logits ``(N, K)`` (softmax), or from one sigmoid
     output ``(N, 1)`` as ``(1 - p, p)``."""
-    import torch
-    if logits.shape[1] == 1:
-        p1 = torch.sigmoid(logits[:, 0].float())
-        return torch.stack([1 - p1, p1], 1)
-    return torch.softmax(logits.float(), 1)
+    return log_probabilities(logits).exp().float()
+
+
+def predictions(logits):
+    """``(pred, confidence, log_confidence)`` for logits ``(N, K)`` or ``(N, 1)``: the predicted
+    classes int64 ``(N,)`` exactly as the metrics count them
+    (:func:`cnnlab.training.predicted_labels`: a binary logit of 1e-8 is class 1, though its
+    float32 probability is 0.5), their probability float32 ``(N,)`` and its log in float64 (the
+    ranking key: it keeps confident predictions apart)."""
+    from ..training.loop import predicted_labels
+    logits = logits.cpu()
+    pred = predicted_labels(logits)
+    log_conf = log_probabilities(logits).gather(1, pred.view(-1, 1)).squeeze(1)
+    return pred, log_conf.exp().float(), log_conf
 
 
 def select_predictions(labels, logits, kind: str, n: int, seed: int = 0) -> list[int]:
@@ -37,10 +58,10 @@ def select_predictions(labels, logits, kind: str, n: int, seed: int = 0) -> list
         return torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].tolist()
     if kind not in ("best", "worst"):
         raise ValueError(f"kind must be best, worst or random, got {kind!r}")
-    conf, pred = class_probabilities(logits).max(1)
+    pred, _, log_conf = predictions(logits)
     correct = pred == labels
     idx = torch.nonzero(correct if kind == "best" else ~correct).flatten()
-    return idx[conf[idx].argsort(descending=True)][:n].tolist()
+    return idx[log_conf[idx].argsort(descending=True, stable=True)][:n].tolist()
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
@@ -103,7 +124,7 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
         kind: ``"best"`` -- the most confident correct predictions; ``"worst"`` -- the most
             confident wrong ones (seed 003's two grids); ``"random"`` -- a seeded random sample.
     """
-    conf, pred = class_probabilities(logits).max(1)
+    pred, conf, _ = predictions(logits)
     correct = pred == labels
     idx = select_predictions(labels, logits, kind, n)
     cols = min(8, max(1, len(idx)))
@@ -223,7 +244,7 @@ def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | 
         logits: float ``(N, K)`` or ``(N, 1)`` (one sigmoid output).
         cams: float ``(N, H, W)`` in [0, 1] (:func:`cnnlab.explain.grad_cam`), for the predicted class.
     """
-    conf, pred = class_probabilities(logits).max(1)
+    pred, conf, _ = predictions(logits)
     n = len(images)
     cols = min(8, n)
     rows = -(-n // cols)

@@ -73,10 +73,10 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
     finally:
         for h in hooks:
             h.remove()
-    trainable = frozen = 0
-    for m in model.modules():
-        t, f = _own_counts(m)
-        trainable, frozen = trainable + t, frozen + f
+    # totals over the model's distinct tensors: a weight two layers share counts once
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    frozen += sum(b.numel() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1] in _STAT_BUFFERS)
     return rows, trainable, frozen
 
 
