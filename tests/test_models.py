@@ -619,3 +619,23 @@ def test_summary_counts_a_shared_weight_once():
     b.weight = a.weight  # tied, as in weight-tied language models
     _, trainable, frozen = summary_rows(torch.nn.Sequential(a, torch.nn.ReLU(), b), (4,))
     assert (trainable, frozen) == (16, 0)
+
+
+@pytest.mark.parametrize("name, least", [("mnist-cnn-small", 2), ("mnist-cnn-torch", 6), ("mnist-cnn-wide", 4),
+                                         ("fashion-cnn-bn", 4), ("cifar10-cnn-bn", 4),
+                                         ("cifar10-cnn-3block", 8), ("mnist-cnn-2m", 4),
+                                         ("mnist-cnn-bn-403k", 13)])
+def test_flatten_models_refuse_sizes_their_maps_vanish_at(name, least):
+    """Built for another size, a Flatten model sizes its dense layer from the maps: below the
+    least size they vanish (a Linear of 0 inputs, or of -1 x -1 = 1 map for mnist-cnn-torch at 3x3)."""
+    info = MODELS.get(name).info
+    m = create_model(name, input_size=(least, least)).eval()
+    assert m(torch.randn(1, info.input_size[0], least, least)).shape == (1, 10)
+    with pytest.raises(ValueError, match=rf"model '{name}' needs inputs of at least {least}x{least}; "
+                                         rf"got {least - 1}x{least - 1}"):
+        create_model(name, input_size=(least - 1, least - 1))
+
+
+def test_airbench_whitening_bias_starts_at_zero():
+    # airbench's Conv.reset_parameters zeroes every conv bias, the whitening layer's included
+    assert torch.count_nonzero(create_model("airbench94").features.whiten.bias) == 0

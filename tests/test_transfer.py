@@ -126,6 +126,7 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
         d.mkdir(parents=True)
         (d / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 0}}))
         (d / "best.safetensors").write_bytes(b"x")
+        (d / "test_metrics.json").write_text("{}")  # finished
         os.utime(d / "best.safetensors", (time.time() + i, time.time() + i))
     assert find_weights(older, runs) == older / "best.safetensors"
     assert find_weights(older / "best.safetensors", runs) == older / "best.safetensors"
@@ -135,7 +136,15 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
     mine.mkdir()
     (mine / "recipe.json").write_text(json.dumps({"recipe": {"name": "other", "seed": 0}}))
     (mine / "best.safetensors").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"the runs of 'other' under .* have not finished \(feat\)"):
+        find_weights("other", runs)  # killed or still training: not a source
+    (mine / "test_metrics.json").write_text("{}")
     assert find_weights("other", runs) == mine / "best.safetensors"
+    killed = runs / "src-killed"  # the newest run of src, unfinished: passed over
+    killed.mkdir()
+    (killed / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 0}}))
+    (killed / "best.safetensors").write_bytes(b"x")
+    os.utime(killed / "best.safetensors", (time.time() + 5, time.time() + 5))
     assert find_weights("src", runs) == newer / "best.safetensors"  # feat is newer, but not of src
     (older / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 1}}))
     assert find_weights("src", runs, seed=1) == older / "best.safetensors"  # the same seed's
@@ -159,6 +168,17 @@ def test_freeze_before_counts_and_names():
     assert all(p.requires_grad for p in m.features.block2.parameters())
     assert not any(p.requires_grad for p in m.features.block1.parameters())
     assert freeze_before(m, None) == (total, 0)
+    # parameters a model keeps fixed stay fixed: LeNet-5's RBF prototypes, airbench's BN scales
+    for name, start in (("lenet5-original", "classifier"), ("airbench94", "features.block3")):
+        m = cnnlab.create_model(name)
+        fixed = {n for n, p in m.named_parameters() if not p.requires_grad}
+        assert fixed, name
+        trainable, frozen = freeze_before(m, start)
+        assert fixed <= {n for n, p in m.named_parameters() if not p.requires_grad}
+        assert trainable == sum(p.numel() for p in m.parameters() if p.requires_grad)
+        freeze_before(m, None)
+        assert fixed == {n for n, p in m.named_parameters() if not p.requires_grad}
+    m = cnnlab.create_model(MODEL, num_classes=4)
     with pytest.raises(UnknownNameError, match=r"'features\.blok2'.*did you mean 'features\.block2'"):
         freeze_before(m, "features.blok2")
 
@@ -228,3 +248,49 @@ def test_marked_batchnorm_trains_its_affine_but_keeps_its_statistics():
     stats = bn.running_var.clone()
     m(torch.rand(8, 1, 28, 28)).sum().backward()
     assert torch.equal(stats, bn.running_var) and bn.weight.grad is not None
+
+
+def test_files_without_batchnorm_counters_load(tmp_path):
+    """Files saved before PyTorch 0.4.1 (some of torchvision's) have no num_batches_tracked:
+    load_state_dict accepts them, and so does load_pretrained."""
+    src = trained_source()
+    sd = {k: v for k, v in src.state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(sd, tmp_path / "old.pth")
+    m = cnnlab.create_model(MODEL, num_classes=4)
+    got = load_pretrained(m, tmp_path / "old.pth", "all")
+    assert all(same(v, m.state_dict()[k]) for k, v in sd.items())
+    assert got["loaded"] == len(sd)
+
+
+def test_lr_find_keeps_frozen_batchnorm_statistics():
+    from cnnlab.training.lr_find import lr_find
+    from cnnlab.training import build_optimizer
+    m = cnnlab.create_model(MODEL, num_classes=4)
+    freeze_before(m, "classifier")
+    stats = m.features.block1.bn1.running_mean.clone()
+    opt = build_optimizer([p for p in m.parameters() if p.requires_grad], "adam", 1e-3)
+    batches = [(torch.rand(8, 1, 28, 28) * 3, torch.randint(0, 4, (8,)))]
+    lr_find(m, opt, torch.nn.CrossEntropyLoss(), batches, steps=3)
+    assert torch.equal(stats, m.features.block1.bn1.running_mean)
+
+
+def test_a_resumed_fine_tuning_run_does_not_need_its_source_again(tmp_path):
+    """The saved state replaces every weight on resume: the pretrained file may be gone. The
+    file a run loaded is recorded in its recipe.json."""
+    import shutil
+    base = Recipe(name="src", source="test", dataset="toy", model=MODEL, epochs=1, batch_size=64,
+                  eval_batch_size=100, val_fraction=0.2, precision="fp32")
+    cnnlab.train(base, dataset=toy_dataset(classes=4), run_dir=tmp_path / "src", log=quiet)
+    ft = base.model_copy(update=dict(name="ft", pretrained=str(tmp_path / "src"), epochs=2))
+
+    def killer(msg):  # dies in epoch 2, after epoch 1's state was saved
+        if msg.startswith("epoch 2/2"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        cnnlab.train(ft, dataset=toy_dataset(classes=4), run_dir=tmp_path / "ft", log=killer)
+    meta = json.loads((tmp_path / "ft" / "recipe.json").read_text())
+    assert meta["pretrained"]["file"] == str(tmp_path / "src" / "best.safetensors")
+    shutil.rmtree(tmp_path / "src")
+    run = cnnlab.train(None, resume=tmp_path / "ft", dataset=toy_dataset(classes=4), log=quiet)
+    assert len(run.history) == 2
+    assert json.loads((tmp_path / "ft" / "recipe.json").read_text())["pretrained"] == meta["pretrained"]

@@ -3,6 +3,7 @@
 A run folder holds::
 
     recipe.json          the resolved recipe, the dataset's provenance, machine and versions
+                         (``pretrained``: the weights file a recipe's ``pretrained`` resolved to)
                          (where the run began; ``resumed`` lists each resumption's epoch, machine and
                          resolved device / precision / processes, ``first_resolved`` the first piece's)
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
@@ -234,10 +235,12 @@ class Setup:
     channels_last: bool
     binary: bool
     monitor: str
+    pretrained: dict | None = None  # load_pretrained's report: the file the weights came from
 
 
 def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
-            checkpoint: str | os.PathLike | None = None, log=None, progress: bool = True) -> Setup:
+            checkpoint: str | os.PathLike | None = None, log=None, progress: bool = True,
+            load_pretrained_weights: bool = True) -> Setup:
     """Build model, loaders, optimizer, schedule, callbacks and trainer for ``recipe`` on ``ds``.
 
     This is the exact path ``cnnlab train`` runs (the speed benchmark times it too): precision
@@ -245,7 +248,8 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     activations are channels_last with bf16 and on the CPU.
     ``checkpoint``: where the best weights go (a ModelCheckpoint on ``recipe.monitor``); None
     for no checkpointing. Launched by torchrun, it joins the process group
-    (:mod:`cnnlab.distributed`).
+    (:mod:`cnnlab.distributed`). ``load_pretrained_weights=False`` skips the recipe's
+    ``pretrained`` file (a resumed run's saved state replaces every weight: the file may be gone).
 
     Raises:
         RecipeError: ``batch_size`` does not divide by the number of torchrun processes,
@@ -266,7 +270,7 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
     # 1.08x on the geometric mean of the seed models, AVX2 CPU, benchmarks/CHANNELS_LAST.md)
     channels_last = (recipe.channels_last if recipe.channels_last is not None
                      else precision == "bf16" or dev.type == "cpu")
-    model = _model(recipe, ds, dev, rank, channels_last, log)
+    model, pretrained = _model(recipe, ds, dev, rank, channels_last, log, load_pretrained_weights)
     binary = _binary(model)
     train_loader, val_loader, test_loader = _loaders(recipe, ds, dev, channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -293,16 +297,18 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
                       eval_loss_fn=classification_loss(recipe.label_smoothing, binary),
                       clip_grad_norm=recipe.clip_grad_norm, mix=_batch_mix(recipe, ds))
     return Setup(model, optimizer, scheduler, trainer, train_loader, val_loader, test_loader, dev,
-                 precision, channels_last, binary, monitor)
+                 precision, channels_last, binary, monitor, pretrained)
 
 
 def _model(recipe: Recipe, ds: ImageDataset, dev: torch.device, rank: int, channels_last: bool,
-           log) -> nn.Module:
+           log, load_pretrained_weights: bool = True) -> tuple[nn.Module, dict | None]:
     """The recipe's model on ``dev``: built from the seed (the same initial weights on every
-    process), with its pretrained weights, frozen layers, memory format and torch.compile."""
+    process), with its pretrained weights, frozen layers, memory format and torch.compile; and
+    :func:`load_pretrained`'s report (None without pretrained weights)."""
     torch.manual_seed(recipe.seed)
     model = _build(recipe, ds, dev)
-    if recipe.pretrained is not None:
+    got = None
+    if recipe.pretrained is not None and load_pretrained_weights:
         got = load_pretrained(model, recipe.pretrained, recipe.pretrained_part, seed=recipe.seed)
         if log:
             log(f"pretrained ({recipe.pretrained_part}): {got['loaded']} tensors loaded from "
@@ -321,7 +327,7 @@ def _model(recipe: Recipe, ds: ImageDataset, dev: torch.device, rank: int, chann
         model = model.to(memory_format=torch.channels_last)
     if recipe.compile:
         model.compile()  # in place: state_dict keys stay those of the model
-    return model
+    return model, got
 
 
 def _watched(monitor: str, val: bool, log, who: str = "the best checkpoint") -> str:
@@ -711,7 +717,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
     main = distributed.is_main()
     # the epoch's best weights go to a pending file, made best.safetensors once the epoch's state
     # is saved: a kill in between cannot leave best weights of an epoch that resuming re-trains
-    s = prepare(recipe, ds, device, checkpoint=run_dir / PENDING_BEST, log=log, progress=progress)
+    s = prepare(recipe, ds, device, checkpoint=run_dir / PENDING_BEST, log=log, progress=progress,
+                load_pretrained_weights=state is None)
     if main:  # after prepare: a recipe it refuses leaves no empty folder behind
         run_dir.mkdir(parents=True, exist_ok=True)
     model, trainer = s.model, s.trainer
@@ -725,6 +732,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
                                                          "date": meta["started"], "machine": meta["machine"],
                                                          "resolved": dict(meta["resolved"])}],
                     first_resolved=first.get("first_resolved", first.get("resolved")))
+        if "pretrained" in first:
+            meta["pretrained"] = first["pretrained"]
         log(f"resuming {run_dir} after epoch {initial_epoch}")
     if main:
         write_json(run_dir / "recipe.json", meta)
@@ -780,6 +789,8 @@ def _run_meta(recipe: Recipe, ds: ImageDataset, s: "Setup") -> dict:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if distributed.world_size() > 1:
         meta["resolved"]["processes"] = distributed.world_size()
+    if s.pretrained:  # which file a recipe name resolved to (the newest finished run then)
+        meta["pretrained"] = {"file": s.pretrained["file"], "loaded": s.pretrained["loaded"]}
     return meta
 
 

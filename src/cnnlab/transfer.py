@@ -38,13 +38,14 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
     """The weights file ``source`` names.
 
     ``source`` is a weights file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), a run folder
-    (its ``best.safetensors``), or a recipe name: the newest run folder of that recipe (by the
-    name in its ``recipe.json``) under ``runs_root`` or one level deeper (``runs/<recipe>-<time>``
+    (its ``best.safetensors``), or a recipe name: the newest finished run folder of that recipe
+    (by the name in its ``recipe.json``; finished: it has ``test_metrics.json``) under ``runs_root`` or one level deeper (``runs/<recipe>-<time>``
     as ``cnnlab train`` writes it, any ``--run-dir`` there, ``cnnlab reproduce --keep-runs``'s); with ``seed``, the newest run with that seed
     where there is one (fine-tuning seed 1 continues feature extraction seed 1).
 
     Raises:
-        FileNotFoundError: nothing matches; the message says how to make the weights.
+        FileNotFoundError: nothing matches, or only runs that have not finished; the message
+            says how to make the weights.
     """
     path = Path(source)
     if path.is_file():
@@ -59,8 +60,14 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
     root = Path(runs_root)
     runs = [d for pattern in ("*", "*/*") for d in root.glob(pattern)
             if (d / "best.safetensors").is_file() and _run_recipe(d).get("name") == name]
-    same_seed = [d for d in runs if seed is not None and _run_recipe(d).get("seed") == seed]
-    runs = same_seed or runs
+    # finished runs (tested: test_metrics.json) only; one killed or still training is not a source
+    finished = [d for d in runs if (d / "test_metrics.json").is_file()]
+    if runs and not finished:
+        raise FileNotFoundError(f"pretrained: the runs of {name!r} under {root}/ have not finished "
+                                f"({', '.join(sorted(d.name for d in runs)[:3])}): resume one "
+                                "(`cnnlab train --resume RUN_DIR`) or give a run folder or weights file")
+    same_seed = [d for d in finished if seed is not None and _run_recipe(d).get("seed") == seed]
+    runs = same_seed or finished
     if runs:
         return max(runs, key=lambda d: (d / "best.safetensors").stat().st_mtime) / "best.safetensors"
     raise FileNotFoundError(
@@ -148,10 +155,12 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
     if not wanted:
         raise ValueError(f"pretrained part 'features': {type(model).__name__} has no features.* "
                          "parameters; use part 'all'")
-    missing = [k for k in wanted if k not in state]
+    # BatchNorm's batch counters are absent from files saved before PyTorch 0.4.1 (some of
+    # torchvision's); load_state_dict accepts that, and so do we (the model's own count stays)
+    missing = [k for k in wanted if k not in state and not k.endswith(".num_batches_tracked")]
     new, mismatched, take = [], [], {}
     for k in wanted:
-        if k in missing:
+        if k in missing or k not in state:
             continue
         if state[k].shape == own[k].shape:
             take[k] = state[k]
@@ -177,8 +186,10 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
 
     Keras' "unfreeze from ``block5_conv1`` on": parameters are taken in the model's order
     (``model.named_parameters()``, i.e. the order of the layers); the first one inside
-    ``trainable_from`` and all after it train (``requires_grad=True``), all before it are frozen.
-    ``None``: everything trains. Feature extraction: ``"classifier"``.
+    ``trainable_from`` and all after it train, all before it are frozen (``requires_grad=False``).
+    ``None``: everything trains. Feature extraction: ``"classifier"``. Parameters the model
+    itself keeps fixed (LeNet-5's RBF prototypes, airbench's BatchNorm scales) stay fixed: a
+    later call unfreezes only what an earlier one froze.
 
     Returns:
         (trainable, frozen) parameter counts (numbers of scalars).
@@ -200,8 +211,13 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
         start = inside[0]
     counts = [0, 0]
     for i, (_, p) in enumerate(model.named_parameters()):
-        p.requires_grad_(i >= start)
-        counts[i < start] += p.numel()
+        if i < start and p.requires_grad:
+            p.requires_grad_(False)
+            p.frozen_by_freeze_before = True
+        elif i >= start and getattr(p, "frozen_by_freeze_before", False):
+            p.requires_grad_(True)
+            del p.frozen_by_freeze_before
+        counts[not p.requires_grad] += p.numel()
     return counts[0], counts[1]
 
 

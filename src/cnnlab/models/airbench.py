@@ -68,6 +68,7 @@ class PatchWhitening(nn.Conv2d):
 
     def __init__(self, in_chans: int, kernel_size: int = 2, eps: float = 5e-4, learned: bool = False):
         super().__init__(in_chans, 2 * in_chans * kernel_size ** 2, kernel_size, bias=True)
+        nn.init.zeros_(self.bias)  # as airbench's Conv.reset_parameters (PyTorch draws it uniform)
         self.eps, self.learned = eps, learned
         self.register_buffer("initialised", torch.tensor(learned))
         self._checked = learned  # Python copy of the buffer: no device sync on every step

@@ -34,7 +34,8 @@ class ModelInfo:
         first_conv: dotted name of the first convolution (for changing input channels), or None.
         classifier: dotted name of the last ``nn.Linear``/conv producing the logits.
         fixed_size: True if the network only accepts exactly ``input_size`` (Flatten into Linear).
-        min_size: smallest height/width accepted when ``fixed_size`` is False.
+        min_size: smallest height/width accepted: by any size when ``fixed_size`` is False, and
+            by ``create_model(input_size=...)`` for a fixed-size network built for another size.
     """
 
     name: str
@@ -202,7 +203,7 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
                 raise ValueError(f"model {name!r} is built for {_size_str(entry.info.input_size[1:])} "
                                  f"inputs only; got {_size_str(tuple(input_size))}")
             kw["input_size"] = tuple(input_size)
-        if not entry.info.fixed_size and min(input_size) < entry.info.min_size:
+        if min(input_size) < entry.info.min_size:  # a Flatten model built for a size, too
             least = _size_str((entry.info.min_size,) * len(input_size))
             raise ValueError(f"model {name!r} needs inputs of at least {least}; got "
                              f"{_size_str(tuple(input_size))}")

@@ -99,7 +99,7 @@ class MnistCnnWide(ImageClassifier):
             relu=nn.ReLU(inplace=True), fc2=nn.Linear(128, num_classes)))
 
 
-@register_model("mnist-cnn-small", input_size=(1, 28, 28), num_params=1_625_866,
+@register_model("mnist-cnn-small", input_size=(1, 28, 28), num_params=1_625_866, min_size=2,
                 first_conv="features.conv1", classifier="classifier.fc2",
                 paper="seed 003: Keras MNIST CNN, 99.2% test top-1 after 10 epochs")
 def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
@@ -108,7 +108,7 @@ def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
     return MnistCnnSmall(input_size=input_size, **kw)
 
 
-@register_model("mnist-cnn-torch", input_size=(1, 28, 28), num_params=1_199_882,
+@register_model("mnist-cnn-torch", input_size=(1, 28, 28), num_params=1_199_882, min_size=6,
                 first_conv="features.conv1", classifier="classifier.fc2",
                 paper="pytorch/examples mnist/main.py's Net (seed 001 §1, §2 name no layers)")
 def mnist_cnn_torch(input_size=(28, 28), **kw) -> MnistCnnTorch:
@@ -117,7 +117,7 @@ def mnist_cnn_torch(input_size=(28, 28), **kw) -> MnistCnnTorch:
     return MnistCnnTorch(input_size=input_size, **kw)
 
 
-@register_model("mnist-cnn-wide", input_size=(1, 28, 28), num_params=662_410,
+@register_model("mnist-cnn-wide", input_size=(1, 28, 28), num_params=662_410, min_size=4,
                 first_conv="features.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.2 'My_First_CNN': 98.97% test top-1")
 def mnist_cnn_wide(input_size=(28, 28), **kw) -> MnistCnnWide:
@@ -318,7 +318,7 @@ class MnistCnn2m(ImageClassifier):
             dense2=dense(hidden[0], hidden[1]), fc=nn.Linear(hidden[1], num_classes)))
 
 
-@register_model("fashion-cnn-bn", input_size=(1, 28, 28), num_params=1_677_674,
+@register_model("fashion-cnn-bn", input_size=(1, 28, 28), num_params=1_677_674, min_size=4,
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.3 'CNN_exercise 1' (Fashion-MNIST): 92.63% test top-1")
 def fashion_cnn_bn(input_size=(28, 28), **kw) -> FashionCnnBn:
@@ -327,7 +327,7 @@ def fashion_cnn_bn(input_size=(28, 28), **kw) -> FashionCnnBn:
     return FashionCnnBn(input_size=input_size, **kw)
 
 
-@register_model("cifar10-cnn-bn", input_size=(3, 32, 32), num_params=4_273_386,
+@register_model("cifar10-cnn-bn", input_size=(3, 32, 32), num_params=4_273_386, min_size=4,
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 000 §1.4 'CNN_exercise 2' (CIFAR-10): 79.27% test top-1")
 def cifar10_cnn_bn(input_size=(32, 32), **kw) -> Cifar10CnnBn:
@@ -336,7 +336,7 @@ def cifar10_cnn_bn(input_size=(32, 32), **kw) -> Cifar10CnnBn:
     return Cifar10CnnBn(input_size=input_size, **kw)
 
 
-@register_model("cifar10-cnn-3block", input_size=(3, 32, 32), num_params=551_018,
+@register_model("cifar10-cnn-3block", input_size=(3, 32, 32), num_params=551_018, min_size=8,
                 first_conv="features.block1.conv1", classifier="classifier.fc2",
                 paper="seed 003 (carl-221b/deeplearning): Keras CIFAR-10 CNN, 86.87% test top-1")
 def cifar10_cnn_3block(input_size=(32, 32), **kw) -> Cifar10Cnn3Block:
@@ -345,7 +345,7 @@ def cifar10_cnn_3block(input_size=(32, 32), **kw) -> Cifar10Cnn3Block:
     return Cifar10Cnn3Block(input_size=input_size, **kw)
 
 
-@register_model("mnist-cnn-bn-403k", input_size=(1, 28, 28), num_params=403_338,
+@register_model("mnist-cnn-bn-403k", input_size=(1, 28, 28), num_params=403_338, min_size=13,
                 first_conv="features.conv1", classifier="classifier.fc",
                 paper="seed 002 §1 (mrmoxon/Deep-Image-Learning): 403,562 params as printed "
                       "(first conv typo'd 128 for 288); scores [99.72, 98.93]")
@@ -356,7 +356,7 @@ def mnist_cnn_bn_403k(input_size=(28, 28), **kw) -> MnistCnnBn403k:
     return MnistCnnBn403k(input_size=input_size, **kw)
 
 
-@register_model("mnist-cnn-2m", input_size=(1, 28, 28), num_params=2_210_154,
+@register_model("mnist-cnn-2m", input_size=(1, 28, 28), num_params=2_210_154, min_size=4,
                 first_conv="features.block1.conv1", classifier="classifier.fc",
                 paper="seed 002 §2 (mrmoxon/Deep-Image-Learning): '2.2m parameters', "
                       "scores [99.65, 98.81]; widths reconstructed")

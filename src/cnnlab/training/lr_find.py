@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..device import autocast
+from ..transfer import frozen_norms_eval
 
 
 @dataclass
@@ -108,6 +109,7 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
     lrs, losses, raw = [], [], []
     avg, best, stopped = 0.0, math.inf, "steps"
     model.train()
+    frozen_norms_eval(model)  # as the trainer: frozen BatchNorms keep their running statistics
     it = iter(batches)
     for step in range(steps):
         lr = start_lr * (end_lr / start_lr) ** (step / (steps - 1))
