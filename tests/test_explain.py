@@ -178,7 +178,7 @@ def test_explain_command_writes_three_pngs(toy_run, tmp_path, monkeypatch, capsy
 
 
 def test_select_predictions_ranks_by_confidence():
-    from cnnlab.report.plots import select_predictions
+    from cnnlab.report.confidence import select_predictions
     labels = torch.tensor([0, 1, 0, 1, 0])
     logits = torch.tensor([[3.0, 0.0], [0.0, 1.0], [0.0, 2.0], [4.0, 0.0], [0.5, 0.0]])
     assert select_predictions(labels, logits, "best", 5) == [0, 1, 4]  # correct, most confident first
@@ -283,7 +283,7 @@ def test_confident_predictions_are_ranked_past_float32_saturation():
     """float32 softmax is exactly 1.0 past a logit margin of ~17: the grids ranked such
     predictions as ties; a binary logit of 1e-8 (probability 0.5 in float32) is class 1 as the
     metrics count it."""
-    from cnnlab.report.plots import predictions, select_predictions
+    from cnnlab.report.confidence import predictions, select_predictions
     labels = torch.zeros(4, dtype=torch.long)
     logits = torch.tensor([[18.0, 0.0], [30.0, 0.0], [50.0, 0.0], [5.0, 0.0]])
     assert select_predictions(labels, logits, "best", 4) == [2, 1, 0, 3]

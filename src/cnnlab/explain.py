@@ -291,7 +291,8 @@ def explain_run(run_dir: str | os.PathLike, *, weights: str = "best", images: in
             any work), a dataset that is not the run's (:func:`cnnlab.load_run`), or no test
             image fits ``select`` (``"worst"`` when every one is predicted correctly).
     """
-    from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam, select_predictions
+    from .report.confidence import select_predictions
+    from .report.plots import plot_feature_maps, plot_filters, plot_grad_cam
     from .runs import _evaluate_loaded, _tested, load_run
 
     if not 1 <= images <= MAX_IMAGES:  # one readable grid (5,000 made a 1280x21470 PNG)

@@ -165,7 +165,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
              precision: str | None) -> tuple[list[Path] | None, list]:
     """:func:`predict`, with the files it read (None for pixels), in the order of its results."""
     from .device import autocast, resolve_precision
-    from .report.plots import log_probabilities
+    from .report.confidence import log_probabilities
     from .training import tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")

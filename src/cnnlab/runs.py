@@ -1051,7 +1051,7 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
     Returns:
         The metrics dict (as in ``test_metrics.json``); nothing in the run folder is changed.
         With ``keep_logits`` also ``logits`` float32 ``(N, K)`` and ``labels`` int64 ``(N,)``
-        of the test split, in its order (for :func:`cnnlab.report.plots.select_predictions`).
+        of the test split, in its order (for :func:`cnnlab.report.confidence.select_predictions`).
 
     Raises:
         what :func:`load_run` raises; ValueError: an unknown ``precision``; RecipeError: an

@@ -1,73 +1,31 @@
-"""Training curves and image grids (matplotlib, Agg backend: no display needed)."""
+"""Training curves and image grids (matplotlib figures drawn with Agg: no display needed).
+
+The figures are made without pyplot, so importing or calling this module leaves pyplot's
+backend alone (a notebook's inline plots keep working after ``cnnlab.train``).
+"""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from .._io import atomic_path, image_format  # noqa: E402
+from .._io import atomic_path, image_format
+from .confidence import predictions, select_predictions
 
 
-def log_probabilities(logits):
-    """Float64 ``(N, K)`` log class probabilities from logits ``(N, K)`` (log-softmax), or from one
-    sigmoid output ``(N, 1)`` as ``(log(1 - p), log p)``. In float64 and in logs because float32
-    probabilities round to exactly 1.0 past a logit margin of about 17, which would tie a trained
-    model's confident predictions."""
-    import torch
-    z = logits.double()
-    if z.shape[1] == 1:
-        return torch.stack([torch.nn.functional.logsigmoid(-z[:, 0]), torch.nn.functional.logsigmoid(z[:, 0])], 1)
-    return torch.log_softmax(z, 1)
-
-
-def class_probabilities(logits):
-    """Float32 ``(N, K)`` class probabilities from logits ``(N, K)`` (softmax), or from one sigmoid
-    output ``(N, 1)`` as ``(1 - p, p)``."""
-    return log_probabilities(logits).exp().float()
-
-
-def predictions(logits):
-    """``(pred, confidence, log_confidence)`` for logits ``(N, K)`` or ``(N, 1)``: the predicted
-    classes int64 ``(N,)`` exactly as the metrics count them
-    (:func:`cnnlab.training.predicted_labels`: a binary logit of 1e-8 is class 1, though its
-    float32 probability is 0.5), their probability float32 ``(N,)`` and its log in float64 (the
-    ranking key: it keeps confident predictions apart)."""
-    from ..training.loop import predicted_labels
-    logits = logits.cpu()
-    pred = predicted_labels(logits)
-    log_conf = log_probabilities(logits).gather(1, pred.view(-1, 1)).squeeze(1)
-    return pred, log_conf.exp().float(), log_conf
-
-
-def select_predictions(labels, logits, kind: str, n: int, seed: int = 0) -> list[int]:
-    """Indices of up to ``n`` examples: ``"best"`` the most confident correct predictions,
-    ``"worst"`` the most confident wrong ones (most confident first), ``"random"`` a sample drawn
-    with ``seed``. ``labels`` int64 ``(N,)``; ``logits`` float ``(N, K)`` or ``(N, 1)`` (not
-    read for ``"random"``, may be None).
-
-    Raises:
-        ValueError: another ``kind``.
-    """
-    import torch
-    if kind == "random":
-        return torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-    if kind not in ("best", "worst"):
-        raise ValueError(f"kind must be best, worst or random, got {kind!r}")
-    pred, _, log_conf = predictions(logits)
-    correct = pred == labels
-    idx = torch.nonzero(correct if kind == "best" else ~correct).flatten()
-    return idx[log_conf[idx].argsort(descending=True, stable=True)][:n].tolist()
+def _subplots(rows: int = 1, cols: int = 1, *, figsize, dpi: int = 100, squeeze: bool = True):
+    """``plt.subplots`` without pyplot: a Figure on an Agg canvas and its axes."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(rows, cols, squeeze=squeeze)
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
     """Accuracy and loss per epoch, training vs validation, side by side, as one PNG."""
     epochs = history["epoch"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    fig, axes = _subplots(1, 2, figsize=(11, 4), dpi=100)
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "loss", "loss")):
         ax.plot(epochs, history[key], "o-", label=f"training {label}")
         if history[f"val_{key}"]:
@@ -92,7 +50,7 @@ def plot_comparison(histories: dict, path: str | os.PathLike, title: str = "") -
     Args:
         histories: label -> :class:`cnnlab.training.History`.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    fig, axes = _subplots(1, 2, figsize=(11, 4), dpi=100)
     epochs = sorted({e for h in histories.values() for e in h["epoch"]})
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "loss", "loss")):
         for name, h in histories.items():
@@ -129,7 +87,7 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
     idx = select_predictions(labels, logits, kind, n)
     cols = min(8, max(1, len(idx)))
     rows = max(1, -(-len(idx) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(6.0, 1.6 * cols), 1.9 * rows + 0.4), dpi=100,
+    fig, axes = _subplots(rows, cols, figsize=(max(6.0, 1.6 * cols), 1.9 * rows + 0.4), dpi=100,
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -163,7 +121,7 @@ def plot_confusion_matrix(matrix, classes: list[str], path: str | os.PathLike, t
         raise ValueError(f"confusion matrix of shape {cm.shape} for {k} classes")
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     side = min(12.0, max(4.0, 0.55 * k + 2.5))
-    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=100)
+    fig, ax = _subplots(figsize=(side + 1.2, side), dpi=100)
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
@@ -189,7 +147,7 @@ def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: fl
     Args:
         result: a :class:`cnnlab.training.lr_find.LRFinderResult`.
     """
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    fig, ax = _subplots(figsize=(7, 4.5), dpi=100)
     ax.plot(result.lrs, result.raw_losses, color="0.8", lw=0.8, label="batch loss")
     ax.plot(result.lrs, result.losses, color="C0", lw=1.8, label="smoothed loss")
     marks = [(result.suggestion, "C2", f"minimum/10: {result.suggestion:.2g}"),
@@ -215,16 +173,11 @@ def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: fl
 
 def _save(fig, path: str | os.PathLike) -> None:
     """Lay out ``fig``, write it atomically (a complete file or none; PNG, or the format the
-    suffix names) and close it."""
+    suffix names)."""
     fig.tight_layout()
-    try:
-        fmt = image_format(fig, path)
-    except ValueError:
-        plt.close(fig)
-        raise
+    fmt = image_format(fig, path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt)
-    plt.close(fig)
 
 
 def _show(ax, img) -> None:
@@ -248,7 +201,7 @@ def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | 
     n = len(images)
     cols = min(8, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(max(6.0, 1.6 * cols), 3.4 * rows + 0.5), dpi=100,
+    fig, axes = _subplots(2 * rows, cols, figsize=(max(6.0, 1.6 * cols), 3.4 * rows + 0.5), dpi=100,
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -279,7 +232,7 @@ def plot_filters(weights, path: str | os.PathLike, title: str = "", max_filters:
     n = len(w)
     cols = min(16, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 0.6), dpi=100,
+    fig, axes = _subplots(rows, cols, figsize=(max(4.0, 0.7 * cols), 0.7 * rows + 0.6), dpi=100,
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -311,7 +264,7 @@ def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "
     cols = 16
     blocks = [(name, m[:max_maps], len(m)) for name, m in maps]
     rows = 1 + sum(-(-len(m) // cols) for _, m, _ in blocks)
-    fig, axes = plt.subplots(rows, cols, figsize=(0.8 * cols, 0.85 * rows + 0.6), dpi=100, squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(0.8 * cols, 0.85 * rows + 0.6), dpi=100, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     _show(axes[0, 0], image)
