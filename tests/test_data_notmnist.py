@@ -73,10 +73,23 @@ def test_idx_png_and_mat_layouts_give_the_same_split(tmp_path):
     for other in (b, c):
         assert torch.equal(a.train_images, other.train_images) and torch.equal(a.test_images, other.test_images)
         assert torch.equal(a.train_labels, other.train_labels) and torch.equal(a.test_labels, other.test_labels)
-    # round(0.1 * 12) = 1 per letter held out
-    assert torch.bincount(a.test_labels).tolist() == [1] * 10 and a.train_images.shape == (110, 1, 28, 28)
+    # the duplicate pair is kept once: 119 images; round(0.1 * 12) = 1 per letter held out
+    assert torch.bincount(a.test_labels).tolist() == [1] * 10 and a.train_images.shape == (109, 1, 28, 28)
+    assert a.provenance["distinct"] == {"copies_removed": 1, "ambiguous_dropped": 0}
     assert a.classes == LETTERS and set(a.provenance["files"]) >= {"notMNIST_small-index.csv"}
     assert b.provenance["layout"] == "png-folder" and c.provenance["layout"] == "mat"
+
+
+def test_duplicates_are_kept_once_and_images_under_two_letters_dropped():
+    from cnnlab.data.notmnist import distinct
+    x, y = fake_set(n_per=3)
+    x[5] = x[4]  # the same image as an "B" (label 1) ... and
+    x[7] = x[4]
+    y2 = y.copy()
+    y2[7] = 2  # ... as a "C": ambiguous, all three copies go
+    kept, labels, counts = distinct(x, y2)
+    assert counts == {"copies_removed": 1, "ambiguous_dropped": 3}  # x[1], a copy of x[0]
+    assert len(kept) == 30 - 4 and not any(np.array_equal(k, x[4]) for k in kept)
 
 
 def test_auto_prefers_idx(tmp_path):
@@ -97,7 +110,7 @@ def test_unreadable_pngs_skipped_and_counted(tmp_path):
     msg = str(rec[0].message)
     assert "expected 28x28" in msg and "RGVtb2NyYXRpY2FCb2xkT2xkc3R5bGUgQm9sZC50dGY=.png" in msg and "notes.txt" in msg
     assert ds.provenance["skipped"]["count"] == 4
-    assert len(ds.train_labels) + len(ds.test_labels) == 30
+    assert len(ds.train_labels) + len(ds.test_labels) == 29  # 30 read, one duplicate pair kept once
 
 
 def test_png_archive_in_place_and_unsafe_member_refused(tmp_path):
@@ -108,7 +121,7 @@ def test_png_archive_in_place_and_unsafe_member_refused(tmp_path):
     with tarfile.open(d / "notMNIST_small.tar.gz", "w:gz") as tf:
         tf.add(png, arcname="notMNIST_small")
     ds = load_dataset("notmnist-small", tmp_path, layout="png")
-    assert ds.provenance["layout"] == "png-archive" and len(ds.train_labels) + len(ds.test_labels) == 20
+    assert ds.provenance["layout"] == "png-archive" and len(ds.train_labels) + len(ds.test_labels) == 19  # one duplicate pair
     with tarfile.open(d / "notMNIST_small.tar.gz", "w:gz") as tf:
         info = tarfile.TarInfo("../A/evil.png")
         data = (png / "A" / "00000.png").read_bytes()
@@ -172,10 +185,16 @@ def test_not_found_lists_layouts(tmp_path):
 def test_real_notmnist_idx_and_extracted_pngs_split_identically(tmp_path):
     root = real_data("notmnist-small")
     a = load_dataset("notmnist-small", root.parent, layout="idx")
-    assert len(a.train_labels) + len(a.test_labels) == 18724
+    # 18,724 images, 18,232 distinct; 2 of them drawn under two letters (8 copies) are dropped
+    assert a.provenance["total"] == 18724
+    assert a.provenance["distinct"] == {"copies_removed": 486, "ambiguous_dropped": 8}
+    assert len(a.train_labels) + len(a.test_labels) == 18230
     counts = (torch.bincount(a.train_labels) + torch.bincount(a.test_labels)).tolist()
-    assert counts == [1872, 1873, 1873, 1873, 1873, 1872, 1872, 1872, 1872, 1872]
-    assert a.test_images.shape == (1870, 1, 28, 28) and a.train_images.shape == (16854, 1, 28, 28)
+    assert counts == [1848, 1852, 1848, 1847, 1847, 1850, 1850, 1845, 1595, 1848]
+    assert a.test_images.shape == (1824, 1, 28, 28) and a.train_images.shape == (16406, 1, 28, 28)
+    # no test image has a copy in the training split (70 had, before duplicates were removed)
+    train = set(map(bytes, a.train_images.flatten(1).numpy()))
+    assert not any(bytes(t) in train for t in a.test_images.flatten(1).numpy())
     safe_extract(root / "notMNIST_small.tar.gz", tmp_path / "x")
     b = load_dataset("notmnist-small", tmp_path / "x", layout="png")
     assert b.provenance["layout"] == "png-folder" and b.provenance["skipped"]["count"] == 0

@@ -84,6 +84,35 @@ def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):
     assert "| bf16 |" in table and "H200" not in table
 
 
+def test_superseded_records_stay_out_of_the_table_and_test_informed_rows_are_marked(tmp_path, monkeypatch):
+    from cnnlab.recipes import RECIPES, get_recipe
+    from cnnlab.reproduce import supersede_records
+    machine = {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "python": "3.11"}
+    recs = [{"recipe": "mnist-cnn-small", "seed": s, "test_accuracy": a, "test_loss": 0.03,
+             "epochs_run": 10, "best_epoch": 9, "train_time_s": 300.0, "precision": "bf16",
+             "dataset_lossy": False, "overrides": {}, "date": "2026-11-26T05:00:00+00:00",
+             "machine": machine} for s, a in ((0, 0.9920), (1, 0.9930))]
+    path = tmp_path / "mnist-cnn-small.json"
+    path.write_text(json.dumps(recs))
+    assert supersede_records(path, "the data changed") == 2
+    saved = json.loads(path.read_text())
+    assert all(r["superseded"]["reason"] == "the data changed" for r in saved)
+    assert "| mnist-cnn-small" not in build_table(tmp_path)  # no current record: no row
+    path.write_text(json.dumps(saved + [{**recs[0], "test_accuracy": 0.9900}]))
+    table = build_table(tmp_path)
+    row = next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small"))
+    assert row.startswith("| mnist-cnn-small ° |") and "| 99.00 |" in row and "| 1 |" in row
+    assert "° Earlier records of this recipe stay in its file" in table
+    assert "¶" not in table
+    monkeypatch.setitem(RECIPES._items, "mnist-cnn-small",
+                        get_recipe("mnist-cnn-small").override({"test_informed": "epochs 5 -> 10 after a test miss"}))
+    table = build_table(tmp_path)
+    assert next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small")).startswith(
+        "| mnist-cnn-small ¶ ° |")
+    assert "¶ A choice of this recipe was made after a test figure" in table
+    assert "mnist-cnn-small: epochs 5 -> 10 after a test miss." in table
+
+
 def test_time_to_accuracy_sums_epochs_until_validation_reaches_target():
     epochs = [{"val_accuracy": 0.97, "time_s": 10.0}, {"val_accuracy": 0.991, "time_s": 12.0},
               {"val_accuracy": 0.995, "time_s": 11.0}]
@@ -136,6 +165,20 @@ def test_committed_results_table_is_what_its_records_make():
     from pathlib import Path
     bench = Path(__file__).resolve().parent.parent / "benchmarks"
     assert build_table(bench / "results") == (bench / "RESULTS.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["speed", "speed-amd-epyc", "speed-amd-epyc-avx2"])
+def test_committed_speed_tables_are_what_their_records_make(name):
+    """The SPEED tables are generated too (their time-to-accuracy part from the recipe records):
+    a table left behind when the records changed showed figures of deleted runs."""
+    import importlib.util
+    from pathlib import Path
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location("speed_bench", bench / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    out = json.loads((bench / "results" / f"{name}.json").read_text())
+    assert speed.render(out) == (bench / f"SPEED{name[5:]}.md").read_text()
 
 
 def test_a_pattern_that_matches_no_recipe_suggests_names_and_writes_nothing(tmp_path):

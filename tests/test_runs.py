@@ -467,7 +467,9 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     (kept / "toy-seed0" / "curves.png").unlink()  # stopped while plotting: drawn now as well
     messages.clear()
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
-    [late] = json.loads((results / "toy.json").read_text())  # the earlier record replaced
+    earlier, late = json.loads((results / "toy.json").read_text())  # the earlier record superseded
+    assert earlier["test_accuracy"] == 0.25 and earlier["superseded"]["reason"].startswith("the same seed")
+    assert "superseded" not in late
     assert "not yet recorded; recording it" in messages[0] and (kept / "toy-seed0" / "curves.png").exists()
     assert (late["test_accuracy"], late["epochs_run"], late["resumed"], late["device"], late["machine"]) == (
         saved[0]["test_accuracy"], saved[0]["epochs_run"], saved[0]["resumed"], saved[0]["device"],
@@ -961,11 +963,15 @@ def test_reproduce_keeps_one_record_per_seed_and_no_temporary_folder(tmp_path, m
     messages = []
     run_and_record("toy", [0], results, log=messages.append, device="cpu")
     recs = json.loads((results / "toy.json").read_text())
-    assert sorted(r["seed"] for r in recs) == [0, 1] and recs[-1]["seed"] == 0
-    assert any("seed 0's earlier record" in m and "replaced by this run's" in m for m in messages)
+    current = [r for r in recs if not r.get("superseded")]
+    assert sorted(r["seed"] for r in current) == [0, 1] and recs[-1]["seed"] == 0
+    # the rerun seed's first record stays, marked: reruns are visible, never counted twice
+    assert [r["seed"] for r in recs if r.get("superseded")] == [0]
+    assert any("seed 0's earlier record" in m and "superseded by this run's (kept in the file)" in m
+               for m in messages)
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary run folders are gone
     run_and_record("toy", [0], results, overrides={"lr": 0.01}, log=quiet, device="cpu")
-    assert len(json.loads((results / "toy.json").read_text())) == 3  # other overrides: its own record
+    assert len(json.loads((results / "toy.json").read_text())) == 4  # other overrides: its own record
 
 
 def test_resume_refuses_another_step_count_and_fewer_epochs_than_trained(tmp_path):
@@ -1185,3 +1191,21 @@ def test_an_empty_test_split_is_named_not_an_index_error():
     model = create_model("lenet5", num_classes=10)
     with pytest.raises(ValueError, match="the test split of 'toy' holds no examples"):
         evaluate_model(model, [], RECIPE, "fp32", torch.device("cpu"), False, [str(i) for i in range(10)])
+
+
+def test_speed_bench_counts_fused_convolutions_and_times_stock_layers():
+    """FlopCounterMode does not see oneDNN's fused conv + ReLU: counted unfused, a training step
+    is about 3x the forward pass; the notebook loop runs stock layers of the same sizes."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cnnlab.bench import plain_model, train_flops_per_image
+    from cnnlab.models import count_params, create_model
+    from cnnlab.models.layers import Conv2dReLU, FlattenNHWC
+    step = train_flops_per_image("cifar10-cnn-3block", (3, 32, 32))
+    m = plain_model("cifar10-cnn-3block", 3)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        m(torch.randn(8, 3, 32, 32))
+    forward = fc.get_total_flops() / 8
+    assert 2.8 * forward < step < 3.0 * forward  # the first layer has no input gradient
+    assert not any(isinstance(x, (Conv2dReLU, FlattenNHWC)) for x in m.modules())
+    assert count_params(m) == count_params(create_model("cifar10-cnn-3block"))

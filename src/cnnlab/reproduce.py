@@ -50,7 +50,7 @@ def format_time_to_target(records: list[dict]) -> str:
 
 
 # recipe fields that describe a run rather than set its training
-_DESCRIPTIVE = {"source", "literature", "expected_accuracy"}
+_DESCRIPTIVE = {"source", "literature", "expected_accuracy", "test_informed"}
 
 
 def _training_settings(recipe: Recipe, ignore=()) -> dict:
@@ -162,15 +162,31 @@ def _recorded(path: Path, seed: int, overrides, test: dict) -> bool:
 
 
 def _save_record(path: Path, rec: dict, log) -> None:
-    """Add ``rec`` to the recipe's records; one record per seed and overrides: a seed run again
-    replaces its earlier record (said in the log), so that the table counts each seed once."""
+    """Add ``rec`` to the recipe's records; one current record per seed and overrides: a seed run
+    again supersedes its earlier record (said in the log), which stays in the file marked
+    ``superseded``, so that the table counts each seed once and reruns stay visible."""
     old = json.loads(path.read_text()) if path.exists() else []
-    kept = [r for r in old if not _same_run(r, rec["seed"], rec["overrides"])]
     for r in old:
-        if _same_run(r, rec["seed"], rec["overrides"]):
+        if _same_run(r, rec["seed"], rec["overrides"]) and not r.get("superseded"):
+            r["superseded"] = {"date": rec["date"], "reason": "the same seed and overrides run again"}
             log(f"{path.name}: seed {rec['seed']}'s earlier record (of {str(r.get('date', '?'))[:10]}) "
-                "replaced by this run's")
-    write_json(path, kept + [rec])
+                "superseded by this run's (kept in the file)")
+    write_json(path, old + [rec])
+
+
+def supersede_records(path: Path, reason: str) -> int:
+    """Mark every current record in the results file ``path`` superseded, with ``reason`` (e.g.
+    the dataset's split changed, so they no longer measure the recipe); returns how many. They
+    stay in the file; the table leaves them out and marks the recipe's row °."""
+    records = json.loads(path.read_text())
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    n = 0
+    for r in records:
+        if not r.get("superseded"):
+            r["superseded"] = {"date": date, "reason": reason}
+            n += 1
+    write_json(path, records)
+    return n
 
 
 def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=print) -> list[dict]:
@@ -201,7 +217,7 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
         seed = run_meta(d)["recipe"]["seed"]
         train_time = json.loads((d / "test_metrics.json").read_text())["train_time_s"]
         match = [r for r in records if r["seed"] == seed and not r.get("overrides")
-                 and r["train_time_s"] == train_time]
+                 and not r.get("superseded") and r["train_time_s"] == train_time]
         if len(match) != 1:
             raise ValueError(f"{d}: no record of seed {seed} with train_time_s {train_time} in {path}")
         t = evaluate_run(d, "best", data_dir=data_dir, tta=recipe.tta)
@@ -296,10 +312,13 @@ def build_table(results_dir: Path) -> str:
     rows, machines, variants, variant_machines = [], [], [], []  # a machine per row of each table
     retested, resumed = [], []  # whether the row's records were re-tested / resumed, per row
     variants_resumed = False
+    superseded, informed = False, []
     for path in sorted(results_dir.glob("*.json")):
         records = json.loads(path.read_text())
         if not isinstance(records, list):  # another benchmark's file (speed.json)
             continue
+        old = [r for r in records if r.get("superseded") and not r.get("overrides")]
+        records = [r for r in records if not r.get("superseded")]
         for row, machine, was_resumed in _variant_rows(records):
             variants.append(row)
             variant_machines.append(machine)
@@ -308,6 +327,13 @@ def build_table(results_dir: Path) -> str:
         if not recs or recs[0]["recipe"] not in RECIPES:
             continue
         row, machine, was_retested, was_resumed = _recipe_row(recs)
+        recipe = get_recipe(recs[0]["recipe"])
+        marks = (" ¶" if recipe.test_informed else "") + (" °" if old else "")
+        if recipe.test_informed:
+            informed.append(f"{recipe.name}: {recipe.test_informed}")
+        superseded = superseded or bool(old)
+        name, rest = row.split(" |", 1)
+        row = f"{name}{marks} |{rest}"
         rows.append(row)
         machines.append(machine)
         retested.append(was_retested)
@@ -341,6 +367,14 @@ def build_table(results_dir: Path) -> str:
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
                      "NAME --retest DIR`): TTA changes only the final evaluation, so training, epochs and "
                      "minutes are those of the recorded runs."]
+    if informed:
+        foot += ["", "¶ A choice of this recipe was made after a test figure of an earlier version "
+                     "had been seen, so its figure is not a clean held-out estimate (each recipe's "
+                     "`test_informed` field): " + "; ".join(informed) + "."]
+    if superseded:
+        foot += ["", "° Earlier records of this recipe stay in its file under benchmarks/results/, "
+                     "marked `superseded` with the reason (a seed run again, or data that changed "
+                     "since); the row counts the current records only."]
     if any(resumed) or variants_resumed:
         foot += ["", "§ Stopped and resumed from its last finished epoch (`cnnlab reproduce NAME "
                      "--keep-runs DIR --resume`): minutes are the training time of the pieces "

@@ -12,10 +12,13 @@ Three layouts are read, all giving the same dataset:
    archive holds unreadable (zero-byte) files: they are skipped, counted, reported.
 
 There is no official train/test split. cnnlab fixes one that does not depend on the layout or file
-order: the images are put in a canonical order -- by label, then by the sha256 of their 784 pixel
-bytes -- and ``stratified_split(labels, TEST_FRACTION=0.1, seed=SPLIT_SEED=0)`` holds out 10% of
-each letter (187 per letter, 1,870 in all; 16,854 remain for training). Identical images (the set
-has duplicates across fonts) are interchangeable, so their order cannot change the split's content.
+order. First the exact duplicates go: the set holds 18,232 distinct images among its 18,724 (one
+all-white "I" 254 times), and a split of the copies put 70 test images' twins in the training
+split. One copy of each distinct image is kept, and the 2 images drawn under two letters (8
+copies) are dropped as ambiguous: 18,230 remain (the provenance's ``distinct`` counts them). Then the images are put in a canonical order --
+by label, then by the sha256 of their 784 pixel bytes -- and
+``stratified_split(labels, TEST_FRACTION=0.1, seed=SPLIT_SEED=0)`` holds out 10% of each letter
+(1,824 in all; 16,406 remain for training), so no test image has a copy in training.
 """
 from __future__ import annotations
 
@@ -52,16 +55,39 @@ def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array(sorted(range(len(labels)), key=lambda i: (int(labels[i]), keys[i])), dtype=np.int64)
 
 
-def split_canonical(images: np.ndarray, labels: np.ndarray):
-    """The fixed notMNIST split: canonical order, then a 10% stratified test split (seed 0).
+def distinct(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One copy of each distinct image, without the images drawn under more than one label.
 
     Returns:
-        ``(x_train, y_train, x_test, y_test)`` as numpy arrays in canonical order.
+        ``(images, labels, counts)``: the kept examples (in first-seen order) and
+        ``{"copies_removed": n, "ambiguous_dropped": m}`` (copies of kept images, and all copies of
+        images with conflicting labels).
     """
+    first, seen_labels = {}, {}
+    for i, im in enumerate(images):
+        key = np.ascontiguousarray(im).tobytes()
+        first.setdefault(key, i)
+        seen_labels.setdefault(key, set()).add(int(labels[i]))
+    keep = sorted(i for key, i in first.items() if len(seen_labels[key]) == 1)
+    ambiguous = sum(1 for i, im in enumerate(images)
+                    if len(seen_labels[np.ascontiguousarray(im).tobytes()]) > 1)
+    counts = {"copies_removed": len(images) - len(keep) - ambiguous, "ambiguous_dropped": ambiguous}
+    return images[keep], labels[keep], counts
+
+
+def split_canonical(images: np.ndarray, labels: np.ndarray):
+    """The fixed notMNIST split: duplicates removed (:func:`distinct`), canonical order, then a 10%
+    stratified test split (seed 0).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test, counts)``: numpy arrays in canonical order, and
+        :func:`distinct`'s counts.
+    """
+    images, labels, counts = distinct(images, labels)
     order = canonical_order(images, labels)
     x, y = images[order], labels[order]
     itr, ite = stratified_split(torch.from_numpy(y), TEST_FRACTION, SPLIT_SEED)
-    return x[itr.numpy()], y[itr.numpy()], x[ite.numpy()], y[ite.numpy()]
+    return x[itr.numpy()], y[itr.numpy()], x[ite.numpy()], y[ite.numpy()], counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +231,7 @@ READERS = {"idx": read_idx_copy, "mat": read_mat, "png-folder": read_png_folder,
 
 
 @register_dataset("notmnist-small", description="notMNIST small, letters A-J, 28x28 grayscale, 18,724 "
-                  "images; fixed seeded stratified 90/10 split (16,854/1,870)")
+                  "images, 18,230 distinct; fixed seeded stratified 90/10 split (16,406/1,824)")
 def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -> ImageDataset:
     """notMNIST small: uint8 (N, 1, 28, 28), labels A=0 .. J=9, the fixed split of the module
     docstring. Bulatov 2011.
@@ -230,11 +256,12 @@ def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -
                                   "published checksum, so cnnlab does not download it)")
     kind, path = found
     x, y, files, skipped = READERS[kind](path)
-    xtr, ytr, xte, yte = split_canonical(x, y)
+    xtr, ytr, xte, yte, counts = split_canonical(x, y)
     prov = {"source": f"notMNIST_small (Bulatov 2011), {kind} layout", "layout": kind,
             "folder": str(path if path.is_dir() else path.parent), "files": files, "lossy": False,
             "total": int(len(y)),
-            "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED,
+            "distinct": counts,
+            "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "duplicates": "removed first",
                       "order": "by label, then sha256 of the 784 pixel bytes (layout-independent)",
                       "method": "cnnlab.data.stratified_split"},
             "skipped": report_skipped(str(path), skipped)}
@@ -247,5 +274,5 @@ def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -
         test_labels=torch.from_numpy(yte), classes=list(LETTERS), provenance=prov)
 
 
-__all__ = ["LETTERS", "SPLIT_SEED", "TEST_FRACTION", "canonical_order", "notmnist_small", "read_idx_copy",
+__all__ = ["LETTERS", "SPLIT_SEED", "TEST_FRACTION", "canonical_order", "distinct", "notmnist_small", "read_idx_copy",
            "read_mat", "read_png_folder", "read_png_tar", "split_canonical"]

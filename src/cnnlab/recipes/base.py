@@ -141,6 +141,10 @@ class Recipe(_Strict):
     source: str = Field(description="where the experiment comes from (seed row, paper)")
     expected_accuracy: Optional[float] = Field(None, description="test top-1 the source reports")
     literature: Optional[str] = Field(None, description="published figure for this setting, with its source")
+    test_informed: Optional[str] = Field(
+        None, description="which of the recipe's choices was made after a test figure of an earlier "
+                          "version was seen (the results table marks the row ¶: its figure is not a "
+                          "clean held-out estimate); None: every choice was made on validation")
     kind: Literal["faithful", "fast", "best", "transfer"] = Field(
         "faithful", description="faithful: the seed as written; fast: the seed's model, a better "
         "schedule; best: the best per dataset; transfer: transfer learning (a backbone's "

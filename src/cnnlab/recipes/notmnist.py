@@ -1,7 +1,9 @@
 """notMNIST recipes: seed 000 §1.1's MLP as written, and its fast variant.
 
-notMNIST small has no official split: the ``notmnist-small`` dataset fixes a seeded, stratified
-90/10 split (16,854 / 1,870 images); "test" below means those 1,870 letters. The seed reports no
+notMNIST small has no official split: the ``notmnist-small`` dataset removes its exact duplicates
+and fixes a seeded, stratified 90/10 split (16,406 / 1,824 images); "test" below means those
+1,824 letters. Results recorded before 2026-12-03 used a split of all 18,724 images, duplicates
+included (70 test images had a copy in training): they are kept, marked superseded. The seed reports no
 accuracy; the issue's target is 93%. Wall times: 2-core CPU, bf16 (benchmarks/RECIPES.md).
 """
 from .base import AugmentConfig, Recipe, register_recipe
@@ -27,8 +29,14 @@ register_recipe(Recipe(
     # validation split (3 seeds each, mean best val top-1): 20 epochs 94.42%, 40 epochs 94.52%,
     # 40 without label smoothing 94.50%, 40 with twice the augmentation 94.38%, 20 without
     # augmentation 93.67%. 40 epochs take about a minute (>20,000 images/s, most of it augmentation).
+    # Those figures are of the earlier split (duplicates included). On the current split, the
+    # rule written before its runs: 20 or 40 epochs, whichever has the higher mean best
+    # validation top-1 over seeds 0 and 1, 20 unless 40 is ahead by more than 0.05 points.
+    # 20 epochs: 93.47 and 93.84% (mean 93.66); 40 epochs: 94.20 and 93.90% (mean 94.05): 40.
     epochs=40, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
     schedule="onecycle", label_smoothing=0.1,
     augment=AugmentConfig(rotation=5, width_shift=0.05, height_shift=0.05, zoom=0.05),
     val_fraction=0.1,
+    test_informed="20 vs 40 epochs was compared (on validation) after 20 epochs scored 92.62% "
+                  "on the test split of the earlier, duplicate-holding split (target 93%)",
 ))
