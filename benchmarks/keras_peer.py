@@ -101,6 +101,9 @@ def main():
             y = rng.integers(0, 10, (n,))
             state.update(model=model, x=x, y=y, batch=b, timer=Timer())
             reply = {"ok": True, "tf": tf.__version__, "keras": keras.__version__,
+                     # 0: TensorFlow's default, one intra-op thread per core
+                     "threads": f"intra-op {tf.config.threading.get_intra_op_parallelism_threads()}, "
+                                f"inter-op {tf.config.threading.get_inter_op_parallelism_threads()}",
                      "params": model.count_params()}
         elif req["cmd"] == "run":
             s = state

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -99,8 +100,13 @@ def main():
                          "results/<recipe>.json, i.e. from whatever machine ran them)")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the table from --json and results/<recipe>.json without timing")
+    ap.add_argument("--recount-flops", action="store_true",
+                    help="recount each model's training FLOPs in --json (the timings stay), then rewrite "
+                         "the table: for records made before the count saw fused convolutions")
     a = ap.parse_args()
-    if a.render_only:
+    if a.recount_flops:
+        recount_flops(Path(a.json))
+    if a.render_only or a.recount_flops:
         Path(a.out).write_text(render(json.loads(Path(a.json).read_text()), not a.no_time_to_accuracy))
         return
     ensure_launch_settings()
@@ -113,8 +119,10 @@ def main():
     models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
     plain_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "OMP_NUM_THREADS")}
     tf_py = None if a.no_keras else ensure_tf_venv()
-    ceil = matmul_ceilings(4096, 3.0)
-    print(f"matmul ceiling (4096^3, {torch.get_num_threads()} threads): {format_ceilings(ceil)}", flush=True)
+    # the ceiling is sampled before the first model and after each one; its median is used
+    ceiling_samples = [matmul_ceilings(4096, 3.0)]
+    print(f"matmul ceiling (4096^3, {torch.get_num_threads()} threads): {format_ceilings(ceiling_samples[0])}",
+          flush=True)
     rows, versions = [], {}
     for name, batch, shape in models:
         print(f"== {name} (batch {batch})", flush=True)
@@ -136,25 +144,56 @@ def main():
         res = interleave({**runners, **peers}, a.rounds, log=lambda m: print(m, flush=True))
         for p in peers.values():
             p.close()
+        ceiling_samples.append(matmul_ceilings(4096, 3.0))
         flops = train_flops_per_image(name, shape)
         prec = runners["cnnlab"].setup.precision
         row = {"model": name, "batch": batch, "train_mflop_per_image": flops / 1e6, "precision": prec,
                **{k: {"label": s.label, "samples": s.samples, "median": s.median} for k, s in res.items()}}
         row["gflops"] = res["cnnlab"].median * flops / 1e9
+        row["threads"] = {"cnnlab": torch.get_num_threads(), **{k: p.info.get("threads") for k, p in peers.items()}}
         if "cnnlab_compile" in runners:
             row["compile_first_run_s"] = runners["cnnlab_compile"].first_s
-        row["ceiling_fraction"] = row["gflops"] / ceil[prec] if ceil.get(prec) else None
         rows.append(row)
+    ceil = {k: (statistics.median(s[k] for s in ceiling_samples) if ceiling_samples[0][k] else None)
+            for k in ceiling_samples[0]}
+    for row in rows:
+        prec = row["precision"]
+        row["ceiling_fraction"] = row["gflops"] / ceil[prec] if ceil.get(prec) else None
 
     machine = describe_machine()
     machine["launch"] = {"LD_PRELOAD": os.environ.get("LD_PRELOAD", ""), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = {"date": date, "machine": machine, "versions": versions, "ceiling_gflops": ceil, "rows": rows,
-           "rounds": a.rounds, "steps": a.steps}
+           "ceiling_samples": ceiling_samples, "rounds": a.rounds, "steps": a.steps, "plain_layers": "stock"}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(out, indent=1))
     Path(a.out).write_text(render(out, not a.no_time_to_accuracy))
     print(render(out, not a.no_time_to_accuracy))
+
+
+FLOPS_METHOD = ("GFLOP/s: the FLOPs of one training step per image (forward and backward, a "
+                "multiply-add counted as 2, by PyTorch's FlopCounterMode on the unfused model) times "
+                "cnnlab's median images/s")
+
+
+def recount_flops(path: Path) -> None:
+    """Recount ``train_mflop_per_image`` (and the GFLOP/s and ceiling share derived from it) of
+    every row of a speed record with :func:`cnnlab.bench.train_flops_per_image`; the timed
+    samples are not touched. The record keeps the date and the former counts."""
+    from cnnlab.bench import SEED_MODELS, train_flops_per_image
+    out = json.loads(path.read_text())
+    shapes = {name: shape for name, _, shape in SEED_MODELS}
+    before = {}
+    for r in out["rows"]:
+        flops = train_flops_per_image(r["model"], shapes[r["model"]])
+        before[r["model"]] = r["train_mflop_per_image"]
+        r["train_mflop_per_image"] = flops / 1e6
+        r["gflops"] = r["cnnlab"]["median"] * flops / 1e9
+        prec = r["precision"]
+        r["ceiling_fraction"] = r["gflops"] / out["ceiling_gflops"][prec] if out["ceiling_gflops"].get(prec) else None
+    out["flops_recounted"] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              "former_mflop_per_image": before}
+    path.write_text(json.dumps(out, indent=1))
 
 
 def render(out, with_time_to_accuracy: bool = True) -> str:
@@ -173,10 +212,19 @@ def render(out, with_time_to_accuracy: bool = True) -> str:
             f"Python {out['machine']['python']}"
             + (f", TensorFlow {out['versions'].get('tensorflow')}, Keras {out['versions'].get('keras')}" if has_keras else "")
             + f"; cnnlab launch settings: LD_PRELOAD={out['machine']['launch']['LD_PRELOAD'] or 'none'}. "
-            "Matmul ceiling measured in the same run: "
+            "Matmul ceiling measured in the same run"
+            + (f" (median of {len(out['ceiling_samples'])} samples of a 4096^3 product, before the first "
+               "model and after each)" if out.get("ceiling_samples") else " (one sample, at its start)")
+            + ": "
             + ", ".join(f"{k} {v:.0f} GFLOP/s" if v else f"{k} not measured (no native bf16: "
                         "PyTorch emulates it at ~1 GFLOP/s, cnnlab trains in fp32, Keras' "
-                        "mixed_bfloat16 not timed)" for k, v in out["ceiling_gflops"].items()) + ".", "",
+                        "mixed_bfloat16 not timed)" for k, v in out["ceiling_gflops"].items()) + ". "
+            + FLOPS_METHOD + "."
+            + (f" The FLOPs were recounted on {out['flops_recounted']['date'][:10]}: the run's own count "
+               "missed the forward pass of oneDNN's fused convolution + ReLU (former MFLOP per image: "
+               + ", ".join(f"{k} {v:.1f}" for k, v in out["flops_recounted"]["former_mflop_per_image"].items())
+               + "); the timings are the run's." if out.get("flops_recounted") else ""),
+            "",
             "| model (batch) | (a) cnnlab default | (b) plain PyTorch fp32 DataLoader | (c) Keras fit fp32 "
             "| (c) Keras fit mixed_bfloat16 | a / b | a / best Keras | cnnlab GFLOP/s (of ceiling) |",
             "|---|---|---|---|---|---|---|---|"]
@@ -198,6 +246,14 @@ def render(out, with_time_to_accuracy: bool = True) -> str:
                  f"| **geometric mean** | | | | | **{geomean(vs_plain):.2f}x** | — | |")
     comp = [r for r in out["rows"] if "cnnlab_compile" in r]
     notes = [""]
+    threads = out["rows"][0].get("threads") if out["rows"] else None
+    if threads:
+        notes.append("- Threads: " + ", ".join(f"{k} {v}" for k, v in threads.items()) + ".")
+    if out.get("plain_layers") != "stock":
+        notes.append("- (b) in this run was the notebook loop around cnnlab's own layers: its fused "
+                     "convolution + ReLU and its Keras-order flatten (stock `nn.Conv2d` + `nn.ReLU` "
+                     "and `nn.Flatten` since 2026-12-03). A notebook's stock layers are slower, so "
+                     "a / b here understates cnnlab's lead over the notebook loop.")
     for r in comp:
         c = r["cnnlab_compile"]["median"]
         notes.append(f"- torch.compile (`--set compile=true`) on {r['model']}: {cell(r, 'cnnlab_compile')} "
@@ -238,7 +294,8 @@ def time_to_accuracy(out) -> list[str]:
         keras_min = f"{faithful.epochs * n / kbest / 60:.1f}" if kbest else "—"
         for name in SEED_RECIPES[r["model"]]:
             path = HERE / "results" / f"{name}.json"
-            recs = [x for x in json.loads(path.read_text()) if not x.get("overrides")] if path.exists() else []
+            recs = [x for x in json.loads(path.read_text()) if not x.get("overrides")
+                    and not x.get("superseded")] if path.exists() else []
             if not recs:
                 lines.append(f"| {r['model']} | {name} | — | not run yet | 0 | — | — | {keras_min} | — |")
                 continue

@@ -20,7 +20,7 @@ def main():
         if req["cmd"] == "build":
             shape = MODELS.get(req["model"]).info.input_size
             runner = PlainTorchRunner(req["model"], req["batch"], shape, req.get("steps", 20))
-            reply = {"ok": True, "torch": torch.__version__}
+            reply = {"ok": True, "torch": torch.__version__, "threads": torch.get_num_threads()}
         else:
             reply = {"img_s": runner.run()}
         print(json.dumps(reply), flush=True)

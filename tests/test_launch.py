@@ -27,3 +27,33 @@ def test_console_script_runs_through_the_launcher():
                           "sys.argv=['cnnlab','list','recipes','mnist-cnn-s*']; sys.exit(main())"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "mnist-cnn-small" in out.stdout
+
+
+def test_threads_are_one_per_physical_core(monkeypatch, tmp_path):
+    """As torch.backends.xeon.run_cpu: SMT siblings (same package and core id) are one core."""
+    import builtins
+    topo = {0: ("0", "0"), 1: ("0", "1"), 2: ("0", "0"), 3: ("0", "1")}  # 2 cores, 2 threads each
+    real_open = builtins.open
+
+    def fake_open(path, *a, **k):
+        if str(path).startswith("/sys/devices/system/cpu/cpu"):
+            n = int(str(path).split("/cpu/cpu")[1].split("/")[0])
+            f = tmp_path / f"{n}-{path.rsplit('/', 1)[1]}"
+            f.write_text(topo[n][0] if path.endswith("physical_package_id") else topo[n][1])
+            return real_open(f, *a, **k)
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert launch.physical_cores({0, 1, 2, 3}) == 2
+    assert launch.physical_cores({0, 2}) == 1  # two siblings
+    monkeypatch.setattr(launch, "physical_cores", lambda: 7)
+    monkeypatch.setattr(launch, "find_tcmalloc", lambda: None)
+    assert launch.launch_env({"PATH": "/bin"})["OMP_NUM_THREADS"] == "7"
+
+
+def test_physical_cores_falls_back_to_logical_cpus_without_topology(monkeypatch):
+    import builtins
+
+    def no_sys(path, *a, **k):
+        raise FileNotFoundError(path)
+    monkeypatch.setattr(builtins, "open", no_sys)
+    assert launch.physical_cores({0, 1, 2}) == 3

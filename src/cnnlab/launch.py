@@ -33,11 +33,29 @@ def find_tcmalloc() -> str | None:
     return None
 
 
+def physical_cores(cpus: set[int] | None = None) -> int:
+    """The physical cores among the logical CPUs ``cpus`` (default: those this process may run
+    on), from Linux's ``/sys/devices/system/cpu/cpuN/topology``: two SMT siblings are one core,
+    as ``torch.backends.xeon.run_cpu`` counts them. Where the topology cannot be read, the number
+    of logical CPUs."""
+    cpus = set(os.sched_getaffinity(0)) if cpus is None else set(cpus)
+    cores = set()
+    try:
+        for n in cpus:
+            topo = f"/sys/devices/system/cpu/cpu{n}/topology"
+            with open(f"{topo}/physical_package_id") as f, open(f"{topo}/core_id") as g:
+                cores.add((f.read().strip(), g.read().strip()))
+    except OSError:
+        return len(cpus)
+    return len(cores) or len(cpus)
+
+
 def launch_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     """The environment to re-execute with, or None when nothing would change.
 
-    Adds tcmalloc to ``LD_PRELOAD`` and sets ``OMP_NUM_THREADS`` to the number of usable cores
-    (unless the user set it), the way ``torch.backends.xeon.run_cpu`` does.
+    Adds tcmalloc to ``LD_PRELOAD`` and sets ``OMP_NUM_THREADS`` to the number of usable physical
+    cores (:func:`physical_cores`; unless the user set it), the way ``torch.backends.xeon.run_cpu``
+    does.
     """
     env = dict(os.environ if environ is None else environ)
     if env.get("CNNLAB_LAUNCHER", "1") == "0" or env.get("CNNLAB_LAUNCHED") == "1":
@@ -50,7 +68,7 @@ def launch_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
         env["LD_PRELOAD"] = ":".join(p for p in (lib, env.get("LD_PRELOAD", "")) if p)
         changed = True
     if "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
+        env["OMP_NUM_THREADS"] = str(physical_cores())
         changed = True
     if not changed:
         return None
