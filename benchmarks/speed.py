@@ -134,7 +134,8 @@ def main():
                                plain_env, build)}
         if tf_py:
             # mixed_bfloat16 only where the CPU has native bf16 (emulated, it is no contender)
-            policies = [("float32", "keras_fp32")] + ([("mixed_bfloat16", "keras_bf16")] if ceil["bf16"] else [])
+            native_bf16 = ceiling_samples[0]["bf16"]
+            policies = [("float32", "keras_fp32")] + ([("mixed_bfloat16", "keras_bf16")] if native_bf16 else [])
             for pol, key in policies:
                 peers[key] = Peer(f"Keras fit {pol}", [str(tf_py), "keras_peer.py"], plain_env,
                                   {**build, "policy": pol})

@@ -167,7 +167,7 @@ def test_committed_results_table_is_what_its_records_make():
     assert build_table(bench / "results") == (bench / "RESULTS.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["speed", "speed-amd-epyc", "speed-amd-epyc-avx2"])
+@pytest.mark.parametrize("name", ["speed", "speed-amd-epyc", "speed-amd-epyc-avx2", "speed-amd-epyc-zen4"])
 def test_committed_speed_tables_are_what_their_records_make(name):
     """The SPEED tables are generated too (their time-to-accuracy part from the recipe records):
     a table left behind when the records changed showed figures of deleted runs."""

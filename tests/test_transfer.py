@@ -294,3 +294,20 @@ def test_a_resumed_fine_tuning_run_does_not_need_its_source_again(tmp_path):
     run = cnnlab.train(None, resume=tmp_path / "ft", dataset=toy_dataset(classes=4), log=quiet)
     assert len(run.history) == 2
     assert json.loads((tmp_path / "ft" / "recipe.json").read_text())["pretrained"] == meta["pretrained"]
+
+
+def test_resnet_views_work_for_freezing_and_loading_the_base(tmp_path):
+    """A ResNet's features and classifier are views over torchvision-named modules (no
+    features./classifier. prefix): freezing, loading the base and marking its BatchNorms find
+    their tensors by identity, as for any other model."""
+    from cnnlab.transfer import keep_running_stats
+    src = cnnlab.create_model("resnet20", num_classes=10)
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "r20.safetensors")
+    m = cnnlab.create_model("resnet20", num_classes=4)
+    got = load_pretrained(m, tmp_path / "r20.safetensors", "features")
+    assert got["new"] == ["fc.weight", "fc.bias"] and sorted(got["unused"]) == ["fc.bias", "fc.weight"]
+    assert all(same(v, src.state_dict()[k]) for k, v in m.state_dict().items() if not k.startswith("fc."))
+    trainable, frozen = freeze_before(m, "classifier")
+    assert [n for n, p in m.named_parameters() if p.requires_grad] == ["fc.weight", "fc.bias"]
+    assert trainable == 64 * 4 + 4
+    assert keep_running_stats(m, "features") == 19  # every BatchNorm of the base

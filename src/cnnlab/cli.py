@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which: a seeded random sample, the most confident wrong predictions, or "
                         "the most confident correct ones")
     p.add_argument("--layer", default=None, help="Grad-CAM layer, a dotted name as `cnnlab summary` "
-                   "prints it (default: the last layer with spatial output)")
+                   "prints it (default: the last activated map of at least 4x4)")
     _add_weights(p)
     p.add_argument("--seed", type=int, default=0, help="which test images are drawn")
     p.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")

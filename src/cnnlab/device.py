@@ -133,18 +133,25 @@ def flush_denormals() -> str:
 def describe_machine() -> dict:
     """Machine and versions, recorded with every run and benchmark."""
     cpu = platform.processor() or platform.machine()
+    family_model = {}  # x86 "cpu family" and "model": tell CPU generations of one name apart
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    cpu = value.strip()
                     break
+                if key in ("cpu family", "model"):
+                    family_model[key] = value.strip()
     except OSError:
         pass
     import os
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__,
             "cpu_isa": cpu_isa(), "native_bf16_cpu": native_bf16(torch.device("cpu"))}
+    if len(family_model) == 2:  # "AMD EPYC" is both Zen 4 (family 25, model 17) and others
+        info["cpu_family_model"] = f"{family_model['cpu family']}/{family_model['model']}"
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda

@@ -70,7 +70,8 @@ class Run:
         model: the trained model in eval mode, with the best weights (``load_run``: the
             ``weights`` asked for; on the other processes of a torchrun job: the last epoch's).
         history: per-epoch metrics.
-        test_metrics: the test split's figures, as in ``test_metrics.json``: ``loss`` (mean
+        test_metrics: the test split's figures, as in ``test_metrics.json``: ``loss`` (the
+            training loss: mean cross-entropy with the recipe's label smoothing, or binary
             cross-entropy), ``accuracy`` (top-1, a fraction), ``correct``, ``total``,
             ``top5_accuracy`` (more than 5 classes), ``per_class_accuracy``, ``confusion_matrix``
             (rows: true class), ``classification_report``, ``most_confused``, with test-time
@@ -894,7 +895,21 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
     class), per-class precision / recall / F1 (:func:`cnnlab.report.classification.
     classification_report`) and the 5 most confused pairs ``[true, predicted, count]``; with
     ``keep_logits`` also ``logits`` (float32 ``(N, K)``, CPU). With the recipe's test-time augmentation
-    (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added."""
+    (``recipe.tta``) the figures are those with it, and ``accuracy_without_tta`` is added.
+
+    Args:
+        model: the classifier, on ``device``; evaluated in inference mode (each module's own
+            mode is restored after).
+        loader: batches ``(x float (B, C, H, W) normalised, y int64 (B,))`` on ``device``, in the
+            test split's order (a :class:`~cnnlab.data.loader.BatchLoader`).
+        recipe: gives ``label_smoothing`` (of the loss) and ``tta``.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast), as resolved.
+        binary: one sigmoid logit per example (binary cross-entropy, threshold 0).
+        classes: the K class names.
+
+    Raises:
+        ValueError: the loader yields no example; ``tta`` on inputs that are not images.
+    """
     loss_fn = classification_loss(recipe.label_smoothing, binary)
     out = _evaluate(model, loader, loss_fn, device, precision, keep_logits=True, tta=recipe.tta)
     if out["total"] == 0:

@@ -131,8 +131,10 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
 
     Args:
         source, runs_root, seed: see :func:`find_weights`.
-        part: ``"features"``: the convolutional base only (every ``features.*`` tensor; Keras'
-            ``include_top=False``): the classifier keeps its fresh initialisation. ``"all"``:
+        part: ``"features"``: the convolutional base only (every tensor of ``model.features``,
+            ``features.*`` or, for a model whose ``features`` is a view such as the ResNets,
+            its modules' own names; Keras' ``include_top=False``): the classifier keeps its
+            fresh initialisation. ``"all"``:
             every tensor, except the final layer (``model.info.classifier``) when its shape
             differs (another number of classes): that one stays new, as timm does.
 
@@ -151,7 +153,7 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
     state = read_state_dict(path)
     own = model.state_dict()
     head = getattr(getattr(model, "info", None), "classifier", None)
-    wanted = [k for k in own if part == "all" or k.startswith("features.")]
+    wanted = list(own) if part == "all" else _keys_of(model, "features")
     if not wanted:
         raise ValueError(f"pretrained part 'features': {type(model).__name__} has no features.* "
                          "parameters; use part 'all'")
@@ -181,6 +183,18 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
     return {"file": str(path), "loaded": len(take), "new": new, "unused": unused}
 
 
+def _keys_of(model: nn.Module, name: str) -> list[str]:
+    """The model's state_dict keys of the tensors that submodule ``name`` holds, found by identity,
+    so that views (a ResNet's ``features``, ``classifier``: its torchvision-named modules) work as
+    registered containers do. ``[]`` where there is no such submodule."""
+    try:
+        sub = model.get_submodule(name)
+    except AttributeError:
+        return []
+    ids = {id(t) for t in sub.state_dict(keep_vars=True).values()}
+    return [k for k, t in model.state_dict(keep_vars=True).items() if id(t) in ids]
+
+
 def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, int]:
     """Freeze every parameter registered before the module ``trainable_from``.
 
@@ -203,6 +217,9 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
     else:
         inside = [i for i, n in enumerate(names)
                   if n == trainable_from or n.startswith(trainable_from + ".")]
+        if not inside:  # a view (a ResNet's "classifier" is its fc): its parameters by identity
+            keys = set(_keys_of(model, trainable_from))
+            inside = [i for i, n in enumerate(names) if n in keys]
         if not inside:
             modules = [n for n, m in model.named_modules() if n and any(True for _ in m.parameters())]
             raise UnknownNameError(f"trainable_from: no module or parameter {trainable_from!r} with "
@@ -226,10 +243,13 @@ def keep_running_stats(model: nn.Module, prefix: str = "features") -> int:
     training too, trainable or not: Keras' advice for fine-tuning (call the base with
     ``training=False``), since batch statistics of the new data would shift what the trained
     classifier sees. :func:`frozen_norms_eval` applies the mark; returns how many were marked."""
+    try:
+        base = model.get_submodule(prefix)  # a view too (a ResNet's features)
+    except AttributeError:
+        return 0
     n = 0
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
-                name == prefix or name.startswith(prefix + ".")):
+    for m in base.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.keep_running_stats = True
             n += 1
     return n

@@ -3,8 +3,9 @@
 Every cnnlab model is an :class:`ImageClassifier`: a ``features`` submodule (the convolutional
 base, NCHW in, feature maps out) and a ``classifier`` submodule (features in, logits out), plus
 :class:`ModelInfo` metadata. Transfer learning (replace the classifier, freeze the features),
-Grad-CAM (hook the last conv of ``features``) and the summary table therefore need no per-model
-code. Builders are registered by name with :func:`register_model`, in the style of timm.
+Grad-CAM (hook the last activated map of at least 4x4, :func:`cnnlab.explain.cam_layer`) and the
+summary table therefore need no per-model code (where ``features`` and ``classifier`` are views over
+torchvision-named modules, as in the ResNets, their tensors are found by identity). Builders are registered by name with :func:`register_model`, in the style of timm.
 """
 from __future__ import annotations
 
@@ -88,8 +89,9 @@ class ImageClassifier(nn.Module):
         return getattr(conv, "in_channels", getattr(conv, "in_features", self.info.input_size[0]))
 
     @property
-    def num_classes(self) -> int:
-        """Number of logits the final layer gives (1 for a single-sigmoid two-class model)."""
+    def num_classes(self) -> int | None:
+        """Number of logits the final layer gives (1 for a single-sigmoid two-class model); None
+        for a final layer that is neither linear nor convolutional."""
         head = self.get_submodule(self.info.classifier)
         return getattr(head, "out_features", getattr(head, "out_channels", None))
 
@@ -169,7 +171,7 @@ def register_model(name: str, *, input_size: tuple[int, ...], paper: str,
 
 
 def create_model(name: str, num_classes: int | None = None, in_chans: int | None = None,
-                 input_size: tuple[int, int] | None = None, **kwargs) -> ImageClassifier:
+                 input_size: tuple[int, ...] | None = None, **kwargs) -> ImageClassifier:
     """Build the registered model ``name``.
 
     Args:

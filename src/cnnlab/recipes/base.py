@@ -182,7 +182,8 @@ class Recipe(_Strict):
                                     description="epochs at which 'multistep' multiplies the LR by gamma")
     gamma: float = Field(0.1, gt=0, le=1, description="decay factor of 'step'/'exponential'")
     warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up of the learning rate from "
-                                 "0 over this many epochs, per step (Goyal et al. 2017)")
+                                 "lr / steps up to lr over this many epochs, per step (Goyal et al. "
+                                 "2017); with schedule none the rate stays at lr after it")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy against targets "
                                    "(1 - eps) one-hot + eps / K (Szegedy et al. 2016)")
     clip_grad_norm: Optional[float] = Field(

@@ -84,7 +84,8 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, width: 
     """The summary table as text (what ``cnnlab summary MODEL`` prints).
 
     Raises:
-        ValueError: an input size the model cannot take (the model's own message).
+        ValueError: no ``input_size`` for a model without cnnlab's ``info``.
+        RuntimeError: the model does not accept an input of ``input_size`` (PyTorch's message).
     """
     rows, trainable, frozen = summary_rows(model, input_size)
     c1, c2 = 44, 24

@@ -191,9 +191,14 @@ class Trainer:
     def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (predicted_labels(logits) == y).sum()
 
-    def fit(self, train: Iterable, val: Iterable | None = None, epochs: int = 1,
+    def fit(self, train: Sequence, val: Iterable | None = None, epochs: int = 1,
             initial_epoch: int = 0) -> History:
         """Train for ``epochs`` epochs (counting from ``initial_epoch`` when resuming).
+
+        ``train`` is iterated once per epoch and must have a ``len()`` (batches per epoch: the
+        schedule and the progress bar read it), as a :class:`~cnnlab.data.loader.BatchLoader`,
+        a ``DataLoader`` or a list of ``(x float (B, C, H, W), y int64 (B,))`` batches; ``val``
+        any iterable of such batches.
 
         From ``initial_epoch=0`` it starts a new :class:`History` (returned, and
         ``self.history``) and calls the callbacks' ``on_train_begin`` (as each Keras ``fit``
@@ -385,7 +390,8 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, precision: str = "fp32",
              keep_logits: bool = False, tta: str = "none") -> dict:
-    """Evaluate ``model`` on every batch of ``loader``.
+    """Evaluate ``model`` on every batch ``(x float (B, C, H, W) or (B, C, L), y int64 (B,))`` of
+    ``loader``, on ``device``, in inference mode (each module's own mode restored after).
 
     ``tta`` (test-time augmentation, see :func:`tta_logits`): ``"flip"`` or ``"flip-shift"``
     average the logits over views of each batch; the loss is computed on those mean logits.
@@ -393,6 +399,10 @@ def evaluate(model: nn.Module, loader: Iterable, loss_fn, device: torch.device, 
     Returns:
         ``loss`` (mean), ``accuracy`` (top-1 fraction), ``correct``, ``total``; with
         ``keep_logits`` also ``logits`` float32 ``(N, K)`` and ``labels`` int64 ``(N,)`` on CPU.
+
+    Raises:
+        ValueError: an unknown ``precision``, or ``tta`` other than ``"none"`` on inputs that are
+            not 4-D images (:func:`tta_logits`).
     """
     with eval_mode(model):
         return _evaluate(model, loader, loss_fn, device, precision, keep_logits, tta)
