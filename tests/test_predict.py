@@ -222,3 +222,15 @@ def test_predict_computes_in_the_precision_evaluate_uses(toy_run):
     meta["recipe"]["precision"] = "bf16"
     (bf16_run / "recipe.json").write_text(json.dumps(meta))
     assert predict(bf16_run, x, top_k=1, device="cpu") == predict(toy_run, x, top_k=1, precision="bf16", device="cpu")
+
+
+def test_predict_orders_a_near_zero_binary_logit_as_the_metrics_count_it(toy_run, monkeypatch):
+    """Below |logit| ~1e-16 both float64 log-probabilities of a sigmoid output are equal: predict's
+    top class must still be the metrics' (class 1 for a positive logit, class 0 at 0)."""
+    import cnnlab.training
+    ds = toy_dataset()
+    fixed = torch.tensor([[1e-17], [-1e-17], [0.0]])
+    monkeypatch.setattr(cnnlab.training, "tta_logits", lambda net, x, tta: fixed[:len(x)])
+    got = predict(toy_run, ds.test_images[:3], top_k=2)
+    assert [g[0][0] for g in got] == [ds.classes[1], ds.classes[0], ds.classes[0]]
+    assert all(p == pytest.approx(0.5) for g in got for _, p in g)

@@ -55,6 +55,12 @@ def test_table_from_records(tmp_path):
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
     row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small |"))
     assert "| 99.20 ± 0.00 (flip TTA; without: 99.05) | **no** (mean 99.197) |" in row
+    # a mean equal to the target in decimal, a rounding step under it in binary, meets it
+    for r, acc in zip(recs, (0.9919, 0.9921)):
+        r.update(test_accuracy=acc)
+    (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
+    row = next(line for line in build_table(tmp_path).splitlines() if line.startswith("| mnist-cnn-small |"))
+    assert "| yes |" in row
 
 
 def test_table_names_the_gpu_of_runs_made_on_one(tmp_path):

@@ -11,7 +11,7 @@ import torch
 
 import cnnlab
 from cnnlab._io import DiskFullError, write_json
-from cnnlab.recipes import Recipe
+from cnnlab.recipes import Recipe, RecipeError
 from helpers import toy_dataset, without_times, write_mnist_folder
 
 class NotATensor:
@@ -1209,3 +1209,32 @@ def test_speed_bench_counts_fused_convolutions_and_times_stock_layers():
     assert 2.8 * forward < step < 3.0 * forward  # the first layer has no input gradient
     assert not any(isinstance(x, (Conv2dReLU, FlattenNHWC)) for x in m.modules())
     assert count_params(m) == count_params(create_model("cifar10-cnn-3block"))
+
+
+def test_a_run_on_another_split_of_the_same_files_is_refused(tmp_path):
+    """notMNIST's split changed (duplicates removed) while its files did not: a run of the old
+    split evaluated on the new one would be tested on images it trained on."""
+    ds = toy_dataset()
+    ds.provenance["split"] = {"test_fraction": 0.1, "seed": 0}
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=ds, run_dir=tmp_path / "r", log=quiet)
+    cnnlab.load_run(tmp_path / "r", dataset=ds)  # the same split: fine
+    other = toy_dataset()
+    other.provenance["split"] = {"test_fraction": 0.1, "seed": 0, "duplicates": "removed first"}
+    with pytest.raises(ValueError, match="was trained on another split of 'toy' than the one read now"):
+        cnnlab.load_run(tmp_path / "r", dataset=other)
+
+
+def test_a_run_saved_before_warm_up_applied_to_schedule_none_is_not_resumed(tmp_path):
+    """warmup_epochs beside schedule none did nothing before 2026-12-03: such a run's state has no
+    schedule, and resuming it would start a warm-up mid-run."""
+    train_killed_in_epoch_2(RECIPE, tmp_path / "cut")
+    meta = json.loads((tmp_path / "cut" / "recipe.json").read_text())
+    assert meta["recipe"]["schedule"] == "none"
+    meta["recipe"]["warmup_epochs"] = 1.0  # as such a run's recipe.json reads
+    (tmp_path / "cut" / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="saved without a learning-rate schedule"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
+    meta["recipe"]["reduce_lr"] = {"patience": 2}  # with reduce_lr: refused before anything is built
+    (tmp_path / "cut" / "recipe.json").write_text(json.dumps(meta))
+    with pytest.raises(RecipeError, match="pairs reduce_lr with a warm-up"):
+        cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")

@@ -149,6 +149,12 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
     (older / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 1}}))
     assert find_weights("src", runs, seed=1) == older / "best.safetensors"  # the same seed's
     assert find_weights("src", runs, seed=2) == newer / "best.safetensors"  # none: the newest
+    unfinished = runs / "src-seed3"  # seed 3's only run was killed: not another seed's in its place
+    unfinished.mkdir()
+    (unfinished / "recipe.json").write_text(json.dumps({"recipe": {"name": "src", "seed": 3}}))
+    (unfinished / "best.safetensors").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"the runs of 'src' with seed 3 .* have not finished"):
+        find_weights("src", runs, seed=3)
     with pytest.raises(FileNotFoundError, match=r"`cnnlab train mnist-cnn-small`"):
         find_weights("mnist-cnn-small", runs)
     (runs / "stopped").mkdir()
@@ -178,6 +184,13 @@ def test_freeze_before_counts_and_names():
         assert trainable == sum(p.numel() for p in m.parameters() if p.requires_grad)
         freeze_before(m, None)
         assert fixed == {n for n, p in m.named_parameters() if not p.requires_grad}
+        import copy
+        assert copy.deepcopy(m).fixed_parameters == fixed  # a plain module attribute: it travels
+    # frozen by hand (Keras' base.trainable = False), then unfrozen from a block on: it trains
+    m = cnnlab.create_model(MODEL, num_classes=4)
+    m.features.requires_grad_(False)
+    freeze_before(m, "features.block2")
+    assert all(p.requires_grad for p in m.features.block2.parameters())
     m = cnnlab.create_model(MODEL, num_classes=4)
     with pytest.raises(UnknownNameError, match=r"'features\.blok2'.*did you mean 'features\.block2'"):
         freeze_before(m, "features.blok2")

@@ -142,7 +142,8 @@ def plain_model(model_name: str, in_chans: int) -> nn.Module:
                 setattr(mod, child_name, nn.Dropout(child.p))
             elif isinstance(child, Conv2dReLU):
                 conv = nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride,
-                                 child.padding, child.dilation, child.groups, child.bias is not None)
+                                 child.padding, child.dilation, child.groups, child.bias is not None,
+                                 child.padding_mode)
                 conv.load_state_dict(child.state_dict())
                 setattr(mod, child_name, nn.Sequential(conv, nn.ReLU(inplace=True)))
             elif isinstance(child, FlattenNHWC):

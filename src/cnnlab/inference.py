@@ -166,7 +166,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     """:func:`predict`, with the files it read (None for pixels), in the order of its results."""
     from .device import autocast, resolve_precision
     from .report.confidence import log_probabilities
-    from .training import tta_logits
+    from .training import predicted_labels, tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     run = load_run(run_dir, weights, device)
@@ -198,7 +198,11 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     # softmax, or (1 - p, p) for one sigmoid output; a stable sort of float64 logs ranks ties and
     # saturated probabilities as the metrics' predicted_labels does (the first largest logit)
     logp = log_probabilities(logits.cpu())
-    order = logp.argsort(dim=1, descending=True, stable=True)[:, :min(top_k, logp.shape[1])]
+    order = logp.argsort(dim=1, descending=True, stable=True)
+    if logits.shape[1] == 1:  # below |logit| ~1e-16 both logs are equal: the metrics' class first
+        pred = predicted_labels(logits.cpu())
+        order = torch.stack([pred, 1 - pred], 1)
+    order = order[:, :min(top_k, logp.shape[1])]
     probs = logp.gather(1, order).exp().float()  # float32, the logits' own precision
     out = [[(classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
            for ps, idx in zip(probs, order)]

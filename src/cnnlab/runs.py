@@ -425,6 +425,11 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
     load_optimizer_state(s.optimizer, state["optimizer"])
     if s.scheduler is not None and state.get("scheduler"):
         s.scheduler.load_state_dict(state["scheduler"])
+    elif s.scheduler is not None:  # warmup_epochs beside schedule none, ignored before 2026-12-03
+        raise ValueError("the run was saved without a learning-rate schedule (its warmup_epochs "
+                         "beside schedule none did nothing then); resuming would start a warm-up "
+                         "mid-run. To train on from its weights, start a new run with "
+                         "--set pretrained=RUN_DIR pretrained_part=all")
     for cb, cb_state in zip(t.callbacks, state["callbacks"]):
         cb.load_state_dict(cb_state)
     t.history.epochs = list(state["history"])
@@ -575,10 +580,11 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
             "no such folder" if not run_dir.exists() else "not a cnnlab run folder (no recipe.json)"))
     meta = run_meta(run_dir)
     recipe = saved_recipe(run_dir, meta)
-    if recipe.reduce_lr is not None and recipe.schedule != "none":
-        raise RecipeError(f"cannot resume {run_dir}: it pairs reduce_lr with the {recipe.schedule!r} "
-                          "schedule, which resets every cut of the rate (refused since it was made); "
-                          "cnnlab evaluate, predict and explain still read it")
+    if recipe.reduce_lr is not None and (recipe.schedule != "none" or recipe.warmup_epochs):
+        what = f"the {recipe.schedule!r} schedule" if recipe.schedule != "none" else "a warm-up"
+        raise RecipeError(f"cannot resume {run_dir}: it pairs reduce_lr with {what}, which resets "
+                          "every cut of the rate (refused since it was made); cnnlab evaluate, "
+                          "predict and explain still read it")
     if overrides:
         recipe = _resumable_override(recipe, overrides, run_dir)
     if not (run_dir / "last_state.pt").exists():
@@ -1029,6 +1035,12 @@ def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset, resuming: b
                          f"{_few(trained['classes'])} and images {tuple(trained['image_shape'])}; "
                          f"the dataset {ds.name!r} given now has classes {_few(ds.classes)} and images "
                          f"{tuple(ds.image_shape)}")
+    split_then, split_now = trained.get("provenance", {}).get("split"), ds.provenance.get("split")
+    if split_then != split_now:  # same files, another split (notMNIST's duplicates removed)
+        raise ValueError(f"{run_dir} was trained on another split of {trained['name']!r} than the one "
+                         f"read now ({split_then} then, {split_now} now): its test images may have "
+                         "been trained on; evaluate it with the cnnlab version that trained it, or "
+                         "train it again")
     then, now = trained.get("provenance", {}).get("files"), ds.provenance.get("files")
     if not then or not now or then == now:
         return

@@ -66,6 +66,13 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
         raise FileNotFoundError(f"pretrained: the runs of {name!r} under {root}/ have not finished "
                                 f"({', '.join(sorted(d.name for d in runs)[:3])}): resume one "
                                 "(`cnnlab train --resume RUN_DIR`) or give a run folder or weights file")
+    if seed is not None:
+        mine = [d for d in runs if _run_recipe(d).get("seed") == seed]
+        if mine and not any(d in finished for d in mine):  # not another seed's in its place
+            raise FileNotFoundError(f"pretrained: the runs of {name!r} with seed {seed} under {root}/ "
+                                    f"have not finished ({', '.join(sorted(d.name for d in mine)[:3])}): "
+                                    "resume one (`cnnlab train --resume RUN_DIR`) or give a run folder "
+                                    "or weights file")
     same_seed = [d for d in finished if seed is not None and _run_recipe(d).get("seed") == seed]
     runs = same_seed or finished
     if runs:
@@ -201,9 +208,10 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
     Keras' "unfreeze from ``block5_conv1`` on": parameters are taken in the model's order
     (``model.named_parameters()``, i.e. the order of the layers); the first one inside
     ``trainable_from`` and all after it train, all before it are frozen (``requires_grad=False``).
-    ``None``: everything trains. Feature extraction: ``"classifier"``. Parameters the model
-    itself keeps fixed (LeNet-5's RBF prototypes, airbench's BatchNorm scales) stay fixed: a
-    later call unfreezes only what an earlier one froze.
+    ``None``: everything trains. Feature extraction: ``"classifier"``. Parameters the
+    architecture itself keeps fixed (``model.fixed_parameters``, recorded by
+    :func:`~cnnlab.models.create_model`: LeNet-5's RBF prototypes, airbench's BatchNorm scales)
+    stay fixed; anything else frozen before, by hand or by an earlier call, follows the rule.
 
     Returns:
         (trainable, frozen) parameter counts (numbers of scalars).
@@ -226,14 +234,10 @@ def freeze_before(model: nn.Module, trainable_from: str | None) -> tuple[int, in
                                    f"parameters in {type(model).__name__}"
                                    f"{did_you_mean(trainable_from, modules)}")
         start = inside[0]
+    fixed = getattr(model, "fixed_parameters", frozenset())
     counts = [0, 0]
-    for i, (_, p) in enumerate(model.named_parameters()):
-        if i < start and p.requires_grad:
-            p.requires_grad_(False)
-            p.frozen_by_freeze_before = True
-        elif i >= start and getattr(p, "frozen_by_freeze_before", False):
-            p.requires_grad_(True)
-            del p.frozen_by_freeze_before
+    for i, (name, p) in enumerate(model.named_parameters()):
+        p.requires_grad_(i >= start and name not in fixed)
         counts[not p.requires_grad] += p.numel()
     return counts[0], counts[1]
 

@@ -213,6 +213,9 @@ def create_model(name: str, num_classes: int | None = None, in_chans: int | None
     c = in_chans if in_chans is not None else entry.info.input_size[0]
     hw = tuple(input_size) if input_size is not None else entry.info.input_size[1:]
     model.info = dataclasses.replace(entry.info, input_size=(c, *hw))
+    # what the architecture keeps fixed (LeNet-5's RBF prototypes, airbench's BatchNorm scales):
+    # freezing and unfreezing for transfer learning leave these alone
+    model.fixed_parameters = frozenset(n for n, p in model.named_parameters() if not p.requires_grad)
     return model
 
 
