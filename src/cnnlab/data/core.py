@@ -5,7 +5,6 @@ memory many times over, and slicing a uint8 tensor is far faster than any per-sa
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 from dataclasses import dataclass, field
@@ -224,13 +223,10 @@ def not_found(name: str, folder: str, names: Sequence[str], data_dir, extra: str
         f"sub-folder{extra}.")
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (:func:`cnnlab.data.download.file_digest`)."""
+    from .download import file_digest
+    return file_digest(path, "sha256")
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

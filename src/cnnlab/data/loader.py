@@ -114,12 +114,8 @@ class BatchLoader:
         part = self.batch_size // self.world_size  # this process's share of each batch
         for i in range(0, min(n, stop), self.batch_size):
             i += self.rank * part  # (world_size 1: rank 0, part = batch_size: the whole batch)
-            if order is None:
-                idx = slice(i, i + part)
-                xb, yb = self.images[idx], self.labels[idx]
-            else:
-                idx = order[i:i + part]
-                xb, yb = self.images[idx], self.labels[idx]
+            idx = slice(i, i + part) if order is None else order[i:i + part]  # a view when in order
+            xb, yb = self.images[idx], self.labels[idx]
             if self.flip_phase is not None:
                 flip = self.flip_phase[idx]
                 flip = flip != bool(self.epoch % 2)
