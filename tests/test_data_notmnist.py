@@ -76,6 +76,9 @@ def test_idx_png_and_mat_layouts_give_the_same_split(tmp_path):
     # the duplicate pair is kept once: 119 images; round(0.1 * 12) = 1 per letter held out
     assert torch.bincount(a.test_labels).tolist() == [1] * 10 and a.train_images.shape == (109, 1, 28, 28)
     assert a.provenance["distinct"] == {"copies_removed": 1, "ambiguous_dropped": 0}
+    from cnnlab.data.info import dataset_info
+    assert ("duplicates: 1 extra copies removed and 0 copies of images under two classes dropped "
+            "(of 120 read), before the split") in dataset_info(a)
     assert a.classes == LETTERS and set(a.provenance["files"]) >= {"notMNIST_small-index.csv"}
     assert b.provenance["layout"] == "png-folder" and c.provenance["layout"] == "mat"
 

@@ -66,6 +66,11 @@ def dataset_info(ds: ImageDataset) -> str:
         s = p["split"]
         lines.append(f"test split: {s.get('test_fraction')} held out, seed {s.get('seed')} "
                      f"({s.get('method', '')}{'; order ' + s['order'] if s.get('order') else ''})")
+    if "distinct" in p:  # notMNIST: exact duplicates removed before the split
+        d = p["distinct"]
+        lines.append(f"duplicates: {d['copies_removed']:,} extra copies removed and "
+                     f"{d['ambiguous_dropped']:,} copies of images under two classes dropped "
+                     + (f"(of {p['total']:,} read), " if p.get("total") else "") + "before the split")
     if "resize" in p:
         r = p["resize"]
         lines.append(f"resize: {r.get('size')} {r.get('policy')}, {r.get('color')}, {r.get('resample')}")
