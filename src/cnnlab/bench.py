@@ -221,22 +221,28 @@ def interleave(runners: dict[str, object], rounds: int, warmup: int = 1,
 
 
 def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> list[dict]:
-    """The ``cnnlab bench`` measurement; returns one dict per model."""
+    """The ``cnnlab bench`` measurement; returns one dict per model. Both contenders take
+    ``steps`` steps per sample; the matmul ceiling is the median of samples taken before the
+    first model and after each, as benchmarks/speed.py takes it."""
     torch.set_num_threads(torch.get_num_threads())
-    ceil = matmul_ceilings()
-    log(f"matmul ceiling: {format_ceilings(ceil)}")
+    samples = [matmul_ceilings()]
+    log(f"matmul ceiling: {format_ceilings(samples[0])}")
     rows = []
     for name, batch, shape in models:
         log(f"{name} (batch {batch})")
         runners = {"cnnlab": CnnlabRunner(name, batch, shape, steps),
-                   "plain": PlainTorchRunner(name, batch, shape, max(4, steps // 2))}
+                   "plain": PlainTorchRunner(name, batch, shape, steps)}
         res = interleave(runners, rounds, log=log)
+        samples.append(matmul_ceilings())
         flops = train_flops_per_image(name, shape)
         prec = runners["cnnlab"].setup.precision
         gflops = res["cnnlab"].median * flops / 1e9
         rows.append({"model": name, "batch": batch, "cnnlab": res["cnnlab"], "plain": res["plain"],
-                     "train_mflop_per_image": flops / 1e6, "gflops": gflops,
-                     "ceiling_fraction": gflops / ceil[prec] if ceil[prec] else None, "precision": prec, "ceiling": ceil})
+                     "train_mflop_per_image": flops / 1e6, "gflops": gflops, "precision": prec})
+    ceil = {k: statistics.median(s[k] for s in samples) if samples[0][k] else None for k in samples[0]}
+    for r in rows:
+        r["ceiling"] = ceil
+        r["ceiling_fraction"] = r["gflops"] / ceil[r["precision"]] if ceil[r["precision"]] else None
     return rows
 
 
