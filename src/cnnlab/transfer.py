@@ -39,9 +39,11 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
 
     ``source`` is a weights file (``.safetensors``, ``.pth``, ``.pt``, ``.bin``), a run folder
     (its ``best.safetensors``), or a recipe name: the newest finished run folder of that recipe
-    (by the name in its ``recipe.json``; finished: it has ``test_metrics.json``) under ``runs_root`` or one level deeper (``runs/<recipe>-<time>``
-    as ``cnnlab train`` writes it, any ``--run-dir`` there, ``cnnlab reproduce --keep-runs``'s); with ``seed``, the newest run with that seed
-    where there is one (fine-tuning seed 1 continues feature extraction seed 1).
+    (by the name in its ``recipe.json``; finished: it has ``test_metrics.json``) under
+    ``runs_root`` or one level deeper (``runs/<recipe>-<time>`` as ``cnnlab train`` writes it, any
+    ``--run-dir`` there, ``cnnlab reproduce --keep-runs``'s); with ``seed``, the newest finished
+    run with that seed where there is one (fine-tuning seed 1 continues feature extraction seed 1),
+    else another seed's where that seed has no run at all.
 
     Raises:
         FileNotFoundError: nothing matches, or only runs that have not finished; the message
@@ -62,19 +64,14 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
             if (d / "best.safetensors").is_file() and _run_recipe(d).get("name") == name]
     # finished runs (tested: test_metrics.json) only; one killed or still training is not a source
     finished = [d for d in runs if (d / "test_metrics.json").is_file()]
-    if runs and not finished:
-        raise FileNotFoundError(f"pretrained: the runs of {name!r} under {root}/ have not finished "
-                                f"({', '.join(sorted(d.name for d in runs)[:3])}): resume one "
-                                "(`cnnlab train --resume RUN_DIR`) or give a run folder or weights file")
-    if seed is not None:
-        mine = [d for d in runs if _run_recipe(d).get("seed") == seed]
-        if mine and not any(d in finished for d in mine):  # not another seed's in its place
-            raise FileNotFoundError(f"pretrained: the runs of {name!r} with seed {seed} under {root}/ "
-                                    f"have not finished ({', '.join(sorted(d.name for d in mine)[:3])}): "
-                                    "resume one (`cnnlab train --resume RUN_DIR`) or give a run folder "
-                                    "or weights file")
-    same_seed = [d for d in finished if seed is not None and _run_recipe(d).get("seed") == seed]
-    runs = same_seed or finished
+    mine = [d for d in runs if seed is not None and _run_recipe(d).get("seed") == seed]
+    # where the seed's runs have none finished, another seed's run is not put in its place
+    for group, who in ((runs, f"the runs of {name!r}"), (mine, f"the runs of {name!r} with seed {seed}")):
+        if group and not any(d in finished for d in group):
+            raise FileNotFoundError(f"pretrained: {who} under {root}/ have not finished "
+                                    f"({', '.join(sorted(d.name for d in group)[:3])}): resume one "
+                                    "(`cnnlab train --resume RUN_DIR`) or give a run folder or weights file")
+    runs = [d for d in mine if d in finished] or finished
     if runs:
         return max(runs, key=lambda d: (d / "best.safetensors").stat().st_mtime) / "best.safetensors"
     raise FileNotFoundError(

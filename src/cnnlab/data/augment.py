@@ -13,10 +13,11 @@ and the batch is resampled once (``F.affine_grid`` + ``F.grid_sample``, bilinear
 ``interpolation_order=1``). It turns about the true centre ``((h - 1) / 2, (w - 1) / 2)``, as
 keras-preprocessing does since its October 2020 fix (PR #314); releases before it (up to 1.1.2)
 turned about ``(h / 2 + 0.5, w / 2 + 0.5)``, one pixel below and right of the centre. Otherwise it
-is keras-preprocessing's matrix, pixel for pixel; later versions (tf.keras 2.9+, Keras 3's legacy
-``ImageDataGenerator``) swap the matrix's axes, so there rotation turns the other way, the height shift moves sideways and the
-shear acts along the other axis. With the ranges the seeds use on square images (equal shifts,
-one zoom range, symmetric rotation) only the shear's axis differs.
+is keras-preprocessing's matrix, pixel for pixel; later versions (tf.keras 2.9+, Keras 3's
+legacy ``ImageDataGenerator``) swap the matrix's axes, so there rotation turns the other way, the
+height shift moves sideways and the shear acts along the other axis. With the ranges the seeds
+use on square images (equal shifts, one zoom range, symmetric rotation) only the shear's axis
+differs.
 
 Elastic distortion (Simard, Steinkraus & Platt 2003, "Best Practices for Convolutional Neural
 Networks Applied to Visual Document Analysis"), not a Keras option, adds a smooth random

@@ -15,10 +15,11 @@ There is no official train/test split. cnnlab fixes one that does not depend on 
 order. First the exact duplicates go: the set holds 18,232 distinct images among its 18,724 (one
 all-white "I" 254 times), and a split of the copies put 70 test images' twins in the training
 split. One copy of each distinct image is kept, and the 2 images drawn under two letters (8
-copies) are dropped as ambiguous: 18,230 remain (the provenance's ``distinct`` counts them). Then the images are put in a canonical order --
-by label, then by the sha256 of their 784 pixel bytes -- and
-``stratified_split(labels, TEST_FRACTION=0.1, seed=SPLIT_SEED=0)`` holds out 10% of each letter
-(1,824 in all; 16,406 remain for training), so no test image has a copy in training.
+copies) are dropped as ambiguous: 18,230 remain (the provenance's ``distinct`` counts them).
+Then the images are put in a canonical order -- by label, then by the sha256 of their 784 pixel
+bytes -- and ``stratified_split(labels, TEST_FRACTION=0.1, seed=SPLIT_SEED=0)`` holds out 10%
+of each letter (1,824 in all; 16,406 remain for training), so no test image has a copy in
+training.
 """
 from __future__ import annotations
 

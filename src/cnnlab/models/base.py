@@ -4,8 +4,9 @@ Every cnnlab model is an :class:`ImageClassifier`: a ``features`` submodule (the
 base, NCHW in, feature maps out) and a ``classifier`` submodule (features in, logits out), plus
 :class:`ModelInfo` metadata. Transfer learning (replace the classifier, freeze the features),
 Grad-CAM (hook the last activated map of at least 4x4, :func:`cnnlab.explain.cam_layer`) and the
-summary table therefore need no per-model code (where ``features`` and ``classifier`` are views over
-torchvision-named modules, as in the ResNets, their tensors are found by identity). Builders are registered by name with :func:`register_model`, in the style of timm.
+summary table therefore need no per-model code (where ``features`` and ``classifier`` are views
+over torchvision-named modules, as in the ResNets, their tensors are found by identity). Builders
+are registered by name with :func:`register_model`, in the style of timm.
 """
 from __future__ import annotations
 

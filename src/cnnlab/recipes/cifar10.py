@@ -109,7 +109,8 @@ register_recipe(Recipe(
     # gave 79.7% (one run): validation still rose 2.6 points over the last two epochs and stayed
     # level with training accuracy, so 12 epochs, as AlexNet's (~20 minutes).
     epochs=12, batch_size=128, optimizer="adamw", lr=1e-3, weight_decay=0.05,
-    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,    test_informed="epochs 8 -> 12 after 8 epochs scored 79.7% on test (target 80.7%), "
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1,
+    test_informed="epochs 8 -> 12 after 8 epochs scored 79.7% on test (target 80.7%), "
                   "though validation, still rising, argued the same",
 ))
 
@@ -230,7 +231,8 @@ register_recipe(Recipe(
     # 75-epoch runs' best checkpoints, by 0.56-0.86 points (75 epochs: 86.92 -> 87.66%, 88.34 ->
     # 88.90%).
     epochs=75, batch_size=128, optimizer="adamw", lr=3e-3, weight_decay=0.01,
-    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1, tta="flip",    test_informed="epochs 25 -> 50 -> 75, then flip TTA, each tried after a test figure under "
+    schedule="onecycle", label_smoothing=0.1, augment=CROP_FLIP, val_fraction=0.1, tta="flip",
+    test_informed="epochs 25 -> 50 -> 75, then flip TTA, each tried after a test figure under "
                   "the target (84.3, 86.1, 86.69%); each was also argued on validation",
 ))
 
