@@ -1,8 +1,9 @@
 """``cnnlab reproduce``: run recipes in full, several seeds each, and keep a results table.
 
 Each finished (recipe, seed) run writes one JSON record to ``benchmarks/results/<recipe>.json``:
-one record per seed and overrides (a seed run again replaces its record); other seeds and
-overrides accumulate, whenever and wherever they ran. ``benchmarks/RESULTS.md`` is then rebuilt
+one current record per seed and overrides (a seed run again supersedes its record, which stays
+in the file marked ``superseded``); other seeds and overrides accumulate, whenever and wherever
+they ran. ``benchmarks/RESULTS.md`` is then rebuilt
 from all records. Every record carries the machine, versions, date, precision and the dataset
 copy (lossy or not).
 """

@@ -3,9 +3,9 @@
 A run folder holds::
 
     recipe.json          the resolved recipe, the dataset's provenance, machine and versions
-                         (``pretrained``: the weights file a recipe's ``pretrained`` resolved to)
                          (where the run began; ``resumed`` lists each resumption's epoch, machine and
-                         resolved device / precision / processes, ``first_resolved`` the first piece's)
+                         resolved device / precision / processes, ``first_resolved`` the first piece's;
+                         ``pretrained`` the weights file a recipe's ``pretrained`` resolved to)
     metrics.csv          one row per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate, time_s
     best.safetensors     weights of the best epoch by ``recipe.monitor`` on the validation split
                          (on the training split where ``val_fraction`` is 0)
