@@ -24,7 +24,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -113,7 +112,7 @@ def main():
 
     import torch
     from cnnlab.bench import (SEED_MODELS, CnnlabRunner, format_ceilings, interleave, matmul_ceilings,
-                              train_flops_per_image)
+                              median_ceilings, train_flops_per_image)
     from cnnlab.device import describe_machine
 
     models = [m for m in SEED_MODELS if not a.models or m[0] in a.models]
@@ -155,8 +154,7 @@ def main():
         if "cnnlab_compile" in runners:
             row["compile_first_run_s"] = runners["cnnlab_compile"].first_s
         rows.append(row)
-    ceil = {k: (statistics.median(s[k] for s in ceiling_samples) if ceiling_samples[0][k] else None)
-            for k in ceiling_samples[0]}
+    ceil = median_ceilings(ceiling_samples)
     for row in rows:
         prec = row["precision"]
         row["ceiling_fraction"] = row["gflops"] / ceil[prec] if ceil.get(prec) else None

@@ -83,6 +83,11 @@ def matmul_ceilings(n: int = 2048, seconds: float = 1.0) -> dict[str, float | No
             "bf16": matmul_ceiling(torch.bfloat16, n, seconds) if native_bf16(torch.device("cpu")) else None}
 
 
+def median_ceilings(samples: list[dict[str, float | None]]) -> dict[str, float | None]:
+    """The median of several :func:`matmul_ceilings` samples, per dtype (None where not measured)."""
+    return {k: statistics.median(s[k] for s in samples) if samples[0][k] else None for k in samples[0]}
+
+
 def format_ceilings(ceil: dict[str, float | None]) -> str:
     """``"fp32 209 GFLOP/s, bf16 808 GFLOP/s"`` (bf16: "not native" where it was not measured)."""
     return ", ".join(f"{k} {v:.0f} GFLOP/s" if v else f"{k} not native (not measured)" for k, v in ceil.items())
@@ -239,7 +244,7 @@ def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> li
         gflops = res["cnnlab"].median * flops / 1e9
         rows.append({"model": name, "batch": batch, "cnnlab": res["cnnlab"], "plain": res["plain"],
                      "train_mflop_per_image": flops / 1e6, "gflops": gflops, "precision": prec})
-    ceil = {k: statistics.median(s[k] for s in samples) if samples[0][k] else None for k in samples[0]}
+    ceil = median_ceilings(samples)
     for r in rows:
         r["ceiling"] = ceil
         r["ceiling_fraction"] = r["gflops"] / ceil[r["precision"]] if ceil[r["precision"]] else None

@@ -64,14 +64,14 @@ def distinct(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
         ``{"copies_removed": n, "ambiguous_dropped": m}`` (copies of kept images, and all copies of
         images with conflicting labels).
     """
-    first, seen_labels = {}, {}
+    first, seen_labels, copies = {}, {}, {}
     for i, im in enumerate(images):
         key = np.ascontiguousarray(im).tobytes()
         first.setdefault(key, i)
         seen_labels.setdefault(key, set()).add(int(labels[i]))
+        copies[key] = copies.get(key, 0) + 1
     keep = sorted(i for key, i in first.items() if len(seen_labels[key]) == 1)
-    ambiguous = sum(1 for i, im in enumerate(images)
-                    if len(seen_labels[np.ascontiguousarray(im).tobytes()]) > 1)
+    ambiguous = sum(n for key, n in copies.items() if len(seen_labels[key]) > 1)
     counts = {"copies_removed": len(images) - len(keep) - ambiguous, "ambiguous_dropped": ambiguous}
     return images[keep], labels[keep], counts
 
