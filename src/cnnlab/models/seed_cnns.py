@@ -15,7 +15,9 @@ eps 1e-3, momentum 0.99, i.e. PyTorch's 0.01): eps enters the normalisation itse
 of tiny variance (after a ReLU) are scaled up more here, and the running statistics used for
 validation and test follow the last batches more closely; and weights keep PyTorch's default
 initialisation (uniform within 1/sqrt(fan_in), biases too) where Keras draws Glorot-uniform
-weights and zero biases.
+weights and zero biases. The recipes add two more (README, "Recipes and results"): inputs are
+standardised per channel, where the Keras seeds rescale by 1/255, and Adam keeps PyTorch's eps
+1e-8 (Keras: 1e-7).
 """
 from __future__ import annotations
 
@@ -57,8 +59,8 @@ class MnistCnnTorch(ImageClassifier):
     valid -> Conv64 3x3 valid -> MaxPool -> Dropout .25 -> Flatten -> Dense128 -> Dropout .5 ->
     Dense10, ReLU after each conv and the hidden dense layer. 1,199,882 parameters at 28x28x1.
 
-    Seed 001 §1 and §2 give no layers, only the test line that script prints ("Test set: Average
-    loss: 0.0296, Accuracy: 9793/10000 (98%)"): this is the network behind that line.
+    Seed 001 §1 and §2 give no layers, only test lines in the style that script prints ("Average
+    loss: 0.0296, Accuracy 9793/10000 (98%)"): cnnlab assumes this network behind them.
 
     Input ``(N, in_chans, H, W)`` float; output logits ``(N, num_classes)``.
     """
@@ -113,7 +115,7 @@ def mnist_cnn_small(input_size=(28, 28), **kw) -> MnistCnnSmall:
                 paper="pytorch/examples mnist/main.py's Net (seed 001 §1, §2 name no layers)")
 def mnist_cnn_torch(input_size=(28, 28), **kw) -> MnistCnnTorch:
     """Registered as ``mnist-cnn-torch``: float (N, 1, 28, 28) -> logits float (N, num_classes).
-    Source: pytorch/examples' MNIST network, behind seed 001 §1 and §2's test lines."""
+    Source: pytorch/examples' MNIST network, assumed behind seed 001 §1 and §2's test lines."""
     return MnistCnnTorch(input_size=input_size, **kw)
 
 
@@ -235,7 +237,7 @@ class MnistCnnBn403k(ImageClassifier):
     channel has: 9*32 = 288 without bias, 320 with), and its total 403,562 is the column sum with
     128. So the architecture here is the faithful one, with 288 in the first conv, and
     ``count_params == 403,338``: Keras' 403,562 - 128 + 288 = 403,722 counts the BN moving
-    mean/variance too (4 * C per BN: 128 + 128 + 256 + 256), PyTorch keeps those as buffers
+    mean/variance too (2 * C per BN: 64 + 64 + 128 + 128), PyTorch keeps those as buffers
     (403,722 - 384 = 403,338). Every other layer matches the table exactly.
 
     Assumptions where the seed is silent (documented, not guessed silently): ReLU inside every

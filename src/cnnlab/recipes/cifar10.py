@@ -121,9 +121,10 @@ register_recipe(Recipe(
 # flip; they pad with zeros, cnnlab's crop reflects), their 45k/5k train/validation split, and
 # ResNet-20 and ResNet-56 as the two depths (He et al.'s 91.25% and 93.03%, the issue's targets).
 # He et al. train 64k iterations (164 epochs on 50k images) and divide the LR by 10 at 32k and
-# 48k (50% and 75%); the seed says 50 epochs, so the faithful recipes step at epochs 20 and 40
-# (StepLR(step_size=20, gamma=0.1)): the 'step' schedule decays every step_size epochs and has
-# no milestone list to put the drops at 25 and 37.5.
+# 48k (50% and 75%); the seed says 50 epochs and only "a learning rate scheduler", so the
+# faithful recipes step at epochs 20 and 40 (StepLR(step_size=20, gamma=0.1)), an assumption.
+# He et al.'s proportions would put the drops at 25 and 37.5 (schedule="multistep",
+# milestones=[25, 37.5]); the recorded runs used the step schedule, which is kept.
 
 _HE = "He et al. 2015, Table 6 (164 epochs, lossless CIFAR-10)"
 

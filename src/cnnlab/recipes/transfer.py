@@ -40,8 +40,13 @@ register_recipe(Recipe(
 # (catsdogs-vgg16-scratch). Measured (2 seeds): from scratch 78.85%, feature extraction 63.90%,
 # fine-tuning 64.35%: this backbone's features do not help on the photos (README). The
 # photos are resized to 64x64 (cats_vs_dogs-64), where animals are about the size the backbone
-# learnt them at; augmentation as the seed (shear, zoom, horizontal flip); one sigmoid output and
-# binary cross-entropy as the seed; 20% of train/ held out for validation as the seeds.
+# learnt them at; augmentation as the seed (shear, zoom, horizontal flip; the magnitudes are
+# Chollet's, the seed gives none); one sigmoid output and binary cross-entropy as the seed; 20% of
+# train/ held out for validation (an assumption: §6 and §9 give no split).
+# Assumed, not the seed's: §9 trains once, RMSprop for 10 epochs. The two steps (feature
+# extraction, then fine-tuning the last block at 1e-5 with RMSprop) are Chollet's ("Deep Learning
+# with Python", 5.3); the first step and the scratch baseline use Adam 1e-3 with one-cycle for 15
+# epochs, a schedule that trains both from the same start.
 _PHOTOS = dict(dataset="cats_vs_dogs-64", model="vgg16_bn-cifar", model_kwargs={"binary": True},
                batch_size=32, val_fraction=0.2,
                # Chollet's shear_range=0.2 and zoom_range=0.2; shear is in degrees (Keras 2.2+), so
@@ -57,8 +62,8 @@ register_recipe(Recipe(
 
 register_recipe(Recipe(
     name="catsdogs-vgg16-features",
-    source="seed 001 §9 (and §6) first step, feature extraction: the vgg16-cifar8-pretrain base "
-           "frozen, a new classifier trained",
+    source="seed 001 §9 (and §6), feature extraction (Chollet's first step): the "
+           "vgg16-cifar8-pretrain base frozen, a new classifier trained",
     kind="transfer", epochs=15, optimizer="adam", lr=1e-3, schedule="onecycle",
     pretrained="vgg16-cifar8-pretrain", pretrained_part="features", trainable_from="classifier",
     **_PHOTOS,
@@ -66,7 +71,7 @@ register_recipe(Recipe(
 
 register_recipe(Recipe(
     name="catsdogs-vgg16-finetune",
-    source="seed 001 §9 second step, fine-tuning: from the same seed's catsdogs-vgg16-features run, "
+    source="seed 001 §9, fine-tuning (Chollet's second step): from the same seed's catsdogs-vgg16-features run, "
            "VGG16's last conv block (features.34 on) unfrozen, RMSprop at 1e-5 as Chollet",
     # BatchNorm of the features in inference mode (Keras' advice for fine-tuning): the first run
     # (seed 0) without it started at a validation loss of 0.98 where the feature-extraction run
@@ -86,7 +91,8 @@ register_recipe(Recipe(
 # Here the base is vgg16-cifar8-pretrain's, which learnt from CIFAR-10's other 8 classes at 32x32,
 # so the images stay 32x32; the method (frozen base, new classifier, the seed's optimizer, loss,
 # augmentation and epochs) is the seed's. Keras' Adam at its default 1e-3 without a schedule,
-# Keras' batch of 32, 20% of the 10,000 training images held out for validation. The seed's
+# Keras' batch of 32, 20% of the 10,000 training images held out for validation (assumed: the seed
+# gives no split), shear 0.2 and zoom 0.2 (Chollet's magnitudes: the seed names no values). The seed's
 # figure came from ImageNet weights and is not a target; cifar-catsdogs-vgg16-scratch trains the
 # same network and head from random weights with the same settings, to show what the backbone adds.
 # Measured (2 seeds): feature extraction 65.47%, from scratch 61.93% (it barely trains in 10 epochs
