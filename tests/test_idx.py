@@ -90,3 +90,13 @@ def test_pair_of_other_types_is_refused_naming_the_file(tmp_path, which, code, d
     with pytest.raises(DataFileError, match=rf"{bad.name}: holds (float32|int8) values \(IDX type code "
                                             rf"{hex(code)}\); image and label files hold unsigned bytes"):
         read_idx_pair(xi, yl)
+
+
+def test_header_whose_sizes_overflow_int64_is_refused(tmp_path):
+    # 2**22 * 2**21 * 2**21 = 2**64 wrapped to 0 in np.prod's int64, passed as "0 bytes", and
+    # failed in reshape with numpy's message
+    p = tmp_path / "wrap-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 3]) + b"".join((1 << k).to_bytes(4, "big") for k in (22, 21, 21)))
+    with pytest.raises(DataFileError, match=r"wrap-idx3-ubyte: truncated: header says shape \(4194304,"):
+        read_idx(p)
+

@@ -7,6 +7,7 @@ gzipped (``.gz``). See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS").
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -70,7 +71,7 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
         raise DataFileError(f"{path}: truncated header ({len(data)} bytes, need {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_DTYPES[code])
-    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    need = math.prod(shape) * dtype.itemsize  # Python integers: np.prod's int64 wraps around
     got = len(data) - header
     if got != need:
         what = "truncated" if got < need else "has trailing bytes"
