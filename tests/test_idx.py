@@ -100,3 +100,16 @@ def test_header_whose_sizes_overflow_int64_is_refused(tmp_path):
     with pytest.raises(DataFileError, match=r"wrap-idx3-ubyte: truncated: header says shape \(4194304,"):
         read_idx(p)
 
+
+def test_gzip_recognised_by_content_not_name(tmp_path):
+    a = np.arange(6, dtype=np.uint8)
+    gz = write_idx(tmp_path / "x-idx1-ubyte", a)  # gzip data without .gz: was "bad IDX magic 0x1f8b0800"
+    raw = write_idx(tmp_path / "y-idx1-ubyte.GZ", a, gz=False)
+    assert np.array_equal(read_idx(gz), a) and np.array_equal(read_idx(raw), a)
+
+
+def test_unreadable_file_is_not_called_corrupt(tmp_path):
+    d = tmp_path / "dir-idx1-ubyte.gz"
+    d.mkdir()
+    with pytest.raises(IsADirectoryError, match="dir-idx1-ubyte.gz"):
+        read_idx(d)

@@ -2,7 +2,8 @@
 
 An IDX file is a big-endian header -- two zero bytes, a type code (0x08 = unsigned byte), the
 number of dimensions, then one uint32 size per dimension -- followed by the raw array. Files may be
-gzipped (``.gz``). See http://yann.lecun.com/exdb/mnist/ ("FILE FORMATS").
+gzipped (recognised by gzip's magic bytes, whatever the name). See http://yann.lecun.com/exdb/mnist/
+("FILE FORMATS").
 """
 from __future__ import annotations
 
@@ -20,19 +21,19 @@ class DataFileError(ValueError):
     """A data file is unreadable, truncated, or not what it claims to be. The message names it."""
 
 
+GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed if they are gzip's (magic ``1f 8b``), whatever its name."""
+    data = path.read_bytes()  # OSError (a folder, no permission) as is: it names the file
+    if data[:2] != GZIP_MAGIC:
+        return data
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except (EOFError, OSError, zlib.error) as e:
-        # gzip raises EOFError on truncation and BadGzipFile (an OSError) on garbage
+        return gzip.decompress(data)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        # gzip raises EOFError on truncation and BadGzipFile on garbage
         raise DataFileError(f"{path}: cannot decompress ({e}); the file is truncated or corrupt: "
                             "replace it with a good copy (in cnnlab's cache: delete it, and it is "
                             "downloaded again)") from e
@@ -42,7 +43,8 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
     """Read an IDX (optionally gzipped) file into a numpy array.
 
     Args:
-        path: the ``.idx?-ubyte`` or ``.idx?-ubyte.gz`` file.
+        path: the ``.idx?-ubyte`` or ``.idx?-ubyte.gz`` file (gzip content is decompressed
+            whatever the name).
         expect_ndim: if given, the number of dimensions the file must have (3 for images, 1 for
             labels).
 
@@ -52,6 +54,7 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
 
     Raises:
         FileNotFoundError: the file does not exist.
+        OSError: the file cannot be read (a folder, no permission); the message names it.
         DataFileError: wrong magic number, unknown type code, unexpected number of dimensions,
             truncated or oversized payload, or a corrupt gzip stream. The message names the file.
     """
@@ -62,7 +65,8 @@ def read_idx(path: str | os.PathLike, expect_ndim: int | None = None) -> np.ndar
     zero, code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or code not in _DTYPES:
         raise DataFileError(f"{path}: bad IDX magic number 0x{data[:4].hex()} (expected 0x0000 then a "
-                            f"type code in {sorted(hex(c) for c in _DTYPES)}); not an IDX file")
+                            f"type code in {sorted(hex(c) for c in _DTYPES)}); not an IDX file"
+                            + (", nor gzip data" if path.suffix.lower() == ".gz" else ""))
     if expect_ndim is not None and ndim != expect_ndim:
         raise DataFileError(f"{path}: IDX file has {ndim} dimensions, expected {expect_ndim} "
                             f"({'images' if expect_ndim == 3 else 'labels'})")
