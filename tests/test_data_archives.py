@@ -80,3 +80,21 @@ def test_offline_in_tests(monkeypatch, tmp_path):
     monkeypatch.setattr(cnnlab.data.mnist, "download", no_download)
     with pytest.raises(FileNotFoundError, match="downloading is off: CNNLAB_OFFLINE"):
         load_dataset("mnist", tmp_path / "empty")
+
+
+def test_no_room_for_the_temporary_file_is_a_disk_full_error(tmp_path, monkeypatch):
+    """Downloads (and every run file) are written through ``atomic_path``; ENOSPC when its
+    temporary file is created was a plain OSError without the target's name."""
+    import errno
+    import tempfile
+
+    from cnnlab._io import DiskFullError, write_text
+    target = tmp_path / "f.json"
+    write_text(target, "old")
+
+    def no_room(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(tempfile, "mkstemp", no_room)
+    with pytest.raises(DiskFullError, match="disk full while writing .*f.json; the previous version"):
+        write_text(target, "new")
+    assert target.read_text() == "old"

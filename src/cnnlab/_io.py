@@ -58,11 +58,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         DiskFullError: if the disk is full (``ENOSPC``/``EDQUOT``); ``path`` is left unchanged.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+    tmp_path = None
+    try:  # the folder and the temporary file too can meet a full disk
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
@@ -70,14 +71,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         # 0600 would make every run file private
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
-    except OSError as e:
-        tmp_path.unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+    except BaseException as e:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(e.errno, f"disk full while writing {path}; the previous version "
                                 "of the file is unchanged. Free some space and resume the run") from e
-        raise
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
 
