@@ -7,6 +7,7 @@ import tarfile
 
 import pytest
 
+from cnnlab.data import DataFileError
 from cnnlab.data.download import safe_extract
 
 
@@ -26,26 +27,64 @@ def make_tar(path, members):
 
 
 def test_safe_archive_extracts(tmp_path):
-    arch = make_tar(tmp_path / "ok.tar.gz", [("d/a.txt", "file", b"hi"), ("d/link", "sym", "a.txt")])
-    out = safe_extract(arch, tmp_path / "out")
-    assert (out / "d" / "a.txt").read_bytes() == b"hi" and (out / "d" / "link").is_symlink()
+    arch = make_tar(tmp_path / "ok.tar.gz", [("d/a.txt", "file", b"hi"), ("d/e/b.txt", "file", b"yo")])
+    out = tmp_path / "out"
+    (out / "d").mkdir(parents=True)
+    (out / "d" / "a.txt").write_bytes(b"old")
+    (out / "kept.txt").write_bytes(b"mine")
+    assert safe_extract(arch, out) == out
+    assert (out / "d" / "a.txt").read_bytes() == b"hi" and (out / "d" / "e" / "b.txt").read_bytes() == b"yo"
+    assert sorted(p.name for p in out.iterdir()) == ["d", "kept.txt"]  # no temporary folder left
 
 
 @pytest.mark.parametrize("members, what", [
-    ([("/tmp/evil.txt", "file", b"x")], "escapes the target folder"),
-    ([("../evil.txt", "file", b"x")], "escapes the target folder"),
-    ([("d/../../evil.txt", "file", b"x")], "escapes the target folder"),
-    ([("d/link", "sym", "/etc/passwd")], "points outside"),
-    ([("d/link", "sym", "../../outside")], "points outside"),
-    ([("d/hard", "hard", "../outside")], "points outside|escapes"),
+    ([("/tmp/evil.txt", "file", b"x")], "'/tmp/evil.txt' escapes the target folder"),
+    ([("../evil.txt", "file", b"x")], "'../evil.txt' escapes the target folder"),
+    ([("d/../../evil.txt", "file", b"x")], "'d/../../evil.txt' escapes the target folder"),
+    ([("d/link", "sym", "/etc/passwd")], "'d/link' is a symlink"),
+    ([("d/link", "sym", "../../outside")], "'d/link' is a symlink"),
+    ([("d/hard", "hard", "../outside")], "'d/hard' is a hard link"),
+    ([("d/link", "sym", "../good.txt")], "'d/link' is a symlink"),  # inside, but no archive has one
+    # a chain each of whose links looks inside on its own: sub -> ., sub/esc -> ../outside
+    ([("sub", "sym", "."), ("sub/esc", "sym", "../outside"), ("esc", "file", b"x")], "'sub' is a symlink"),
 ])
-def test_escaping_members_refused_before_anything_is_written(tmp_path, members, what):
+def test_unsafe_members_refused_before_anything_is_written(tmp_path, members, what):
     arch = make_tar(tmp_path / "evil.tar.gz", [("good.txt", "file", b"ok")] + members)
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match=f"evil.tar.gz: .*({what})"):
+    with pytest.raises(DataFileError, match=f"evil.tar.gz: member {what}.*refusing to extract"):
         safe_extract(arch, out)
-    assert not (out / "good.txt").exists()  # checked first, nothing extracted
+    assert list(out.iterdir()) == []  # checked first, nothing extracted
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "outside").exists()
+
+
+def test_no_extraction_without_the_data_filter(tmp_path, monkeypatch):
+    """On Pythons before 3.10.12/3.11.4 (requires-python allows them) the symlink chain above
+    overwrote a file outside the target: safe extraction needs the filter, and says so."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    arch = make_tar(tmp_path / "evil.tar.gz", [("sub", "sym", "."), ("sub/esc", "sym", "../victim.txt"),
+                                               ("esc", "file", b"overwritten")])
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    with pytest.raises(RuntimeError, match="evil.tar.gz: not extracted: .* no tarfile.data_filter"):
+        safe_extract(arch, tmp_path / "out")
+    assert victim.read_text() == "precious"
+
+
+def test_a_failure_while_writing_leaves_nothing_half_extracted(tmp_path, monkeypatch):
+    import errno
+    arch = make_tar(tmp_path / "a.tar.gz", [(f"d/f{i}.txt", "file", b"x") for i in range(3)])
+    real, calls = tarfile.TarFile.makefile, []
+
+    def makefile(self, tarinfo, targetpath):
+        calls.append(tarinfo.name)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, tarinfo, targetpath)
+    monkeypatch.setattr(tarfile.TarFile, "makefile", makefile)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        safe_extract(arch, out)
+    assert list(out.iterdir()) == []  # d/f0.txt was written, in the temporary folder, now gone
 
 
 def test_truncated_archive_is_an_error(tmp_path):
@@ -53,14 +92,15 @@ def test_truncated_archive_is_an_error(tmp_path):
     data = arch.read_bytes()
     for cut in (500, len(data) // 2):
         arch.write_bytes(data[:cut])
-        with pytest.raises(tarfile.ReadError, match="t.tar.gz: truncated or corrupt archive"):
+        with pytest.raises(DataFileError, match="t.tar.gz: not a tar archive, or a truncated or corrupt one"):
             safe_extract(arch, tmp_path / "out")
+        assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_not_an_archive(tmp_path):
     p = tmp_path / "x.tar.gz"
     p.write_bytes(b"<html>404 not found</html>")
-    with pytest.raises(tarfile.TarError):
+    with pytest.raises(DataFileError, match=r"x.tar.gz: not a tar archive, or a truncated or corrupt one \(ReadError"):
         safe_extract(p, tmp_path / "out")
 
 

@@ -6,16 +6,20 @@ leaves a file that looks complete.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
+import platform
 import shutil
 import tarfile
+import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 from typing import Sequence
 
 from .._io import atomic_path
+from .idx import DataFileError
 
 
 class ChecksumError(ValueError):
@@ -57,53 +61,73 @@ def download(urls: Sequence[str], dest: str | os.PathLike, md5: str | None = Non
     raise OSError("could not download " + dest.name + ":\n  " + "\n  ".join(errors))
 
 
-def _is_within(base: Path, target: Path) -> bool:
-    try:
-        target.resolve().relative_to(base.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
-    """Extract a tar archive, refusing members that would escape ``dest``.
+    """Extract a tar archive into ``dest``; it may hold only plain files and folders.
 
-    Uses the standard library's ``data`` filter where available (Python 3.12+, backported to
-    3.10.12/3.11.4) and checks every member itself as well: an absolute path, a ``..`` component,
-    a link pointing outside ``dest``, a device file -- each raises before anything is written.
+    The official archives hold nothing else, so a symlink, a hard link, a device file, an absolute
+    path or a ``..`` component is refused before anything is written. The standard library's
+    ``data`` filter (Python 3.12+, backported to 3.10.12/3.11.4) checks each member again as it is
+    written; without it nothing is extracted. The members are written to a temporary folder inside
+    ``dest`` and moved into place only once all are, so a failure leaves nothing half-extracted
+    (files already in ``dest`` are replaced by the archive's, other files kept).
 
     Raises:
-        ValueError: an unsafe member; the message names it.
-        tarfile.TarError: a corrupt archive.
+        DataFileError: (a ValueError) an unsafe member, named; or a file that is not a tar
+            archive, or a truncated or corrupt one. The message names the archive.
+        RuntimeError: this Python's ``tarfile`` has no ``data_filter``.
+        OSError: writing failed (e.g. the disk is full); ``dest`` is left as it was.
     """
+    if not hasattr(tarfile, "data_filter"):
+        raise RuntimeError(f"{archive}: not extracted: this Python ({platform.python_version()}) has no "
+                           "tarfile.data_filter, which safe extraction needs (Python 3.10.12+, 3.11.4+ "
+                           f"or 3.12+); upgrade Python, or extract the archive into {dest} yourself")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{Path(archive).name}.", suffix=".tmp", dir=dest))
     try:
-        _extract_checked(archive, dest)
-    except (EOFError, zlib.error) as e:
-        # gzip/bz2/xz raise these on a truncated or damaged stream; say which file
-        raise tarfile.ReadError(f"{archive}: truncated or corrupt archive ({type(e).__name__}: {e}); "
-                                "delete it and download it again") from e
+        _extract_checked(archive, tmp)
+        _move_into(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
 def _extract_checked(archive, dest: Path) -> None:
     """Check every member of ``archive`` (see :func:`safe_extract`), then extract them all."""
-    with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        for m in members:
-            name = m.name
-            if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in Path(name).parts:
-                raise ValueError(f"{archive}: member {name!r} escapes the target folder; refusing to extract")
-            if m.issym() or m.islnk():
-                link = Path(m.linkname)
-                target = (dest / name).parent / link if m.issym() else dest / link
-                if link.is_absolute() or not _is_within(dest, target):
-                    raise ValueError(f"{archive}: link {name!r} -> {m.linkname!r} points outside the "
-                                     "target folder; refusing to extract")
-            if m.isdev():
-                raise ValueError(f"{archive}: member {name!r} is a device file; refusing to extract")
-        if hasattr(tarfile, "data_filter"):
+    try:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for m in members:
+                _check_member(archive, m)
             tf.extractall(dest, members=members, filter="data")
-        else:  # pragma: no cover - old Pythons without the filter; members were checked above
-            tf.extractall(dest, members=members)
+    except tarfile.FilterError as e:
+        raise DataFileError(f"{archive}: {e}; refusing to extract") from e
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        # gzip/bz2/xz raise EOFError or zlib.error on a truncated or damaged stream
+        reason = str(e).splitlines()[0].rstrip(":") if str(e) else ""
+        raise DataFileError(f"{archive}: not a tar archive, or a truncated or corrupt one ({type(e).__name__}: "
+                            f"{reason}); delete it and download it again") from e
+
+
+def _check_member(archive, m: tarfile.TarInfo) -> None:
+    """DataFileError unless ``m`` is a plain file or folder with a relative path inside the target."""
+    name = m.name
+    if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise DataFileError(f"{archive}: member {name!r} escapes the target folder; refusing to extract")
+    if not (m.isfile() or m.isdir()):
+        kind = ("a symlink" if m.issym() else "a hard link" if m.islnk()
+                else "a device file or FIFO" if m.isdev() else "not a plain file or folder")
+        link = f" (-> {m.linkname!r})" if m.issym() or m.islnk() else ""
+        raise DataFileError(f"{archive}: member {name!r} is {kind}{link}; the archives cnnlab reads hold "
+                            "only files and folders; refusing to extract")
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Move everything in ``src`` into ``dst``: folders merge into existing (real) folders, files
+    replace files of the same name."""
+    for p in sorted(src.iterdir()):
+        target = dst / p.name
+        if p.is_dir() and target.is_dir() and not target.is_symlink():
+            _move_into(p, target)
+        else:
+            os.replace(p, target)
