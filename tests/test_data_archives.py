@@ -1,14 +1,15 @@
-"""Archive extraction refuses members that would escape the target folder; downloads are never tried
-in tests."""
+"""Archive extraction refuses members that would escape the target folder; downloads are tested with
+a fake ``urlopen``, never over the network."""
 from __future__ import annotations
 
+import http.client
 import io
 import tarfile
 
 import pytest
 
 from cnnlab.data import DataFileError
-from cnnlab.data.download import safe_extract
+from cnnlab.data.download import ChecksumError, download, safe_extract
 
 
 def make_tar(path, members):
@@ -102,6 +103,78 @@ def test_not_an_archive(tmp_path):
     p.write_bytes(b"<html>404 not found</html>")
     with pytest.raises(DataFileError, match=r"x.tar.gz: not a tar archive, or a truncated or corrupt one \(ReadError"):
         safe_extract(p, tmp_path / "out")
+
+
+class FakeResponse(io.BytesIO):
+    """What ``urlopen`` returns: the body, its headers, and optionally an error while reading."""
+
+    def __init__(self, body: bytes, length: int | None = None, fail: Exception | None = None):
+        super().__init__(body)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+        self.fail = fail
+
+    def read(self, n=-1):
+        if self.fail is not None:
+            raise self.fail
+        return super().read(n)
+
+
+GOOD = b"the real file" * 100
+
+
+def fake_urlopen(monkeypatch, by_host):
+    """Replace ``urlopen``: host -> a FakeResponse, or an exception to raise; returns the URLs asked."""
+    import urllib.request
+    calls = []
+
+    def urlopen(url, timeout=None):
+        calls.append(url)
+        got = by_host[url.split("/")[2]]
+        if isinstance(got, Exception):
+            raise got
+        return got
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return calls
+
+
+def md5(data: bytes) -> str:
+    import hashlib
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize("first", [
+    FakeResponse(b"<html>503 try later</html>"),  # a wrong file (md5): mirror 2 was never tried
+    FakeResponse(b"", fail=http.client.IncompleteRead(b"", 1000)),  # not an OSError: escaped uncaught
+    FakeResponse(GOOD[:100], length=len(GOOD)),  # a short body
+])
+def test_download_tries_the_next_url_after_a_failure(tmp_path, monkeypatch, first):
+    calls = fake_urlopen(monkeypatch, {"m1": first, "m2": FakeResponse(GOOD, length=len(GOOD))})
+    dest = tmp_path / "dl" / "f.gz"
+    assert download(["http://m1/f.gz", "http://m2/f.gz"], dest, md5=md5(GOOD)) == dest
+    assert calls == ["http://m1/f.gz", "http://m2/f.gz"]
+    assert dest.read_bytes() == GOOD and [p.name for p in dest.parent.iterdir()] == ["f.gz"]
+
+
+def test_a_body_shorter_than_its_content_length_is_not_kept_without_md5(tmp_path, monkeypatch):
+    fake_urlopen(monkeypatch, {"m1": FakeResponse(b"x" * 1000, length=100000)})
+    dest = tmp_path / "f.bin"
+    with pytest.raises(OSError, match=r"(?s)f.bin from any of 1 URL.*http://m1/f.bin: 1000 bytes arrived of "
+                                      r"the 100000 announced"):
+        download(["http://m1/f.bin"], dest)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_when_every_url_fails_the_error_lists_each(tmp_path, monkeypatch):
+    import urllib.error
+    down = urllib.error.URLError("Name or service not known")
+    fake_urlopen(monkeypatch, {"m1": down, "m2": FakeResponse(b"<html>")})
+    with pytest.raises(ChecksumError, match=r"(?s)f.gz from any of 2 URL.*http://m1/f.gz: .*Name or service"
+                                            r".*http://m2/f.gz: md5 \w+ != published"):
+        download(["http://m1/f.gz", "http://m2/f.gz"], tmp_path / "f.gz", md5=md5(GOOD))
+    fake_urlopen(monkeypatch, {"m1": down, "m2": FakeResponse(b"", fail=http.client.IncompleteRead(b"", 9))})
+    with pytest.raises(OSError, match=r"(?s)http://m1/f.gz: .*Name or service.*http://m2/f.gz: IncompleteRead"):
+        download(["http://m1/f.gz", "http://m2/f.gz"], tmp_path / "f.gz", md5=md5(GOOD))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_offline_in_tests(monkeypatch, tmp_path):

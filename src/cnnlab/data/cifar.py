@@ -402,8 +402,9 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
             ``"jpeg"`` to insist on one layout.
 
     Raises:
-        FileNotFoundError: no source found (and no download); lists where it looked.
+        FileNotFoundError: no source found and downloading is off; lists where it looked.
         DataFileError: a corrupt, refused or inconsistent file, naming it.
+        OSError: the archive could not be downloaded; lists each URL and its error.
         ChecksumError: the downloaded archive has the wrong md5.
     """
     if source not in ("auto", "pickle", "jpeg"):

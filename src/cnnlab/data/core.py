@@ -157,8 +157,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
 
     Raises:
         UnknownNameError: unknown dataset name.
-        FileNotFoundError: the files are not found and downloading is off or failed; the message
-            lists every folder searched.
+        FileNotFoundError: the files are not found and downloading is off; the message lists every
+            folder searched.
+        OSError: a download failed from every URL; the message lists each URL and its error.
+        ChecksumError: (a ValueError) a download delivered the wrong bytes (md5) from every URL.
         DataFileError: a file is corrupt, truncated or inconsistent.
         ValueError: an option (``kwargs`` key) the dataset does not take, with close matches.
     """

@@ -1,13 +1,14 @@
 """Downloads from official sources, verified by checksum, and safe archive extraction.
 
-Never used by tests (they set ``CNNLAB_OFFLINE``). A download goes to a temporary file, is
-checked against its md5/sha256, and only then renamed into place, so a broken connection never
-leaves a file that looks complete.
+Tests never reach the network (they set ``CNNLAB_OFFLINE`` and replace ``urlopen``). A download
+goes to a temporary file, is checked against its ``Content-Length`` and md5, and only then renamed
+into place, so a broken connection never leaves a file that looks complete.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import platform
 import shutil
@@ -18,7 +19,7 @@ import zlib
 from pathlib import Path
 from typing import Sequence
 
-from .._io import atomic_path
+from .._io import DiskFullError, atomic_path
 from .idx import DataFileError
 
 
@@ -37,28 +38,40 @@ def file_digest(path: str | os.PathLike, algo: str = "md5") -> str:
 
 def download(urls: Sequence[str], dest: str | os.PathLike, md5: str | None = None,
              timeout: float = 60.0) -> Path:
-    """Fetch the first URL of ``urls`` that works into ``dest`` and verify its md5.
+    """Fetch ``dest`` from the first of ``urls`` that delivers it whole (with the md5 ``md5``).
+
+    The URLs are tried in turn: a connection or HTTP error, a body shorter or longer than its
+    ``Content-Length``, or bytes with the wrong md5 (an HTML error page, say) move on to the next
+    URL; nothing of a failed attempt is kept.
 
     Raises:
-        ChecksumError: a file arrived but its md5 differs from ``md5`` (not kept).
-        OSError: no URL could be fetched; the message lists each URL and its error.
+        ChecksumError: no URL worked, and one at least delivered a file whose md5 differs from
+            ``md5``; the message lists each URL and its error.
+        OSError: no URL worked (none delivered a file); the message lists each URL and its error.
+        DiskFullError: the disk is full (no other URL is tried).
     """
     dest = Path(dest)
-    errors = []
+    errors, wrong_bytes = [], False
     for url in urls:
         try:
             with atomic_path(dest) as tmp:
                 print(f"downloading {url} -> {dest}", flush=True)
                 with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
                     shutil.copyfileobj(r, f, 1 << 20)
-                if md5 and (got := file_digest(tmp, "md5")) != md5:
-                    raise ChecksumError(f"{url}: md5 {got} != published {md5}; not kept")
+                    length, got = r.headers.get("Content-Length", ""), f.tell()
+                if length.strip().isdigit() and got != int(length):
+                    raise OSError(f"{got} bytes arrived of the {int(length)} announced (Content-Length); "
+                                  "the connection broke")
+                if md5 and (digest := file_digest(tmp, "md5")) != md5:
+                    raise ChecksumError(f"md5 {digest} != published {md5}; not kept")
             return dest
-        except ChecksumError:
+        except DiskFullError:
             raise
-        except OSError as e:
-            errors.append(f"{url}: {e}")
-    raise OSError("could not download " + dest.name + ":\n  " + "\n  ".join(errors))
+        except (OSError, http.client.HTTPException, ChecksumError) as e:
+            errors.append(f"{url}: {e if str(e) else repr(e)}")
+            wrong_bytes |= isinstance(e, ChecksumError)
+    error = ChecksumError if wrong_bytes else OSError
+    raise error(f"could not download {dest.name} from any of {len(urls)} URL(s):\n  " + "\n  ".join(errors))
 
 
 def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:

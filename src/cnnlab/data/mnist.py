@@ -32,9 +32,10 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
     """Load a dataset stored as the four MNIST-layout IDX files.
 
     Raises:
-        FileNotFoundError: files not found (and not downloadable); lists where it looked.
+        FileNotFoundError: files not found and downloading is off; lists where it looked.
         DataFileError: a truncated/corrupt file or mismatched counts, naming the file.
-        ChecksumError: a downloaded file has the wrong md5.
+        OSError: a file could not be downloaded from any mirror; lists each URL and its error.
+        ChecksumError: every mirror that delivered a file delivered one with the wrong md5.
     """
     root = find_files(folder, FILES, data_dir)
     if root is None:
