@@ -113,3 +113,20 @@ def test_unreadable_file_is_not_called_corrupt(tmp_path):
     d.mkdir()
     with pytest.raises(IsADirectoryError, match="dir-idx1-ubyte.gz"):
         read_idx(d)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_label_outside_the_classes_names_the_labels_file(tmp_path, name):
+    root = write_mnist_folder(tmp_path / name, n_train=20, n_test=10)
+    y = np.arange(20, dtype=np.uint8) % 10
+    y[7] = 12  # one flipped byte: a plain ValueError from ImageDataset, without the file's name
+    write_idx(root / "train-labels-idx1-ubyte.gz", y)
+    with pytest.raises(DataFileError, match=r"train-labels-idx1-ubyte.gz: label 12 at index 7 is outside 0..9"):
+        load_dataset(name, tmp_path, download=False)
+
+
+def test_images_not_28x28_name_the_images_file(tmp_path):
+    root = write_mnist_folder(tmp_path / "mnist", n_train=20, n_test=10)
+    write_idx(root / "t10k-images-idx3-ubyte.gz", np.zeros((10, 32, 32), np.uint8))
+    with pytest.raises(DataFileError, match=r"t10k-images-idx3-ubyte.gz: images are 32x32, expected 28x28"):
+        load_dataset("mnist", tmp_path, download=False)

@@ -11,7 +11,7 @@ import torch
 
 from .core import ImageDataset, find_files, not_found, register_dataset, sha256_file, cache_dir
 from .download import download, file_digest, ChecksumError
-from .idx import read_idx_pair
+from .idx import DataFileError, read_idx_pair
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -33,7 +33,8 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
 
     Raises:
         FileNotFoundError: files not found and downloading is off; lists where it looked.
-        DataFileError: a truncated/corrupt file or mismatched counts, naming the file.
+        DataFileError: a truncated/corrupt file, mismatched counts, images not 28x28 or a label
+            outside ``0..len(classes) - 1``, naming the file.
         OSError: a file could not be downloaded from any mirror; lists each URL and its error.
         ChecksumError: every mirror that delivered a file delivered one with the wrong md5.
     """
@@ -45,8 +46,8 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         for f in FILES:
             if not (root / f).exists():
                 download([m + f for m in mirrors], root / f, md5=md5[f])
-    xtr, ytr = read_idx_pair(root / FILES[0], root / FILES[1])
-    xte, yte = read_idx_pair(root / FILES[2], root / FILES[3])
+    xtr, ytr = _read_pair(root / FILES[0], root / FILES[1], len(classes))
+    xte, yte = _read_pair(root / FILES[2], root / FILES[3], len(classes))
     files = {f: sha256_file(root / f) for f in FILES}
     return ImageDataset(
         name=name,
@@ -58,6 +59,19 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         provenance={"source": source, "folder": str(root), "files": files, "lossy": False,
                     "md5": md5},
     )
+
+
+def _read_pair(images_path, labels_path, num_classes: int):
+    """:func:`read_idx_pair`, plus what an MNIST-layout pair must hold: 28x28 images, labels
+    ``0..num_classes - 1``; DataFileError naming the file otherwise."""
+    x, y = read_idx_pair(images_path, labels_path)
+    if x.shape[1:] != (28, 28):
+        raise DataFileError(f"{images_path}: images are {x.shape[2]}x{x.shape[1]}, expected 28x28")
+    if len(y) and int(y.max()) >= num_classes:
+        bad = int((y >= num_classes).argmax())
+        raise DataFileError(f"{labels_path}: label {int(y[bad])} at index {bad} is outside 0..{num_classes - 1} "
+                            f"(the {num_classes} classes); the file is corrupt")
+    return x, y
 
 
 def verify_md5(root, md5: dict) -> dict[str, bool]:
