@@ -234,6 +234,37 @@ def test_jpeg_archive_read_in_place_and_cached(tmp_path):
     assert a.train_labels.tolist() == [i // 2 for i in range(20)]
 
 
+def _bmp_archive(path, value_of):
+    """A CIFAR image archive of one uncompressed 32x32 BMP per split and class (its size does not
+    depend on the pixels), class k filled with ``value_of(k)``."""
+    with tarfile.open(path, "w:gz", compresslevel=0) as tf:
+        for split in ("train", "test"):
+            for k, c in enumerate(cifar.CLASSES):
+                f = io.BytesIO()
+                Image.fromarray(np.full((32, 32, 3), value_of(k), np.uint8)).save(f, "BMP")
+                info = tarfile.TarInfo(f"{split}/{c}/0.bmp")
+                info.size = len(f.getvalue())
+                tf.addfile(info, io.BytesIO(f.getvalue()))
+
+
+def test_jpeg_archive_replaced_with_the_same_size_and_mtime_is_decoded_again(tmp_path):
+    import os
+    arch = tmp_path / "cifar10" / "cifar-10-jpeg.tar.gz"
+    arch.parent.mkdir()
+    _bmp_archive(arch, lambda k: 20 * k)
+    st = arch.stat()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = load_dataset("cifar10", tmp_path, download=False)
+        # airplane and automobile swapped, same size; cp -p (or tar -x) keeps the mtime
+        _bmp_archive(arch, lambda k: {0: 20, 1: 0}.get(k, 20 * k))
+        os.utime(arch, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert arch.stat().st_size == st.st_size
+        b = load_dataset("cifar10", tmp_path, download=False)
+    assert int(a.train_images[0, 0, 0, 0]) == 0 and int(b.train_images[0, 0, 0, 0]) == 20
+    assert not b.provenance["from_cache"] and a.provenance["files"] != b.provenance["files"]
+
+
 def test_batches_preferred_over_jpeg(tmp_path, small_batches):
     write_batches(tmp_path / "cifar10")
     write_jpeg_tree(tmp_path / "cifar10")

@@ -341,14 +341,16 @@ def read_image_tar(archive: Path, splits: Sequence[str], classes: Sequence[str])
     return out, skipped
 
 
-def _load_jpeg_archive(archive: Path, workers: int | None) -> dict:
-    """Decode (or read from the cache) both splits of a CIFAR image archive."""
-    st = archive.stat()
+def _load_jpeg_archive(archive: Path, workers: int | None) -> tuple[dict, str]:
+    """Decode (or read from the cache) both splits of a CIFAR image archive; returns them and
+    the archive's sha256, which keys the cache (a copy that keeps size and mtime, ``cp -p``,
+    is still another archive)."""
+    digest = sha256_file(archive)
     settings = {"size": None, "color": "rgb", "resize": "none", "expect_size": [32, 32]}
     result = {}
     members = None
     for split in ("train", "test"):
-        fingerprint = [str(archive.resolve()), st.st_size, st.st_mtime_ns, split]
+        fingerprint = [digest, split]
 
         def decode(split=split):
             nonlocal members
@@ -363,7 +365,7 @@ def _load_jpeg_archive(archive: Path, workers: int | None) -> dict:
         dec, meta, path, hit = cached_decode(f"cifar10-jpeg-{split}", fingerprint, settings, decode,
                                              stats=split == "train")
         result[split] = (dec, meta, path, hit)
-    return result
+    return result, digest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +443,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
         ds.provenance["layout"] = kind
         _check_counts(ds)
         return ds
-    res = _load_jpeg_archive(path, workers)
+    res, digest = _load_jpeg_archive(path, workers)
     (dtr, mtr, ptr, htr), (dte, _, pte, hte) = res["train"], res["test"]
     skipped = dtr.skipped + dte.skipped
     ds = ImageDataset(
@@ -449,7 +451,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
         test_labels=dte.labels, classes=list(CLASSES), mean=tuple(mtr["mean"]), std=tuple(mtr["std"]),
         provenance={"source": f"{JPEG_ARCHIVE}: CIFAR-10 re-encoded as JPEG, LOSSY (not the official "
                               "pixels; compare results only with runs on the same copy)",
-                    "layout": kind, "folder": str(path.parent), "files": {path.name: sha256_file(path)},
+                    "layout": kind, "folder": str(path.parent), "files": {path.name: digest},
                     "lossy": True, "cache": [str(ptr), str(pte)], "from_cache": htr and hte,
                     "order": "sorted by class, then file name (the official batch order is not "
                              "recoverable from an image tree)"})
