@@ -265,6 +265,46 @@ def test_jpeg_archive_replaced_with_the_same_size_and_mtime_is_decoded_again(tmp
     assert not b.provenance["from_cache"] and a.provenance["files"] != b.provenance["files"]
 
 
+def _tree_archive(tmp_path, top="", drop=(), extra=()):
+    """cifar10/cifar-10-jpeg.tar.gz from write_jpeg_tree, under ``top``, without the ``drop``
+    folders (``test/cat``), plus ``extra`` (name, bytes) members."""
+    tree = write_jpeg_tree(tmp_path / "tree")
+    arch = tmp_path / "cifar10" / "cifar-10-jpeg.tar.gz"
+    arch.parent.mkdir()
+    with tarfile.open(arch, "w:gz") as tf:
+        for f in sorted(tree.rglob("*.jpg")):
+            rel = f.relative_to(tree).as_posix()
+            if not any(rel.startswith(d + "/") for d in drop):
+                tf.add(f, arcname=top + rel)
+        for name, data in extra:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return arch
+
+
+@pytest.mark.parametrize("kw, what", [
+    # tar czf ... cifar10/: loaded as 0 + 0 images, mean/std 0, the files called "not readable images"
+    (dict(top="cifar10/"), r"no readable train image of any class; .* 30 member\(s\) are not, "
+                           r"e.g. 'cifar10/test/airplane/0000.jpg': repack it"),
+    (dict(drop=("test/cat",)), r"no readable test image of cat; .* it holds no other file"),
+    (dict(drop=("test/dog",), extra=[("test/dog/0000.jpg", b"garbage")]),
+     r"no readable test image of dog; .* 1 file\(s\) were skipped, e.g. 'test/dog/0000.jpg' \(no image format"),
+])
+def test_jpeg_archive_without_images_of_a_class_is_an_error(tmp_path, kw, what):
+    _tree_archive(tmp_path, **kw)
+    with pytest.raises(DataFileError, match="cifar-10-jpeg.tar.gz: " + what):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_jpeg_archive_member_outside_the_layout_is_skipped_saying_so(tmp_path):
+    _tree_archive(tmp_path, extra=[("README.txt", b"hi")])
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\): README.txt \(not SPLIT/CLASS/FILE, the layout "
+                                         r"expected\)"):
+        ds = load_dataset("cifar10", tmp_path, download=False)
+    assert len(ds.train_labels) == 20
+
+
 def test_batches_preferred_over_jpeg(tmp_path, small_batches):
     write_batches(tmp_path / "cifar10")
     write_jpeg_tree(tmp_path / "cifar10")

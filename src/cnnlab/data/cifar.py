@@ -50,6 +50,7 @@ BATCH_FILES = TRAIN_BATCHES + (TEST_BATCH, META)
 BATCH_ROWS = 10000  # images per official batch
 JPEG_ARCHIVE = "cifar-10-jpeg.tar.gz"
 PER_CLASS = {"train": 5000, "test": 1000}
+LAYOUT_MISMATCH = "not SPLIT/CLASS/FILE, the layout expected"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +312,8 @@ def read_image_tar(archive: Path, splits: Sequence[str], classes: Sequence[str])
 
     Returns:
         ``{split: [(member name, label, bytes)]}``, sorted by name, and the names skipped
-        (``[(name, reason)]``: members outside ``SPLIT/CLASS/``, non-files).
+        (``[(name, reason)]``: members outside ``SPLIT/CLASS/`` (reason :data:`LAYOUT_MISMATCH`),
+        non-files).
 
     Raises:
         DataFileError: a corrupt or truncated archive, or a member with an absolute or ``..`` path.
@@ -328,8 +330,11 @@ def read_image_tar(archive: Path, splits: Sequence[str], classes: Sequence[str])
                 if m.isdir():
                     continue
                 parts = p.parts[1:] if p.parts and p.parts[0] == "." else p.parts
-                if len(parts) != 3 or parts[0] not in out or parts[1] not in index or not m.isfile():
-                    skipped.append((m.name, "not SPLIT/CLASS/file"))
+                if len(parts) != 3 or parts[0] not in out or parts[1] not in index:
+                    skipped.append((m.name, LAYOUT_MISMATCH))
+                    continue
+                if not m.isfile():
+                    skipped.append((m.name, "not a regular file"))
                     continue
                 data = tf.extractfile(m).read()
                 out[parts[0]].append(("/".join(parts), index[parts[1]], data))
@@ -405,7 +410,8 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
 
     Raises:
         FileNotFoundError: no source found and downloading is off; lists where it looked.
-        DataFileError: a corrupt, refused or inconsistent file, naming it.
+        DataFileError: a corrupt, refused or inconsistent file, naming it; an image archive with
+            no readable image of a class in a split (in another layout, say).
         OSError: the archive could not be downloaded; lists each URL and its error.
         ChecksumError: the downloaded archive has the wrong md5.
     """
@@ -446,6 +452,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
     res, digest = _load_jpeg_archive(path, workers)
     (dtr, mtr, ptr, htr), (dte, _, pte, hte) = res["train"], res["test"]
     skipped = dtr.skipped + dte.skipped
+    _check_classes(path, {"train": dtr.labels, "test": dte.labels}, skipped)
     ds = ImageDataset(
         name="cifar10", train_images=dtr.images, train_labels=dtr.labels, test_images=dte.images,
         test_labels=dte.labels, classes=list(CLASSES), mean=tuple(mtr["mean"]), std=tuple(mtr["std"]),
@@ -458,6 +465,26 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
     ds.provenance["skipped"] = report_skipped(str(path), skipped)
     _check_counts(ds)
     return ds
+
+
+def _check_classes(archive: Path, labels: dict[str, torch.Tensor], skipped) -> None:
+    """DataFileError naming ``archive`` when a split has no image of some class: the archive is in
+    another layout (say with a top folder, ``cifar10/train/airplane/0.jpg``), or incomplete."""
+    for split, y in labels.items():
+        missing = [c for k, c in enumerate(CLASSES) if not bool((y == k).any())]
+        if not missing:
+            continue
+        which = "any class" if len(missing) == len(CLASSES) else ", ".join(missing)
+        outside = [n for n, reason in skipped if reason == LAYOUT_MISMATCH]
+        if outside:
+            found = (f"{len(outside)} member(s) are not, e.g. {outside[0]!r}: repack it with train/ and test/ "
+                     f"at its top (tar czf {JPEG_ARCHIVE} -C FOLDER train test)")
+        elif skipped:
+            found = f"{len(skipped)} file(s) were skipped, e.g. {skipped[0][0]!r} ({skipped[0][1]})"
+        else:
+            found = "it holds no other file"
+        raise DataFileError(f"{archive}: no readable {split} image of {which}; a CIFAR image archive holds "
+                            f"SPLIT/CLASS/FILE members (train/airplane/0001.jpg, test/truck/0001.jpg); {found}")
 
 
 def _check_counts(ds: ImageDataset) -> None:

@@ -357,13 +357,13 @@ def manifest_sha256(names: Sequence[str], sha256: torch.Tensor, prefix: str = ""
 
 
 def report_skipped(where: str, skipped: Sequence[tuple[str, str]], stacklevel: int = 3) -> dict:
-    """Warn about skipped files (count and the first few names); returns the provenance entry
+    """Warn about skipped files (count, the first few names and why); returns the provenance entry
     ``{"count": n, "first": [[name, reason], ...]}``."""
     entry = {"count": len(skipped), "first": [list(s) for s in skipped[:SHOW_SKIPPED]]}
     if skipped:
         first = "; ".join(f"{n} ({r})" for n, r in skipped[:SHOW_SKIPPED])
         more = f" and {len(skipped) - SHOW_SKIPPED} more" if len(skipped) > SHOW_SKIPPED else ""
-        warnings.warn(f"{where}: skipped {len(skipped)} file(s) that are not readable images: "
+        warnings.warn(f"{where}: skipped {len(skipped)} file(s): "
                       f"{first}{more}", DataSkipWarning, stacklevel=stacklevel)
     return entry
 
