@@ -411,3 +411,13 @@ def test_a_size_that_is_not_one_says_what_a_size_is(size):
     with pytest.raises(ValueError, match=r"image size is an integer or \(height, width\), got "):
         _size_hw(size)
     assert _size_hw("32") == (32, 32) and _size_hw([24, 32]) == (24, 32)
+
+
+@pytest.mark.parametrize("test_dir, how", [("train", "is"), ("./train", "is"), ("train/", "is"),
+                                           ("train/cats", "lies inside"), (".", "holds")])
+def test_test_dir_that_is_the_training_folder_is_refused(tmp_path, test_dir, how):
+    # it evaluated on the training images, silently (layout "train/ + train/")
+    root = make_split_folder(tmp_path / "pets")
+    with pytest.raises(ValueError, match=f"test folder .* {how} the training folder .*pets/train; the test split "
+                                         "must be other images"):
+        load_dataset("image-folder", root, size=8, test_dir=test_dir)

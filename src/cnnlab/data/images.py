@@ -530,7 +530,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
 
     Raises:
         DataFileError: no class sub-folders, an empty class folder, test classes differ from train.
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` or ``test_dir`` does not exist.
+        ValueError: ``test_dir`` is the training folder, lies inside it or holds it; bad options.
     """
     root = Path(path)
     if not root.exists():
@@ -593,6 +594,8 @@ def _read_split_layout(root: Path, split_dirs: dict[str, str], test_dir: str | N
         test_dir = next((split_dirs[d] for d in TEST_FOLDERS if d in split_dirs), None)
     elif not (root / test_dir).is_dir():
         raise FileNotFoundError(f"{root / test_dir}: test folder not found")
+    else:
+        _check_apart(root / test_dir, train_root)
     tr = read_class_folder(train_root, classes=classes, prefix=f"{train_root.name}/", **opts)
     key = f"{train_root.name}/"  # the split folder, as provenance names it
     files, counts = {key: tr.manifest_sha256}, {key: tr.n_files}
@@ -615,6 +618,16 @@ def _read_split_layout(root: Path, split_dirs: dict[str, str], test_dir: str | N
             prov["note"] += f"; {others[0]}/ exists and was not read"
     return _Read(tr.images, tr.labels, te.images, te.labels, tr.mean, tr.std, tr.classes, files,
                  counts, skipped, [str(tr.cache), str(te.cache)], tr.from_cache and te.from_cache)
+
+
+def _check_apart(test_root: Path, train_root: Path) -> None:
+    """ValueError when the test folder is the training folder, lies inside it or holds it
+    (``test_dir='train/'``, ``'./train'``, ``'.'``): the model would be scored on its training images."""
+    te, tr = test_root.resolve(), train_root.resolve()
+    how = "is" if te == tr else "lies inside" if tr in te.parents else "holds" if te in tr.parents else None
+    if how:
+        raise ValueError(f"test folder {test_root} {how} the training folder {train_root}; the test split "
+                         "must be other images: pass another test_dir, or none")
 
 
 def _split_dirs(root: Path) -> dict[str, str]:
