@@ -421,3 +421,11 @@ def test_test_dir_that_is_the_training_folder_is_refused(tmp_path, test_dir, how
     with pytest.raises(ValueError, match=f"test folder .* {how} the training folder .*pets/train; the test split "
                                          "must be other images"):
         load_dataset("image-folder", root, size=8, test_dir=test_dir)
+
+
+def test_classes_given_as_text_are_split_at_commas(tmp_path):
+    # --set classes=cats,dogs passes a str, which list() turned into its characters
+    root = make_split_folder(tmp_path / "pets")
+    assert load_dataset("image-folder", root, size=8, classes="cats, dogs").classes == ["cats", "dogs"]
+    with pytest.raises(DataFileError, match=r"differ from the expected \['dogs'\]"):
+        load_dataset("image-folder", root, size=8, classes="dogs")

@@ -523,7 +523,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
             same files on any machine).
         name: the dataset's name in results.
         lossy: record that the images are a lossy re-encoding of an original dataset.
-        classes: the class folders required (default: whatever sub-folders there are).
+        classes: the class folders required (default: whatever sub-folders there are); text is
+            split at commas (``"cats, dogs"``, as ``--set classes=cats,dogs`` passes it).
 
     Returns:
         uint8 ``(N, C, H, W)`` images, int64 labels, class names = sorted sub-folder names.
@@ -536,6 +537,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"image folder {root} does not exist")
+    if isinstance(classes, str):  # list("cats,dogs") would be its characters
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
     hw = _size_hw(size)
     _check_options(color, resize, hw)
     opts = dict(size=hw, color=color, resize=resize, workers=workers)
