@@ -305,6 +305,15 @@ def test_jpeg_archive_member_outside_the_layout_is_skipped_saying_so(tmp_path):
     assert len(ds.train_labels) == 20
 
 
+def test_jpeg_tree_image_not_32x32_is_skipped_and_reported(tmp_path):
+    # it aborted the load asking for "a size (and a resize policy)", which cifar10 does not take
+    root = write_jpeg_tree(tmp_path / "cifar10")
+    (root / "test" / "cat" / "odd.jpg").write_bytes(_jpeg(np.random.default_rng(1), size=40))
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\): test/cat/odd.jpg \(size 40x40, expected 32x32\)"):
+        ds = load_dataset("cifar10", tmp_path, download=False)
+    assert ds.test_images.shape == (10, 3, 32, 32) and ds.provenance["skipped"]["count"] == 1
+
+
 def test_batches_preferred_over_jpeg(tmp_path, small_batches):
     write_batches(tmp_path / "cifar10")
     write_jpeg_tree(tmp_path / "cifar10")

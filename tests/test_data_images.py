@@ -429,3 +429,9 @@ def test_classes_given_as_text_are_split_at_commas(tmp_path):
     assert load_dataset("image-folder", root, size=8, classes="cats, dogs").classes == ["cats", "dogs"]
     with pytest.raises(DataFileError, match=r"differ from the expected \['dogs'\]"):
         load_dataset("image-folder", root, size=8, classes="dogs")
+
+
+def test_mixed_sizes_error_names_the_files_in_full(tmp_path):
+    root = make_split_folder(tmp_path / "pets")
+    with pytest.raises(DataFileError, match=rf"^{root}/train/\w+/\S+: image is \d+x\d+ but {root}/train/\w+/\S+ is"):
+        load_image_folder(root, size=None, resize="none")

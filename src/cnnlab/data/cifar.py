@@ -443,7 +443,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
                         "md5": {ARCHIVE: ARCHIVE_MD5}})
     if kind == "jpeg-folder":
         ds = load_image_folder(path, None, "rgb", "none", test_dir="test", name="cifar10", lossy=True,
-                               workers=workers, classes=CLASSES,
+                               workers=workers, classes=CLASSES, expect_size=(32, 32),
                                source="CIFAR-10 image tree train/CLASS, test/CLASS (LOSSY if JPEG: "
                                       "not the official pixels)")
         ds.provenance["layout"] = kind

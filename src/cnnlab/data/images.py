@@ -199,7 +199,7 @@ def decode_error(e: Exception) -> str:
 
 def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tuple[int, int] | None,
                  color: str = "rgb", resize: str = "squash", workers: int | None = None,
-                 expect_size: tuple[int, int] | None = None) -> Decoded:
+                 expect_size: tuple[int, int] | None = None, root: str | os.PathLike | None = None) -> Decoded:
     """Read and decode many files with a thread pool (PIL releases the GIL while decoding).
 
     Args:
@@ -208,6 +208,7 @@ def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tu
         workers: threads; default ``min(4, cpu_count)``.
         expect_size: with ``size=None``, the ``(H, W)`` every image must have; others are skipped.
             Without it, the first image's size is required of all and a mismatch is an error.
+        root: the folder the names are relative to, to name files in full in errors.
 
     Raises:
         DataFileError: with ``size=None`` and no ``expect_size``, images of different sizes.
@@ -252,9 +253,10 @@ def decode_files(items: Sequence[tuple[str, int, Callable[[], bytes]]], size: tu
         if len(shapes) > 1:
             first = arrays[ok[0]].shape
             odd = next(i for i in ok if arrays[i].shape != first)
+            full = [Path(root, items[i][0]) if root else items[i][0] for i in (odd, ok[0])]
             raise DataFileError(
-                f"{items[odd][0]}: image is {arrays[odd].shape[1]}x{arrays[odd].shape[0]} but "
-                f"{items[ok[0]][0]} is {first[1]}x{first[0]}; with size=None all images must have "
+                f"{full[0]}: image is {arrays[odd].shape[1]}x{arrays[odd].shape[0]} but "
+                f"{full[1]} is {first[1]}x{first[0]}; with size=None all images must have "
                 "one size: pass a size (and a resize policy) to resize them")
         x = np.stack([arrays[i] for i in ok])
     else:
@@ -487,7 +489,7 @@ def read_class_folder(root: str | os.PathLike, size: int | Sequence[int] | None 
     items = [(rel, label, (lambda p=root / rel: p.read_bytes())) for rel, label, *_ in files]
 
     def decode():
-        return decode_files(items, hw, color, resize, workers, expect_size)
+        return decode_files(items, hw, color, resize, workers, expect_size, root)
 
     tag = f"folder-{root.resolve().parent.name}-{root.name}"
     dec, meta, path, hit = cached_decode(tag, fingerprint, settings, decode, stats=stats)
@@ -506,7 +508,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
                       color: str = "rgb", resize: str = "squash", *, test_dir: str | None = None,
                       test_fraction: float = 0.2, seed: int = 0, name: str = "image-folder",
                       lossy: bool = False, workers: int | None = None, source: str | None = None,
-                      classes: Sequence[str] | None = None) -> ImageDataset:
+                      classes: Sequence[str] | None = None,
+                      expect_size: tuple[int, int] | None = None) -> ImageDataset:
     """Load a folder of photos, one sub-folder per class, as an :class:`ImageDataset`.
 
     Args:
@@ -525,6 +528,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
         lossy: record that the images are a lossy re-encoding of an original dataset.
         classes: the class folders required (default: whatever sub-folders there are); text is
             split at commas (``"cats, dogs"``, as ``--set classes=cats,dogs`` passes it).
+        expect_size: with ``size=None``, the ``(H, W)`` every image must have; others are skipped
+            and reported (CIFAR-10's 32x32). Without it, images of different sizes are an error.
 
     Returns:
         uint8 ``(N, C, H, W)`` images, int64 labels, class names = sorted sub-folder names.
@@ -541,7 +546,7 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
         classes = [c.strip() for c in classes.split(",") if c.strip()]
     hw = _size_hw(size)
     _check_options(color, resize, hw)
-    opts = dict(size=hw, color=color, resize=resize, workers=workers)
+    opts = dict(size=hw, color=color, resize=resize, workers=workers, expect_size=expect_size)
     prov: dict = {"source": source or f"image folder {root}", "folder": str(root), "lossy": lossy,
                   "resize": {"size": list(hw) if hw else None, "policy": resize, "color": color,
                              "resample": "PIL bilinear (antialiased), JPEG draft decoding"}}
