@@ -234,3 +234,44 @@ def test_predict_orders_a_near_zero_binary_logit_as_the_metrics_count_it(toy_run
     got = predict(toy_run, ds.test_images[:3], top_k=2)
     assert [g[0][0] for g in got] == [ds.classes[1], ds.classes[0], ds.classes[0]]
     assert all(p == pytest.approx(0.5) for g in got for _, p in g)
+
+
+def _run_on(toy_run, dst, channels):
+    """A copy of ``toy_run`` for ``channels``-channel images, with untrained weights: enough to
+    compare files with the pixels they hold."""
+    import json
+    from cnnlab.checkpoint import save_weights
+    from cnnlab.models import create_model
+    meta = json.loads((toy_run / "recipe.json").read_text())
+    meta["dataset"].update(image_shape=[channels, 28, 28], mean=[0.5] * channels, std=[0.25] * channels)
+    dst.mkdir()
+    (dst / "recipe.json").write_text(json.dumps(meta))
+    torch.manual_seed(0)
+    model = create_model("mnist-cnn-small", num_classes=4, in_chans=channels, input_size=(28, 28))
+    save_weights(model, dst / "best.safetensors")
+    return dst
+
+
+def test_a_run_on_rgba_images_reads_rgba_files_other_channel_counts_are_named(toy_run, tmp_path):
+    """A 4-channel run decodes files as RGBA (opaque where a file has no alpha), as their pixels;
+    a run on 2-channel images takes its pixels, and says image files cannot give them."""
+    from cnnlab.inference import evaluate_folder
+    four = _run_on(toy_run, tmp_path / "four", 4)
+    px = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 4), dtype=np.uint8)
+    px[1, ..., 3] = 255
+    (tmp_path / "lab" / "c0").mkdir(parents=True)
+    Image.fromarray(px[0]).save(tmp_path / "lab" / "c0" / "rgba.png")
+    Image.fromarray(px[1, ..., :3]).save(tmp_path / "lab" / "c0" / "rgb.png")  # no alpha
+    files = [tmp_path / "lab" / "c0" / f for f in ("rgba.png", "rgb.png")]
+    got = predict(four, files, top_k=4)
+    want = predict(four, torch.from_numpy(px).permute(0, 3, 1, 2).contiguous(), top_k=4)
+    assert [[c for c, _ in g] for g in got] == [[c for c, _ in w] for w in want]
+    assert [p for g in got for _, p in g] == pytest.approx([p for w in want for _, p in w], abs=1e-6)
+    assert evaluate_folder(four, tmp_path / "lab")["files"] == 2
+    two = _run_on(toy_run, tmp_path / "two", 2)
+    with pytest.raises(ValueError, match=r"two takes 2-channel images; image files decode to grayscale/RGB/RGBA "
+                                         r"only: pass uint8 pixels \(N, C, H, W\)"):
+        predict(two, files)
+    with pytest.raises(ValueError, match=r"two takes 2-channel images; .* cnnlab.evaluate\(RUN_DIR, dataset"):
+        evaluate_folder(two, tmp_path / "lab")
+    assert len(predict(two, torch.zeros(3, 2, 28, 28, dtype=torch.uint8))) == 3

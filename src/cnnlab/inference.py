@@ -2,7 +2,7 @@
 score a folder of labelled ones: ``cnnlab evaluate RUN_DIR --folder DIR``.
 
 Each image file is prepared as the run's training data was: decoded, converted to the run's
-channels (grayscale or RGB), resized to its input size (the run's resize policy where its dataset
+channels (grayscale, RGB or RGBA), resized to its input size (the run's resize policy where its dataset
 recorded one, else squashed, as Keras' ``image_dataset_from_directory`` does) and normalised with
 the run's mean and std. Nothing else is changed: MNIST-style runs saw white digits on black, so a
 dark digit on white paper should be inverted first. The prediction uses the run's test-time
@@ -11,14 +11,18 @@ augmentation (its recipe's ``tta``) and, by default, its precision (bf16 where i
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .runs import load_run, run_meta
+
+COLOUR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}  # a run's image channels -> how files are decoded
 
 
 class WithNormalisation(nn.Module):
@@ -79,6 +83,41 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     return out
 
 
+def _colour_mode(run_dir: str | os.PathLike, channels: int,
+                 instead: str = "pass uint8 pixels (N, C, H, W)") -> str:
+    """How image files are decoded for a run on ``channels``-channel images (:data:`COLOUR_MODES`).
+
+    Raises:
+        ValueError: ``channels`` is not 1, 3 or 4 (the message names the run and says what to do
+            ``instead``).
+    """
+    if channels not in COLOUR_MODES:
+        raise ValueError(f"{run_dir} takes {channels}-channel images; image files decode to grayscale/RGB/RGBA "
+                         f"only: {instead}")
+    return COLOUR_MODES[channels]
+
+
+def _decode(data: bytes, size: tuple[int, int], colour: str, policy: str) -> np.ndarray:
+    """:func:`cnnlab.data.images.decode_image`, with ``"rgba"`` as well: the RGB channels decoded
+    as ``"rgb"``, the alpha (255 where the file has none) as a grayscale image, resized alike.
+
+    Raises:
+        Exception: whatever PIL raises for an undecodable file, as ``decode_image``.
+    """
+    from PIL import Image
+
+    from .data.images import decode_image
+    if colour != "rgba":
+        return decode_image(data, size, colour, policy)
+    rgb = decode_image(data, size, "rgb", policy)
+    with Image.open(io.BytesIO(data)) as im:
+        if "A" not in im.getbands() and "transparency" not in im.info:
+            return np.concatenate([rgb, np.full_like(rgb[:, :, :1], 255)], axis=2)
+        alpha = io.BytesIO()
+        im.convert("RGBA").getchannel("A").save(alpha, "PNG")
+    return np.concatenate([rgb, decode_image(alpha.getvalue(), size, "grayscale", policy)], axis=2)
+
+
 def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
                 unreadable: dict[int, str] | None = None, strict: frozenset = frozenset()) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
@@ -92,9 +131,12 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
         FileNotFoundError: a file does not exist.
         ValueError: a file is not a readable image (the message names it), without ``unreadable``;
             with it, no file was readable.
+        KeyError: a run on images whose channels are not in :data:`COLOUR_MODES` (check with
+            :func:`_colour_mode` first).
     """
-    from .data.images import decode_error, decode_image
+    from .data.images import decode_error
     c, h, w = meta["image_shape"]
+    colour = COLOUR_MODES[c]
     policy = (meta.get("provenance", {}).get("resize") or {}).get("policy", "squash")
     if policy == "none":
         policy = "squash"  # the run's images all had its input size; a new one must get it too
@@ -104,7 +146,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
             raise FileNotFoundError(f"{p}: no such image file")
         data = p.read_bytes()
         try:
-            a = decode_image(data, (h, w), "grayscale" if c == 1 else "rgb", policy)
+            a = _decode(data, (h, w), colour, policy)
         except Exception as e:  # PIL raises OSError (truncated), UnidentifiedImageError, ...
             why = decode_error(e) if data else "empty file, 0 bytes"  # training's words
             if unreadable is None or p in strict:
@@ -155,8 +197,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
         FileNotFoundError: not a run folder, no such weights, no such image file, or a folder
             without images.
         ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
-            signals (e.g. iris), which has no images to read; ``top_k`` < 1; an unknown
-            ``precision``.
+            signals (e.g. iris), which has no images to read, or image files for a run on images
+            of other than 1, 3 or 4 (RGBA) channels; ``top_k`` < 1; an unknown ``precision``.
     """
     return _predict(run_dir, images, weights, top_k, device, skip_unreadable, precision)[1]
 
@@ -182,6 +224,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
                              f"got {images.dtype} {tuple(images.shape)}")
         x = images
     else:
+        _colour_mode(run_dir, shape[0])
         files, unreadable = image_files(images), ({} if skip_unreadable else None)
         named = [images] if isinstance(images, (str, os.PathLike)) else images
         x = _preprocess(files, meta, unreadable, frozenset(Path(f) for f in named if not Path(f).is_dir()))
@@ -225,7 +268,8 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
         FileNotFoundError: not a run folder, or no such folder.
         ValueError: a sub-folder that is not one of the run's classes (with close matches), no
             class sub-folders, no readable image (files that are not readable images are skipped
-            with a :class:`~cnnlab.data.images.DataSkipWarning`); a run on 1-D signals.
+            with a :class:`~cnnlab.data.images.DataSkipWarning`); a run on 1-D signals or on images
+            of other than 1, 3 or 4 (RGBA) channels.
     """
     from .data.loader import BatchLoader
     from .device import resolve_precision
@@ -238,6 +282,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     meta = run_meta(run_dir)["dataset"]
     if len(meta["image_shape"]) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals, not images")
+    _colour_mode(run_dir, meta["image_shape"][0], "evaluate pixels with cnnlab.evaluate(RUN_DIR, dataset=...)")
     classes = meta["classes"]
     subs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not subs:
