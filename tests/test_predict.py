@@ -275,3 +275,19 @@ def test_a_run_on_rgba_images_reads_rgba_files_other_channel_counts_are_named(to
     with pytest.raises(ValueError, match=r"two takes 2-channel images; .* cnnlab.evaluate\(RUN_DIR, dataset"):
         evaluate_folder(two, tmp_path / "lab")
     assert len(predict(two, torch.zeros(3, 2, 28, 28, dtype=torch.uint8))) == 3
+
+
+def test_nan_weights_are_refused_not_printed_as_nan_percent(toy_run, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from cnnlab.cli import main
+    run = _run_on(toy_run, tmp_path / "nan", 1)
+    weights = load_file(run / "best.safetensors")
+    save_file({k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+               for k, v in weights.items()}, run / "best.safetensors")
+    f = tmp_path / "x.png"
+    Image.fromarray(toy_dataset().test_images[0, 0].numpy()).save(f)
+    with pytest.warns(UserWarning, match="hold NaN or inf"):
+        assert main(["predict", str(run), str(f)]) == 2  # warned on loading, refused on predicting
+    captured = capsys.readouterr()
+    assert "nan%" not in captured.out and "best.safetensors: the model's logits are NaN or inf" in captured.err

@@ -198,7 +198,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
             without images.
         ValueError: an unreadable image file; pixels of the wrong shape or dtype; a run on 1-D
             signals (e.g. iris), which has no images to read, or image files for a run on images
-            of other than 1, 3 or 4 (RGBA) channels; ``top_k`` < 1; an unknown ``precision``.
+            of other than 1, 3 or 4 (RGBA) channels; ``top_k`` < 1; an unknown ``precision``;
+            weights whose logits are NaN or inf.
     """
     return _predict(run_dir, images, weights, top_k, device, skip_unreadable, precision)[1]
 
@@ -237,6 +238,9 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     with torch.no_grad(), autocast(dev, prec):
         logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
                             for i in range(0, len(x), bs)])
+    if not bool(torch.isfinite(logits).all()):  # as export refuses them
+        raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN or inf "
+                         "(weights of a diverged run?); no prediction")
     classes = meta["classes"]
     # softmax, or (1 - p, p) for one sigmoid output; a stable sort of float64 logs ranks ties and
     # saturated probabilities as the metrics' predicted_labels does (the first largest logit)
