@@ -48,6 +48,9 @@ def test_export_command(tmp_path, capsys):
     assert f"wrote {tmp_path / 'm.onnx'}" in text and "classes c0, c1, c2, c3" in text
     props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
     assert props["cnnlab.weights"] == "last.safetensors"  # --weights reached the export
+    (tmp_path / "run" / "metrics.csv").write_text('epoch,loss\n1,"0,602736"\n')  # decimal commas
+    (tmp_path / "run" / "test_metrics.json").write_text('{"loss": 0.3')  # truncated
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")]) == 0  # not needed: not read
     assert main(["export", str(tmp_path / "nowhere")]) == 2
     assert "not a cnnlab run folder" in capsys.readouterr().err
 

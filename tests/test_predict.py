@@ -291,3 +291,21 @@ def test_nan_weights_are_refused_not_printed_as_nan_percent(toy_run, tmp_path, c
         assert main(["predict", str(run), str(f)]) == 2  # warned on loading, refused on predicting
     captured = capsys.readouterr()
     assert "nan%" not in captured.out and "best.safetensors: the model's logits are NaN or inf" in captured.err
+
+
+def test_damaged_records_do_not_stop_predict_and_are_named_where_read(toy_run, tmp_path):
+    """predict needs only the model: a metrics.csv saved with decimal commas or a truncated
+    test_metrics.json are not read; load_run, which reads them, names the file."""
+    import shutil
+    run = shutil.copytree(toy_run, tmp_path / "run")
+    x = toy_dataset().test_images[:2]
+    (run / "metrics.csv").write_text('epoch,loss\n1,"0,602736"\n')
+    assert predict(run, x) == predict(toy_run, x)
+    with pytest.raises(ValueError, match=r"metrics.csv: not readable \(could not convert string to float: "
+                                         r"'0,602736'\)"):
+        cnnlab.load_run(run)
+    shutil.copy(toy_run / "metrics.csv", run / "metrics.csv")
+    (run / "test_metrics.json").write_text((toy_run / "test_metrics.json").read_text()[:30])
+    assert predict(run, x) == predict(toy_run, x)
+    with pytest.raises(ValueError, match=r"test_metrics.json: not readable \(Expecting"):
+        cnnlab.load_run(run)

@@ -68,7 +68,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             import onnxruntime as ort
     except ModuleNotFoundError:
         raise ModuleNotFoundError(ONNX_EXTRA) from None
-    run = load_run(run_dir, weights, device="cpu")
+    run = load_run(run_dir, weights, device="cpu", records=False)
     meta = run_meta(run_dir)["dataset"]
     shape = tuple(meta["image_shape"])
     images = len(shape) == 3

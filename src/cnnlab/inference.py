@@ -212,7 +212,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     from .training import predicted_labels, tta_logits
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
-    run = load_run(run_dir, weights, device)
+    run = load_run(run_dir, weights, device, records=False)
     meta = run_meta(run_dir)["dataset"]
     shape = tuple(meta["image_shape"])
     if len(shape) != 3:
@@ -282,7 +282,7 @@ def evaluate_folder(run_dir: str | os.PathLike, folder: str | os.PathLike, *, we
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    run = load_run(run_dir, weights, device)
+    run = load_run(run_dir, weights, device, records=False)
     meta = run_meta(run_dir)["dataset"]
     if len(meta["image_shape"]) != 3:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals, not images")

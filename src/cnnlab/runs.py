@@ -963,7 +963,8 @@ def read_metrics_csv(path: str | os.PathLike) -> History:
 
 
 def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | None = None,
-             data_dir=None, load_data: bool = False, dataset: ImageDataset | None = None) -> Run:
+             data_dir=None, load_data: bool = False, dataset: ImageDataset | None = None, *,
+             records: bool = True) -> Run:
     """Open a finished (or interrupted) run folder: recipe, history, model with weights.
 
     Args:
@@ -976,9 +977,13 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
             where :func:`cnnlab.data.load_dataset` looks by default.
         dataset: the dataset itself, for a run trained on one passed to :func:`train` (an
             in-memory ``ImageDataset`` of your own), which cannot be loaded by name.
+        records: read ``metrics.csv`` and ``test_metrics.json`` (history, test metrics); False
+            leaves both empty, unread, for callers that need only the model (predict, export).
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
+        ValueError: with ``records``, a ``metrics.csv`` or ``test_metrics.json`` that is not
+            readable (the message names it).
         ValueError: weights that do not fit the recipe's model, or an unknown ``device``; with
             ``load_data`` or ``dataset``, a dataset whose classes or image shape are not the
             run's, or a run trained on a dataset of your own without ``dataset`` given.
@@ -1000,8 +1005,10 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     load_weights(model, run_dir / f"{weights}.safetensors")
     _warn_non_finite(model, run_dir / f"{weights}.safetensors")
     model.eval()
-    history = read_metrics_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").exists() else History()
-    test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
+    history, test = History(), {}
+    if records:
+        history = _read_record(run_dir / "metrics.csv", read_metrics_csv, history)
+        test = _read_record(run_dir / "test_metrics.json", lambda p: json.loads(p.read_text()), test)
     ds = dataset
     if load_data and ds is None:
         if meta["dataset"]["name"] != recipe.dataset:
@@ -1014,6 +1021,20 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if ds is not None:
         _check_same_data(run_dir, meta["dataset"], ds)
     return Run(run_dir, recipe, model, history, test, ds)
+
+
+def _read_record(path: Path, read: Callable[[Path], Any], empty: Any) -> Any:
+    """``read(path)``, or ``empty`` where the file does not exist.
+
+    Raises:
+        ValueError: the file is not readable (decimal commas, truncated, ...); the message names it.
+    """
+    if not path.exists():
+        return empty
+    try:
+        return read(path)
+    except (ValueError, TypeError, csv.Error) as e:  # also UnicodeDecodeError, JSONDecodeError
+        raise ValueError(f"{path}: not readable ({e}); the file is damaged or was edited") from None
 
 
 def _warn_non_finite(model: nn.Module, path: Path) -> None:
