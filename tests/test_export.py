@@ -118,3 +118,36 @@ def test_a_failed_check_or_nan_weights_leave_the_previous_file(tmp_path, monkeyp
         assert main(["export", str(tmp_path / "run")]) == 2  # warned on loading, refused on checking
     assert "best.safetensors: the model's logits are NaN or inf" in capsys.readouterr().err
     assert (tmp_path / "run" / "model.onnx").read_bytes() == good
+
+
+def test_the_metadata_says_what_predict_does_around_the_graph(tmp_path):
+    """Output activation, resize policy and colour, test-time augmentation: with them a consumer
+    of the file reproduces cnnlab predict (here a single-sigmoid RGB run with tta=flip)."""
+    from cnnlab.checkpoint import save_weights
+    from cnnlab.export import export_onnx
+    from cnnlab.models import create_model
+    cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "run", log=lambda m: None)
+    props = {p.key: p.value for p in onnx.load(export_onnx(tmp_path / "run")["file"]).metadata_props}
+    assert props["cnnlab.output"] == "logits (N, 4), softmax for probabilities" and props["cnnlab.tta"] == "none"
+    assert json.loads(props["cnnlab.resize"]) == {"size": [28, 28], "policy": "squash", "color": "grayscale",
+                                                  "resample": "PIL bilinear (antialiased), JPEG draft decoding"}
+    meta = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    meta["recipe"].update(model_kwargs={"binary": True}, tta="flip")
+    meta["dataset"].update(classes=["no", "yes"], image_shape=[3, 28, 28], mean=[0.5] * 3, std=[0.25] * 3)
+    meta["dataset"]["provenance"]["resize"] = {"size": [28, 28], "policy": "center-crop", "color": "rgb"}
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "recipe.json").write_text(json.dumps(meta))
+    torch.manual_seed(0)
+    save_weights(create_model("mnist-cnn-small", num_classes=1, in_chans=3, input_size=(28, 28)),
+                 tmp_path / "bin" / "best.safetensors")
+    out = export_onnx(tmp_path / "bin")
+    props = {p.key: p.value for p in onnx.load(out["file"]).metadata_props}
+    assert props["cnnlab.output"].startswith("one sigmoid logit (N, 1): P(classes[1]) = sigmoid(logit)")
+    assert props["cnnlab.tta"].startswith("flip: not applied by this graph")
+    assert json.loads(props["cnnlab.resize"])["policy"] == "center-crop"
+    assert json.loads(props["cnnlab.resize"])["color"] == "rgb"
+    x = torch.randint(0, 256, (2, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    session = ort.InferenceSession(out["file"], providers=["CPUExecutionProvider"])
+    logit = sum(session.run(None, {"pixels": v.numpy()})[0] for v in (x, x.flip(-1))) / 2
+    p_yes = [dict(p)["yes"] for p in cnnlab.predict(tmp_path / "bin", x, device="cpu")]
+    assert p_yes == pytest.approx(torch.sigmoid(torch.from_numpy(logit))[:, 0].tolist(), abs=1e-5)

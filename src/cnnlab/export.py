@@ -7,8 +7,13 @@ signals ``(N, C, L)`` for 1-D datasets -- and does the run's normalisation itsel
 decoded images as they are; it returns float32 logits ``(N, K)`` (one logit per image for a
 single-sigmoid two-class run), without the recipe's test-time augmentation (``tta``: average
 the logits of mirrored copies yourself where the recipe has it). The batch size is free. The
-class names, the run's recipe and its normalisation are stored in the file's metadata
-(``metadata_props``). Exported with PyTorch's
+file's metadata (``metadata_props``) holds what ``cnnlab predict`` does around the graph:
+``cnnlab.classes`` (JSON list), ``cnnlab.output`` (softmax or sigmoid, in words),
+``cnnlab.resize`` (JSON: ``size``, ``policy``, ``color`` -- grayscale, rgb, rgba or null where
+files cannot give the run's channels -- and ``resample``, as :mod:`cnnlab.inference` decodes
+image files; images only), ``cnnlab.tta`` (the recipe's, in words) and ``cnnlab.normalisation``
+(JSON, applied by the graph); and ``cnnlab.recipe``, ``cnnlab.model``, ``cnnlab.weights``,
+``cnnlab.input``. Exported with PyTorch's
 ``torch.export``-based ONNX exporter, then checked: onnxruntime's logits on a random batch must
 match PyTorch's (float32, eval mode).
 
@@ -27,11 +32,20 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_write
-from .inference import WithNormalisation
+from .inference import COLOUR_MODES, WithNormalisation, _resize_policy
 from .runs import load_run, run_meta
 
 ONNX_EXTRA = ("cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (in a source checkout: "
               "pip install -e '.[onnx]'; onnx, onnxscript, onnxruntime)")
+
+
+TTA_VIEWS = {  # the recipe's test-time augmentation (cnnlab.training.tta_logits), for cnnlab.tta
+    "none": "none",
+    "flip": "flip: not applied by this graph; cnnlab predict averages the logits of the pixels and of their "
+            "horizontal mirror (flipped along W)",
+    "flip-shift": "flip-shift: not applied by this graph; cnnlab predict takes half the flip logits (the mean of "
+                  "the pixels' and their horizontal mirror's) plus a quarter each of the flip logits of the "
+                  "pixels moved one pixel down-right and one pixel up-left (reflect padding)"}
 
 
 class ExportCheckError(RuntimeError):
@@ -95,11 +109,20 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     finally:
         quiet.setLevel(level)
     model = program.model_proto
-    onnx.helper.set_model_props(model, {
+    k = expected.shape[1]
+    props = {
         "cnnlab.classes": json.dumps(meta["classes"]), "cnnlab.recipe": run.recipe.name,
         "cnnlab.model": run.recipe.model, "cnnlab.weights": f"{weights}.safetensors",
         "cnnlab.input": "uint8 pixels 0-255, NCHW" if images else "float32 signals (N, C, L)",
-        "cnnlab.normalisation": json.dumps({"mean": meta["mean"], "std": meta["std"]})})
+        "cnnlab.normalisation": json.dumps({"mean": meta["mean"], "std": meta["std"]}),
+        "cnnlab.output": (f"logits (N, {k}), softmax for probabilities" if k > 1 else
+                          "one sigmoid logit (N, 1): P(classes[1]) = sigmoid(logit), P(classes[0]) = 1 - that"),
+        "cnnlab.tta": TTA_VIEWS[run.recipe.tta]}
+    if images:
+        props["cnnlab.resize"] = json.dumps({"size": list(shape[1:]), "policy": _resize_policy(meta),
+                                             "color": COLOUR_MODES.get(shape[0]),
+                                             "resample": "PIL bilinear (antialiased), JPEG draft decoding"})
+    onnx.helper.set_model_props(model, props)
     data = model.SerializeToString()
     out.parent.mkdir(parents=True, exist_ok=True)
     diff = None

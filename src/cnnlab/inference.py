@@ -118,6 +118,15 @@ def _decode(data: bytes, size: tuple[int, int], colour: str, policy: str) -> np.
     return np.concatenate([rgb, decode_image(alpha.getvalue(), size, "grayscale", policy)], axis=2)
 
 
+def _resize_policy(meta: dict) -> str:
+    """How a file of another size is brought to the run's input size (``meta``: recipe.json's
+    ``dataset``): the policy its dataset recorded (:data:`cnnlab.data.images.RESIZE_POLICIES`),
+    else ``"squash"``; also ``"squash"`` for ``"none"`` (the run's images all had its input size,
+    a new one must get it too)."""
+    policy = (meta.get("provenance", {}).get("resize") or {}).get("policy", "squash")
+    return "squash" if policy == "none" else policy
+
+
 def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
                 unreadable: dict[int, str] | None = None, strict: frozenset = frozenset()) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` images from files, prepared like the run's dataset (module docstring).
@@ -137,9 +146,7 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
     from .data.images import decode_error
     c, h, w = meta["image_shape"]
     colour = COLOUR_MODES[c]
-    policy = (meta.get("provenance", {}).get("resize") or {}).get("policy", "squash")
-    if policy == "none":
-        policy = "squash"  # the run's images all had its input size; a new one must get it too
+    policy = _resize_policy(meta)
     out = []
     for p in map(Path, paths):
         if not p.is_file():
