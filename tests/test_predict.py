@@ -67,6 +67,20 @@ def test_bad_inputs_are_named(toy_run, tmp_path):
         predict(toy_run, torch.zeros(1, 1, 28, 28, dtype=torch.uint8), top_k=0)
 
 
+def test_numpy_pixels_are_pixels_other_objects_are_named(toy_run):
+    x = toy_dataset().test_images[:3]
+    assert predict(toy_run, x.numpy()) == predict(toy_run, x)
+    assert predict(toy_run, x.numpy()[:, :, ::-1]) == predict(toy_run, x.flip(2))  # negative strides
+    with pytest.raises(ValueError, match=r"pixels must be uint8 \(N, 1, 28, 28\) for this run, got float32"):
+        predict(toy_run, x.numpy().astype(np.float32))
+    im = Image.fromarray(x[0, 0].numpy())
+    with pytest.raises(TypeError, match=r"^images: image file paths/folders or uint8 \(N, C, H, W\) pixels, "
+                                        r"got Image$"):
+        predict(toy_run, im)
+    with pytest.raises(TypeError, match="pixels, got list holding Image$"):
+        predict(toy_run, [im])
+
+
 def test_a_single_logit_model_reports_both_classes(tmp_path):
     """A binary (sigmoid) run: class 1's probability is the sigmoid of the logit, class 0 the rest."""
     two = toy_dataset(classes=2)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -175,7 +175,8 @@ def _preprocess(paths: Sequence[str | os.PathLike], meta: dict,
     return torch.stack(out)
 
 
-def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor, *,
+def predict(run_dir: str | os.PathLike,
+            images: Sequence[str | os.PathLike] | str | os.PathLike | torch.Tensor | np.ndarray, *,
             weights: str = "best", top_k: int = 5, device: str | None = None,
             skip_unreadable: bool = False, precision: str | None = None
             ) -> list[list[tuple[str, float]] | None]:
@@ -184,8 +185,8 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
     Args:
         run_dir: a run folder (``cnnlab train`` wrote it).
         images: image files (JPEG, PNG, ...) or folders of them (:func:`image_files`; one path
-            alone as well), or uint8
-            ``(N, C, H, W)`` pixels (0-255) of the run's input size, as its dataset holds them.
+            alone as well), or uint8 ``(N, C, H, W)`` pixels (0-255; a tensor or a numpy array)
+            of the run's input size, as its dataset holds them.
         weights: ``"best"`` or ``"last"`` checkpoint.
         top_k: classes per image (at most the number of classes).
         device: where to run the model (default: a GPU if there is one).
@@ -207,8 +208,26 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] | st
             signals (e.g. iris), which has no images to read, or image files for a run on images
             of other than 1, 3 or 4 (RGBA) channels; ``top_k`` < 1; an unknown ``precision``;
             weights whose logits are NaN or inf.
+        TypeError: ``images`` neither paths nor pixels (e.g. a PIL image).
     """
     return _predict(run_dir, images, weights, top_k, device, skip_unreadable, precision)[1]
+
+
+def _paths(images) -> list:
+    """``images``, one path or several, as a list of paths.
+
+    Raises:
+        TypeError: neither a path nor an iterable of paths (a PIL image, a list of them, bytes, ...).
+    """
+    if isinstance(images, (str, os.PathLike)):
+        return [images]
+    iterable = isinstance(images, Iterable) and not isinstance(images, (bytes, bytearray))
+    named = list(images) if iterable else []
+    bad = [type(p).__name__ for p in named if not isinstance(p, (str, os.PathLike))]
+    if not iterable or bad:
+        raise TypeError("images: image file paths/folders or uint8 (N, C, H, W) pixels, got "
+                        + (f"{type(images).__name__} holding {bad[0]}" if bad else type(images).__name__))
+    return named
 
 
 def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable: bool,
@@ -226,15 +245,16 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
         raise ValueError(f"{run_dir} was trained on {meta['name']}, 1-D signals of shape {shape}, "
                          "not images: predict takes image files")
     unreadable, files = None, None  # index -> reason, of the files skip_unreadable leaves out
-    if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != shape:
+    if isinstance(images, (torch.Tensor, np.ndarray)):
+        if images.dtype not in (torch.uint8, np.uint8) or images.ndim != 4 or tuple(images.shape[1:]) != shape:
             raise ValueError(f"pixels must be uint8 (N, {', '.join(map(str, shape))}) for this run, "
                              f"got {images.dtype} {tuple(images.shape)}")
-        x = images
+        # a numpy view's negative strides (a flipped array) need a copy
+        x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
     else:
+        named = _paths(images)
         _colour_mode(run_dir, shape[0])
-        files, unreadable = image_files(images), ({} if skip_unreadable else None)
-        named = [images] if isinstance(images, (str, os.PathLike)) else images
+        files, unreadable = image_files(named), ({} if skip_unreadable else None)
         x = _preprocess(files, meta, unreadable, frozenset(Path(f) for f in named if not Path(f).is_dir()))
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
