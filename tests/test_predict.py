@@ -71,6 +71,7 @@ def test_numpy_pixels_are_pixels_other_objects_are_named(toy_run):
     x = toy_dataset().test_images[:3]
     assert predict(toy_run, x.numpy()) == predict(toy_run, x)
     assert predict(toy_run, x.numpy()[:, :, ::-1]) == predict(toy_run, x.flip(2))  # negative strides
+    assert predict(toy_run, x[:0]) == [] and predict(toy_run, x.numpy()[:0]) == []  # one result per image
     with pytest.raises(ValueError, match=r"pixels must be uint8 \(N, 1, 28, 28\) for this run, got float32"):
         predict(toy_run, x.numpy().astype(np.float32))
     im = Image.fromarray(x[0, 0].numpy())

@@ -199,7 +199,8 @@ def predict(run_dir: str | os.PathLike,
     Returns:
         For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
         in decreasing probability (softmax of the logits; sigmoid for a single-logit two-class
-        model); ``None`` for a file skipped by ``skip_unreadable``.
+        model); ``None`` for a file skipped by ``skip_unreadable``. No pixels ``(0, C, H, W)``:
+        an empty list.
 
     Raises:
         FileNotFoundError: not a run folder, no such weights, no such image file, or a folder
@@ -258,6 +259,8 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
         x = _preprocess(files, meta, unreadable, frozenset(Path(f) for f in named if not Path(f).is_dir()))
     dev = next(run.model.parameters()).device
     prec = resolve_precision(precision or run.recipe.precision, dev)
+    if not len(x):  # pixels (0, C, H, W): no image, no result
+        return files, []
     net = WithNormalisation(run.model, meta["mean"], meta["std"], images=True).to(dev).eval()
     # float pixels: flips and reflect-padded shifts commute with the per-channel normalisation;
     # in batches of the recipe's evaluation size, so that a folder of photos fits in memory
