@@ -43,9 +43,11 @@ def test_exported_file_takes_uint8_pixels_and_gives_the_runs_logits(tmp_path):
 def test_export_command(tmp_path, capsys):
     cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "run", log=lambda m: None)
     from cnnlab.cli import main
+    (tmp_path / "m.unchecked.onnx").write_bytes(b"a failed check's file")
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx"), "--weights", "last"]) == 0
     text = capsys.readouterr().out
     assert f"wrote {tmp_path / 'm.onnx'}" in text and "classes c0, c1, c2, c3" in text
+    assert not (tmp_path / "m.unchecked.onnx").exists()  # stale once the export succeeded
     props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
     assert props["cnnlab.weights"] == "last.safetensors"  # --weights reached the export
     (tmp_path / "run" / "metrics.csv").write_text('epoch,loss\n1,"0,602736"\n')  # decimal commas
@@ -53,6 +55,9 @@ def test_export_command(tmp_path, capsys):
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")]) == 0  # not needed: not read
     assert main(["export", str(tmp_path / "nowhere")]) == 2
     assert "not a cnnlab run folder" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()  # a folder: model.onnx in it
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
+    assert f"wrote {tmp_path / 'out' / 'model.onnx'}" in capsys.readouterr().out
 
 
 def test_a_missing_extra_is_named(tmp_path, monkeypatch, capsys):

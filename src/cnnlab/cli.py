@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a run's model, with its normalisation, as an ONNX file "
                        "(needs the onnx extra)")
     p.add_argument("run_dir", help="a run folder (cnnlab train wrote it)")
-    p.add_argument("--out", default=None, help="the .onnx file (default: RUN_DIR/model.onnx)")
+    p.add_argument("--out", default=None, help="the .onnx file, or a folder to write model.onnx in "
+                   "(default: RUN_DIR/model.onnx)")
     _add_weights(p)
 
     p = sub.add_parser("compare", help="several runs side by side: a table of their figures and "

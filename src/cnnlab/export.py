@@ -58,7 +58,9 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
 
     Args:
         run_dir: a run folder (``cnnlab train`` wrote it).
-        out: the file to write (default: ``RUN_DIR/model.onnx``); written atomically.
+        out: the file to write, or an existing folder to write ``model.onnx`` in (default:
+            ``RUN_DIR/model.onnx``); written atomically, and a ``*.unchecked.onnx`` beside it, left
+            by a failed check, removed.
         weights: ``"best"`` or ``"last"`` checkpoint.
         check: run the file with onnxruntime on a random batch of 3 and compare with PyTorch.
 
@@ -82,6 +84,9 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             import onnxruntime as ort
     except ModuleNotFoundError:
         raise ModuleNotFoundError(ONNX_EXTRA) from None
+    out = Path(out) if out is not None else Path(run_dir) / "model.onnx"
+    if out.is_dir():  # a folder: model.onnx in it (the result's "file" says so)
+        out = out / "model.onnx"
     run = load_run(run_dir, weights, device="cpu", records=False)
     meta = run_meta(run_dir)["dataset"]
     shape = tuple(meta["image_shape"])
@@ -95,7 +100,6 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     if not bool(torch.isfinite(expected).all()):
         raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN "
                          "or inf on a random batch (weights of a diverged run?); nothing exported")
-    out = Path(out) if out is not None else Path(run_dir) / "model.onnx"
     # the exporter prints its progress and warns about torchvision ops; the result is checked below
     quiet = logging.getLogger("torch.onnx")
     level, quiet.level = quiet.level, logging.ERROR
@@ -125,9 +129,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     onnx.helper.set_model_props(model, props)
     data = model.SerializeToString()
     out.parent.mkdir(parents=True, exist_ok=True)
-    diff = None
+    diff, kept = None, out.with_suffix(".unchecked.onnx")
     if check:  # before writing: a file that fails its check does not replace a good one
-        kept = out.with_suffix(".unchecked.onnx")
         try:
             session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
             got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
@@ -141,6 +144,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             raise ExportCheckError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
                                    f"(more than 1e-3); not written, the file is in {kept} to inspect")
     atomic_write(out, lambda f: f.write(data), mode="wb")
+    kept.unlink(missing_ok=True)  # a failed check's file, now stale
     name_in = "pixels" if images else "signals"
     dims = ", ".join(map(str, shape))
     return {"file": str(out), "input": f"{name_in}: {'uint8' if images else 'float32'} (N, {dims})",
