@@ -211,3 +211,38 @@ def test_bad_overrides_and_retest_with_training_options_are_refused_before_anyth
     with pytest.raises(ValueError, match="--retest re-evaluates kept runs as they are: it takes no --set"):
         reproduce("mnist-lenet5", out_dir=tmp_path / "b", retest_from=tmp_path, keep_runs=tmp_path / "k")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.fixture
+def toy(monkeypatch, one_thread):
+    """A registered 1-epoch recipe "toy" on a small learnable dataset: a seed trains in seconds."""
+    from cnnlab import runs
+    from cnnlab.recipes import RECIPES, Recipe
+    from helpers import toy_dataset
+    ds = toy_dataset(n_train=200, n_test=100)
+    monkeypatch.setattr(runs, "load_dataset", lambda name, data_dir=None, **kw: ds)
+    recipe = Recipe(name="toy", source="test", dataset="toy", model="mnist-cnn-small", epochs=1, batch_size=64,
+                    eval_batch_size=100, val_fraction=0.2, precision="fp32")
+    monkeypatch.setitem(RECIPES._items, "toy", recipe)
+    return recipe
+
+
+def test_a_kept_run_whose_record_was_superseded_is_not_recorded_again(tmp_path, toy):
+    """--keep-runs K --resume after the seed was run again elsewhere: the kept run's record is
+    superseded, yet it is the kept run's; recording it again superseded the newer record."""
+    from cnnlab.reproduce import _save_record, run_and_record
+    [kept] = run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=lambda m: None, device="cpu")
+    newer = {**kept, "test_accuracy": 0.123, "train_time_s": kept["train_time_s"] + 5,
+             "run_started": "2099-01-01T00:00:00+00:00", "date": "2099-01-01T01:00:00+00:00"}
+    _save_record(tmp_path / "toy.json", newer, log=lambda m: None)
+    msgs = []
+    run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=msgs.append, device="cpu", resume=True)
+    assert any("recorded already" in m for m in msgs)
+    current = [r for r in json.loads((tmp_path / "toy.json").read_text()) if not r.get("superseded")]
+    assert current == [newer]
+    # a record from before run_started was kept, its test figure changed by --retest: still the run's
+    old = {k: v for k, v in kept.items() if k != "run_started"}
+    (tmp_path / "toy.json").write_text(json.dumps([{**old, "test_accuracy": 0.5, "retested": {"tta": "flip"}}]))
+    msgs.clear()
+    run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=msgs.append, device="cpu", resume=True)
+    assert any("recorded already" in m for m in msgs) and len(json.loads((tmp_path / "toy.json").read_text())) == 1

@@ -4,8 +4,8 @@ Each finished (recipe, seed) run writes one JSON record to ``benchmarks/results/
 one current record per seed and overrides (a seed run again supersedes its record, which stays
 in the file marked ``superseded``); other seeds and overrides accumulate, whenever and wherever
 they ran. ``benchmarks/RESULTS.md`` is then rebuilt
-from all records. Every record carries the machine, versions, date, precision and the dataset
-copy (lossy or not).
+from all records. Every record carries the machine, versions, date, precision, the dataset
+copy (lossy or not) and its run's start time (``run_started``: with the seed, which run it is).
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
         FileExistsError: without ``resume``, a seed's kept folder already holds a run (training
             into it would mix two runs' files).
     """
-    from .runs import train
+    from .runs import run_meta, train
     if resume and keep_runs is None:
         raise ValueError("resuming needs the folder the runs were kept in (--keep-runs DIR)")
     plan = []  # (seed, recipe, run folder, resume it?)
@@ -101,7 +101,8 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
             _check_same_training(run_dir, recipe)
             if (run_dir / "test_metrics.json").exists():
                 test = json.loads((run_dir / "test_metrics.json").read_text())
-                if _recorded(results_dir / f"{name}.json", seed, overrides, test):
+                started_at = run_meta(run_dir).get("started")
+                if _recorded(results_dir / f"{name}.json", seed, overrides, started_at, test["train_time_s"]):
                     log(f"{run_dir}: finished and recorded already; not run again")
                     continue
                 # killed after its test figures, before its record (while plotting): record it now
@@ -137,6 +138,7 @@ def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     from .runs import run_meta
     meta = run_meta(run.dir)
+    rec["run_started"] = meta.get("started")  # with the seed, which run this is (kept folders)
     # where the run trained (its last piece's machine), not where this record is written
     rec.update(device=meta["resolved"]["device"].split(":")[0],
                machine=(meta.get("resumed") or [{}])[-1].get("machine") or meta.get("machine") or describe_machine())
@@ -154,12 +156,22 @@ def _same_run(rec: dict, seed: int, overrides) -> bool:
     return rec.get("seed") == seed and (rec.get("overrides") or {}) == (overrides or {})
 
 
-def _recorded(path: Path, seed: int, overrides, test: dict) -> bool:
-    """Whether the results hold the record of the run whose test figures are ``test`` (not just
-    an earlier run of the same seed)."""
+def _of_run(rec: dict, seed: int, overrides, started: str | None, train_time_s: float) -> bool:
+    """Whether ``rec`` is the record of the run of ``seed`` and ``overrides`` that started at
+    ``started`` (its recipe.json's); a record from before ``run_started`` was kept: by training
+    time (never by test figures, which --retest changes)."""
+    if not _same_run(rec, seed, overrides):
+        return False
+    return rec["run_started"] == started if "run_started" in rec else rec["train_time_s"] == train_time_s
+
+
+def _recorded(path: Path, seed: int, overrides, started: str | None, train_time_s: float) -> bool:
+    """Whether the results hold the record of the run that started at ``started``, current or
+    superseded since (the seed run again elsewhere), not just an earlier run of the same seed.
+    Records from before ``run_started`` was kept count while current."""
     return path.exists() and any(
-        _same_run(r, seed, overrides) and not r.get("superseded") and r["test_accuracy"] == test["accuracy"]
-        and r["train_time_s"] == test["train_time_s"] for r in json.loads(path.read_text()))
+        _of_run(r, seed, overrides, started, train_time_s) and ("run_started" in r or not r.get("superseded"))
+        for r in json.loads(path.read_text()))
 
 
 def _save_record(path: Path, rec: dict, log) -> None:
@@ -198,7 +210,7 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     validation split): TTA changes only the final evaluation, so the kept best checkpoints are
     exactly what a new run would have trained. Each updated record gets ``retested`` (date, tta)
     and the table marks the row. Run folders are ``kept_runs/<name>-seed<N>`` as written by
-    ``--keep-runs``; a record matches its folder by seed and training time.
+    ``--keep-runs``; a record matches its folder by seed and start time (older records: training time).
 
     Raises:
         FileNotFoundError: no run folder of ``name`` under ``kept_runs``.
@@ -215,12 +227,14 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
     updated = []
     for d in dirs:
         _check_same_training(d, recipe, ignore=("tta", "seed"))
-        seed = run_meta(d)["recipe"]["seed"]
+        meta = run_meta(d)
+        seed = meta["recipe"]["seed"]
         train_time = json.loads((d / "test_metrics.json").read_text())["train_time_s"]
-        match = [r for r in records if r["seed"] == seed and not r.get("overrides")
-                 and not r.get("superseded") and r["train_time_s"] == train_time]
+        match = [r for r in records if not r.get("superseded")
+                 and _of_run(r, seed, None, meta.get("started"), train_time)]
         if len(match) != 1:
-            raise ValueError(f"{d}: no record of seed {seed} with train_time_s {train_time} in {path}")
+            raise ValueError(f"{d}: no current record of seed {seed}'s run (started {meta.get('started')}, "
+                             f"train_time_s {train_time}) in {path}")
         t = evaluate_run(d, "best", data_dir=data_dir, tta=recipe.tta)
         rec = match[0]
         rec.update(test_accuracy=t["accuracy"], test_loss=t["loss"],
