@@ -246,3 +246,21 @@ def test_a_kept_run_whose_record_was_superseded_is_not_recorded_again(tmp_path, 
     msgs.clear()
     run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=msgs.append, device="cpu", resume=True)
     assert any("recorded already" in m for m in msgs) and len(json.loads((tmp_path / "toy.json").read_text())) == 1
+
+
+def test_resuming_after_retest_leaves_the_retested_kept_runs_alone(tmp_path, toy, monkeypatch):
+    """After --retest adopted TTA, --resume with the old seeds and a new one refused the retested
+    runs as "trained with other settings ... tta"; a finished kept run is not trained again."""
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import retest, run_and_record
+
+    def quiet(m):
+        pass
+    run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=quiet, device="cpu")
+    monkeypatch.setitem(RECIPES._items, "toy", toy.override({"tta": "flip"}))
+    [retested] = retest("toy", tmp_path / "K", tmp_path, log=quiet)
+    msgs = []
+    run_and_record("toy", [0, 1], tmp_path, keep_runs=tmp_path / "K", log=msgs.append, device="cpu", resume=True)
+    assert any("seed0: finished and recorded already" in m for m in msgs)
+    saved = json.loads((tmp_path / "toy.json").read_text())
+    assert [r["seed"] for r in saved] == [0, 1] and saved[0] == retested and saved[1]["tta"] == "flip"

@@ -78,8 +78,10 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
     killed mid-way: ``last_state.pt`` but no ``test_metrics.json``) continues from its last
     finished epoch instead of starting again, so a recipe that takes hours can run in pieces;
     its record lists the resumptions and sums the pieces' training time. A kept run that finished
-    is left alone (it was recorded when it finished). Every seed's folder is checked before any
-    training starts.
+    is left alone (it was recorded when it finished; a ``tta`` the recipe adopted since is
+    :func:`retest`'s to apply). Every seed's kept folder is checked against the recipe's settings
+    before any training starts; the data it read are checked when it resumes (a refusal then
+    comes after the seeds before it have trained and been recorded).
 
     Raises:
         ValueError: ``resume`` without ``keep_runs``, or a kept run trained with other settings.
@@ -98,8 +100,10 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
             raise FileExistsError(f"{run_dir}: holds an earlier run of {name}; continue it with "
                                   "--resume, or move the folder away to train afresh")
         if started:
-            _check_same_training(run_dir, recipe)
-            if (run_dir / "test_metrics.json").exists():
+            finished = (run_dir / "test_metrics.json").exists()
+            # a finished run is not trained again: a test-time augmentation adopted since is --retest's
+            _check_same_training(run_dir, recipe, ignore=("tta",) if finished else ())
+            if finished:
                 test = json.loads((run_dir / "test_metrics.json").read_text())
                 started_at = run_meta(run_dir).get("started")
                 if _recorded(results_dir / f"{name}.json", seed, overrides, started_at, test["train_time_s"]):
