@@ -264,3 +264,26 @@ def test_resuming_after_retest_leaves_the_retested_kept_runs_alone(tmp_path, toy
     assert any("seed0: finished and recorded already" in m for m in msgs)
     saved = json.loads((tmp_path / "toy.json").read_text())
     assert [r["seed"] for r in saved] == [0, 1] and saved[0] == retested and saved[1]["tta"] == "flip"
+
+
+def test_a_stopped_reproduce_leaves_the_table_of_its_saved_records_and_no_empty_folders(tmp_path, toy,
+                                                                                      monkeypatch):
+    """Ctrl-C in seed 1: seed 0's record was saved but RESULTS.md was not rebuilt, and a temporary
+    run folder had been made for every seed before the first trained (those of seeds not reached
+    were left behind)."""
+    import tempfile
+    from cnnlab.reproduce import reproduce
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    trained = []
+
+    def log(m):
+        if m.startswith("training toy"):
+            trained.append(m)
+            if len(trained) == 2:
+                raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        reproduce("toy", seeds=(0, 1, 2), out_dir=tmp_path / "b", log=log, device="cpu")
+    assert [r["seed"] for r in json.loads((tmp_path / "b" / "results" / "toy.json").read_text())] == [0]
+    assert "| toy |" in (tmp_path / "b" / "RESULTS.md").read_text()
+    assert not any((tmp_path / "tmp").glob("toy-*"))

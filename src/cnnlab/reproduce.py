@@ -71,8 +71,9 @@ def _check_same_training(run_dir: Path, recipe: Recipe, ignore=()) -> None:
 
 def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None, overrides=None,
                    keep_runs: Path | None = None, log=print, device: str | None = None,
-                   resume: bool = False) -> list[dict]:
-    """Train recipe ``name`` once per seed and append a record per run to its JSON file.
+                   resume: bool = False, on_saved=None) -> list[dict]:
+    """Train recipe ``name`` once per seed and append a record per run to its JSON file, calling
+    ``on_saved()`` after each (:func:`reproduce` rebuilds the table, so that a stop keeps it current).
 
     With ``resume`` (and ``keep_runs``), a seed whose kept run folder holds an unfinished run (one
     killed mid-way: ``last_state.pt`` but no ``test_metrics.json``) continues from its last
@@ -91,11 +92,17 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
     from .runs import run_meta, train
     if resume and keep_runs is None:
         raise ValueError("resuming needs the folder the runs were kept in (--keep-runs DIR)")
-    plan = []  # (seed, recipe, run folder, resume it?)
+
+    def save(rec: dict) -> None:
+        _save_record(results_dir / f"{name}.json", rec, log)
+        if on_saved:
+            on_saved()
+
+    plan = []  # (seed, recipe, kept run folder or None, resume it?)
     for seed in seeds:
         recipe = get_recipe(name, overrides).override({"seed": seed})
-        run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        started = (run_dir / "last_state.pt").exists()
+        run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else None
+        started = run_dir is not None and (run_dir / "last_state.pt").exists()
         if started and not resume:
             raise FileExistsError(f"{run_dir}: holds an earlier run of {name}; continue it with "
                                   "--resume, or move the folder away to train afresh")
@@ -114,17 +121,17 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                 log(f"{run_dir}: finished, not yet recorded; recording it")
                 run = (train(recipe, data_dir=data_dir, log=log, progress=False, device=device, resume=run_dir)
                        if _plots_missing(run_dir) else load_run(run_dir, device="cpu"))  # and its plots
-                rec = _record(name, seed, overrides, run, recipe)
-                _save_record(results_dir / f"{name}.json", rec, log)
+                save(_record(name, seed, overrides, run, recipe))
                 continue
         plan.append((seed, recipe, run_dir, started))
     records = []
     for seed, recipe, run_dir, started in plan:
+        run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"{name}-"))  # made when its seed trains
         try:
             run = train(recipe, data_dir=data_dir, run_dir=run_dir, log=log, progress=False, device=device,
                         resume=run_dir if started else None)
             rec = _record(name, seed, overrides, run, recipe)
-            _save_record(results_dir / f"{name}.json", rec, log)
+            save(rec)
         finally:
             if keep_runs is None:  # a temporary folder: the record is what is kept
                 shutil.rmtree(run_dir, ignore_errors=True)
@@ -435,14 +442,19 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
     out_dir = Path(out_dir)
     results = out_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
+
+    def rebuild() -> str:  # after each record saved: a run stopped later leaves the table current
+        table = build_table(results)
+        write_text(out_dir / "RESULTS.md", table)
+        return table
+
     for name in names:
         if retest_from is not None:
             log(f"== {name}: retesting the runs kept in {retest_from}")
             retest(name, Path(retest_from), results, data_dir, log=log)
+            rebuild()
         else:
             log(f"== {name}: seeds {list(seeds)}")
             run_and_record(name, list(seeds), results, data_dir, overrides=overrides, keep_runs=keep_runs,
-                           log=log, device=device, resume=resume)
-        table = build_table(results)
-        write_text(out_dir / "RESULTS.md", table)
-    return table
+                           log=log, device=device, resume=resume, on_saved=rebuild)
+    return rebuild()
