@@ -287,3 +287,21 @@ def test_a_stopped_reproduce_leaves_the_table_of_its_saved_records_and_no_empty_
     assert [r["seed"] for r in json.loads((tmp_path / "b" / "results" / "toy.json").read_text())] == [0]
     assert "| toy |" in (tmp_path / "b" / "RESULTS.md").read_text()
     assert not any((tmp_path / "tmp").glob("toy-*"))
+
+
+def test_a_seed_override_is_refused_and_overrides_of_one_value_are_one_row(tmp_path, toy):
+    """--set seed=5 was ignored (each run's seed is one of --seeds) yet recorded as an override;
+    lr=1 and lr=1.0 superseded each other as one run but made two rows."""
+    from cnnlab.reproduce import _save_record, reproduce
+    with pytest.raises(ValueError, match="--seeds"):
+        reproduce("toy", seeds=(0,), out_dir=tmp_path / "b", overrides={"seed": 5}, log=lambda m: None, device="cpu")
+    assert not (tmp_path / "b").exists()
+    machine = {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "python": "3.11"}
+    base = {"recipe": "mnist-cnn-small", "test_loss": 0.03, "epochs_run": 10, "best_epoch": 9, "train_time_s": 300.0,
+            "precision": "bf16", "dataset_lossy": False, "date": "2026-11-26T05:00:00+00:00", "machine": machine}
+    path = tmp_path / "mnist-cnn-small.json"
+    for seed, lr in ((0, 1), (1, 1.0), (1, 1)):  # the last one runs seed 1 again
+        _save_record(path, {**base, "seed": seed, "test_accuracy": 0.9, "overrides": {"lr": lr}}, log=lambda m: None)
+    assert [bool(r.get("superseded")) for r in json.loads(path.read_text())] == [False, True, False]
+    [row] = [line for line in build_table(tmp_path).splitlines() if '`{"lr": 1}`' in line or '"lr": 1.0' in line]
+    assert "| 90.00 ± 0.00 | 2 |" in row

@@ -85,11 +85,13 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
     comes after the seeds before it have trained and been recorded).
 
     Raises:
-        ValueError: ``resume`` without ``keep_runs``, or a kept run trained with other settings.
+        ValueError: ``resume`` without ``keep_runs``, ``seed`` in ``overrides`` (the seeds are
+            ``seeds``), or a kept run trained with other settings.
         FileExistsError: without ``resume``, a seed's kept folder already holds a run (training
             into it would mix two runs' files).
     """
     from .runs import run_meta, train
+    _refuse_seed(overrides)
     if resume and keep_runs is None:
         raise ValueError("resuming needs the folder the runs were kept in (--keep-runs DIR)")
 
@@ -163,8 +165,26 @@ def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
     return rec
 
 
+def _refuse_seed(overrides) -> None:
+    if overrides and "seed" in overrides:
+        raise ValueError("--set seed=N would be ignored (each run's seed is one of --seeds): give the "
+                         "seeds with --seeds N [N ...]")
+
+
+def _overrides_key(overrides) -> str:
+    """The one text of a set of overrides, by which records are one run (:func:`_same_run`) and
+    one row: sorted keys, a whole float as an int (``lr=1`` and ``lr=1.0`` train alike)."""
+    def canonical(v):
+        if isinstance(v, dict):
+            return {k: canonical(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [canonical(x) for x in v]
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+    return json.dumps(canonical(overrides or {}), sort_keys=True)
+
+
 def _same_run(rec: dict, seed: int, overrides) -> bool:
-    return rec.get("seed") == seed and (rec.get("overrides") or {}) == (overrides or {})
+    return rec.get("seed") == seed and _overrides_key(rec.get("overrides")) == _overrides_key(overrides)
 
 
 def _of_run(rec: dict, seed: int, overrides, started: str | None, train_time_s: float) -> bool:
@@ -283,9 +303,10 @@ def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
     by_override: dict[str, list] = {}
     for r in records:
         if r.get("overrides") and r["recipe"] in RECIPES:
-            by_override.setdefault(json.dumps(r["overrides"], sort_keys=True), []).append(r)
+            by_override.setdefault(_overrides_key(r["overrides"]), []).append(r)
     out = []
-    for key, rs in by_override.items():
+    for rs in by_override.values():
+        key = json.dumps(rs[0]["overrides"], sort_keys=True)  # as the first record spells them
         resumed = any("resumed" in r for r in rs)
         row = (f"| {rs[0]['recipe']}{' §' if resumed else ''} | `{key}` "
                f"| {mean_std([100 * r['test_accuracy'] for r in rs])} "
@@ -426,7 +447,8 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
     Raises:
         UnknownNameError: no recipe (of ``kind``) matches ``pattern``; close names suggested.
         RecipeError: an override one of the recipes cannot take (before anything runs).
-        ValueError: ``retest_from`` with ``overrides``, ``keep_runs`` or ``resume``.
+        ValueError: ``retest_from`` with ``overrides``, ``keep_runs`` or ``resume``; ``seed`` in
+            ``overrides`` (the seeds are ``seeds``).
     """
     names = [n for n in RECIPES.list(pattern) if kind is None or RECIPES.get(n).kind == kind]
     if not names:
@@ -437,6 +459,7 @@ def reproduce(pattern: str = "*", kind: str | None = None, seeds=(0, 1), data_di
     if retest_from is not None and (overrides or keep_runs is not None or resume):
         raise ValueError("--retest re-evaluates kept runs as they are: it takes no --set, "
                          "--keep-runs or --resume")
+    _refuse_seed(overrides)
     for name in names:  # every override checked against every recipe before anything runs
         get_recipe(name, overrides)
     out_dir = Path(out_dir)
