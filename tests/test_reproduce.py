@@ -305,3 +305,54 @@ def test_a_seed_override_is_refused_and_overrides_of_one_value_are_one_row(tmp_p
     assert [bool(r.get("superseded")) for r in json.loads(path.read_text())] == [False, True, False]
     [row] = [line for line in build_table(tmp_path).splitlines() if '`{"lr": 1}`' in line or '"lr": 1.0' in line]
     assert "| 90.00 ± 0.00 | 2 |" in row
+
+
+def _machine():
+    return {"cpu": "Test CPU", "cores": 2, "torch": "2.13.0", "python": "3.11"}
+
+
+def _recs(name="mnist-cnn-small", n=2, **fields):
+    """``n`` current records of recipe ``name`` (seeds 0, 1, ...) with ``fields``."""
+    base = {"recipe": name, "test_loss": 0.03, "epochs_run": 10, "best_epoch": 9, "train_time_s": 300.0,
+            "precision": "bf16", "dataset_lossy": False, "overrides": {}, "date": "2026-11-26T05:00:00+00:00",
+            "machine": _machine(), "device": "cpu", "test_accuracy": 0.99}
+    return [{**base, "seed": s, **fields} for s in range(n)]
+
+
+def _rows(tmp_path, records, start="| mnist-cnn-small"):
+    (tmp_path / f"{records[0]['recipe']}.json").write_text(json.dumps(records))
+    table = build_table(tmp_path)
+    return [line for line in table.splitlines() if line.startswith(start)], table
+
+
+def test_rows_say_which_records_were_evaluated_with_tta(tmp_path, monkeypatch):
+    """A row of records with and without TTA showed a plain mean (deciding "meets") as if all
+    were alike; override rows never said TTA, so rows without it sat under one with it."""
+    from cnnlab.recipes import RECIPES, get_recipe
+    recs = _recs(test_accuracy=0.9930)
+    recs[0].update(tta="flip", test_accuracy_without_tta=0.9900)
+    recs[1]["test_accuracy"] = 0.9912
+    [row], table = _rows(tmp_path, recs)
+    assert "| 99.21 ± 0.13 (mixed: 1 of 2 with flip TTA; all without: 99.06) |" in row
+    assert "*mixed*: only some were" in table
+    variants = _recs(n=2, overrides={"epochs": 5}, test_accuracy=0.98)
+    variants[1]["overrides"] = {"epochs": 50}
+    variants[1].update(tta="flip", test_accuracy_without_tta=0.97)
+    rows, table = _rows(tmp_path, recs[1:] + variants)
+    assert rows[0].split(" | ")[5] == "99.12" and "TTA" not in rows[1]  # a recipe without TTA, none used
+    assert '| `{"epochs": 50}` | 98.00 (flip TTA; without: 97.00) |' in rows[2]
+    monkeypatch.setitem(RECIPES._items, "mnist-cnn-small", get_recipe("mnist-cnn-small").override({"tta": "flip"}))
+    rows, table = _rows(tmp_path, recs[1:] + variants)
+    assert "| 99.12 (no TTA) |" in rows[0] and '| `{"epochs": 5}` | 98.00 (no TTA) |' in rows[1]
+    assert "*no TTA*: the recipe now evaluates with it" in table
+
+
+def test_retest_warns_of_current_records_it_could_not_retest(tmp_path, toy, monkeypatch):
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import retest, run_and_record
+    run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=lambda m: None, device="cpu")
+    run_and_record("toy", [1], tmp_path, log=lambda m: None, device="cpu")  # its run folder not kept
+    monkeypatch.setitem(RECIPES._items, "toy", toy.override({"tta": "flip"}))
+    msgs = []
+    assert [r["seed"] for r in retest("toy", tmp_path / "K", tmp_path, log=msgs.append)] == [0]
+    assert any(m.startswith("warning: toy.json: seed 1 (tta=none) not retested (no kept run folder") for m in msgs)

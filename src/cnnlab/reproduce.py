@@ -278,6 +278,11 @@ def retest(name: str, kept_runs: Path, results_dir: Path, data_dir=None, log=pri
             + (f" (without: {100 * t['accuracy_without_tta']:.2f}%)" if "accuracy_without_tta" in t else ""))
         updated.append(rec)
     write_json(path, records)
+    left = [r for r in records if not r.get("superseded") and not r.get("overrides")
+            and not any(r is u for u in updated)]
+    if left:
+        log(f"warning: {path.name}: " + ", ".join(f"seed {r['seed']} (tta={r.get('tta', 'none')})" for r in left)
+            + f" not retested (no kept run folder under {kept_runs}); the table says where a row mixes TTA")
     return updated
 
 
@@ -287,6 +292,22 @@ def mean_std(values) -> str:
     values = list(values)
     spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
     return f"{statistics.mean(values):.2f}{spread}"
+
+
+def _accuracy_cell(recs: list[dict], tta_now: str) -> str:
+    """Test top-1 (:func:`mean_std`) and the test-time augmentation it was measured with: "(flip
+    TTA; without: ...)", "(mixed: k of n with flip TTA; all without: ...)" where only some records
+    were, "(no TTA)" where none was but ``tta_now`` (the recipe's now) is one: a record without
+    ``tta`` was evaluated without (made before the recipe adopted it)."""
+    cell = mean_std(100 * r["test_accuracy"] for r in recs)
+    with_tta = [r for r in recs if "test_accuracy_without_tta" in r]
+    plain = statistics.mean(100 * r.get("test_accuracy_without_tta", r["test_accuracy"]) for r in recs)
+    kinds = "/".join(sorted({r["tta"] for r in with_tta}))
+    if len(with_tta) == len(recs):
+        return f"{cell} ({kinds} TTA; without: {plain:.2f})"
+    if with_tta:
+        return f"{cell} (mixed: {len(with_tta)} of {len(recs)} with {kinds} TTA; all without: {plain:.2f})"
+    return cell + (" (no TTA)" if tta_now != "none" else "")
 
 
 def _machine_line(m: dict, device: str) -> str:
@@ -308,8 +329,9 @@ def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
     for rs in by_override.values():
         key = json.dumps(rs[0]["overrides"], sort_keys=True)  # as the first record spells them
         resumed = any("resumed" in r for r in rs)
+        tta_now = rs[0]["overrides"].get("tta", get_recipe(rs[0]["recipe"]).tta)
         row = (f"| {rs[0]['recipe']}{' §' if resumed else ''} | `{key}` "
-               f"| {mean_std([100 * r['test_accuracy'] for r in rs])} "
+               f"| {_accuracy_cell(rs, tta_now)} "
                f"| {len(rs)} "
                f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
         out.append((row, _machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")), resumed))
@@ -320,12 +342,8 @@ def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
     """``(row, machines, retested, resumed)`` of the main table for one recipe's plain records."""
     last = recs[-1]
     recipe = get_recipe(last["recipe"])
-    accs = [100 * r["test_accuracy"] for r in recs]
-    mean = statistics.mean(accs)
-    cell = mean_std(accs)
-    if all("test_accuracy_without_tta" in r for r in recs):
-        plain = statistics.mean(100 * r["test_accuracy_without_tta"] for r in recs)
-        cell += f" ({recs[0]['tta']} TTA; without: {plain:.2f})"
+    mean = statistics.mean(100 * r["test_accuracy"] for r in recs)
+    cell = _accuracy_cell(recs, recipe.tta)
     times = [r["train_time_s"] for r in recs]
     to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
     expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
@@ -411,6 +429,11 @@ def build_table(results_dir: Path) -> str:
         rows += ["", "## The same recipes with overrides (e.g. the fp32 check of the bf16 default)", "",
                  "| recipe | overrides | ours (%) | seeds | minutes | precision |", "|---|---|---|---|---|---|",
                  *variants]
+    if any("(no TTA)" in row or "(mixed:" in row for row in rows):
+        foot += ["", "TTA: test-time augmentation (the recipe's `tta`). *no TTA*: the recipe now evaluates "
+                     "with it, but the row's records were evaluated without (records without a `tta` field, "
+                     "made before the recipe adopted it); *mixed*: only some were, the mean (which decides "
+                     "*meets reported*) mixes both, and *all without* is every record's figure without it."]
     if any(retested):
         foot += ["", "† Test top-1 re-evaluated from the kept best checkpoints after the recipe adopted "
                      "test-time augmentation, a choice made on the validation split (`cnnlab reproduce "
