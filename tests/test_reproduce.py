@@ -356,3 +356,20 @@ def test_retest_warns_of_current_records_it_could_not_retest(tmp_path, toy, monk
     msgs = []
     assert [r["seed"] for r in retest("toy", tmp_path / "K", tmp_path, log=msgs.append)] == [0]
     assert any(m.startswith("warning: toy.json: seed 1 (tta=none) not retested (no kept run folder") for m in msgs)
+
+
+def test_rows_name_all_their_machines_precisions_and_data_copies(tmp_path):
+    """An override row named its last record's machine and first record's precision (no Machine
+    line at all where a table had override rows only); a main row took its last record's
+    precision and data copy."""
+    other = {**_machine(), "cpu": "Other CPU"}
+    recs = _recs(overrides={"epochs": 5})
+    recs[0].update(machine=other, precision="fp32")
+    [row], table = _rows(tmp_path, recs)
+    assert row.endswith("| bf16/fp32 |") and row.startswith("| mnist-cnn-small | `")
+    assert table.splitlines()[-1] == ("Machine: Other CPU, 2 cores, torch 2.13.0, Python 3.11 and Test CPU, 2 cores, "
+                                      "torch 2.13.0, Python 3.11")
+    recs = _recs()
+    recs[0].update(precision="fp32", dataset_lossy=True)
+    [row], _ = _rows(tmp_path, recs)
+    assert row.endswith("| bf16/fp32 | mixed: a lossy copy and official files | 2026-11-26 |")

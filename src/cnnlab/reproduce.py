@@ -318,6 +318,16 @@ def _machine_line(m: dict, device: str) -> str:
     return line
 
 
+def _machines(recs: list[dict]) -> str:
+    """The machines a row's records ran on: all of them (its minutes are their median)."""
+    return " and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu")) for r in recs))
+
+
+def _joined(values) -> str:
+    """``"bf16/fp32"``: a row's distinct values of a field."""
+    return "/".join(sorted(set(values)))
+
+
 def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
     """``(row, machine, resumed)`` of the override table for one results file: one row per set of
     overrides."""
@@ -331,17 +341,16 @@ def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
         resumed = any("resumed" in r for r in rs)
         tta_now = rs[0]["overrides"].get("tta", get_recipe(rs[0]["recipe"]).tta)
         row = (f"| {rs[0]['recipe']}{' §' if resumed else ''} | `{key}` "
-               f"| {_accuracy_cell(rs, tta_now)} "
-               f"| {len(rs)} "
-               f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} | {rs[0]['precision']} |")
-        out.append((row, _machine_line(rs[-1]["machine"], rs[-1].get("device", "cpu")), resumed))
+               f"| {_accuracy_cell(rs, tta_now)} | {len(rs)} "
+               f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} "
+               f"| {_joined(r['precision'] for r in rs)} |")
+        out.append((row, _machines(rs), resumed))
     return out
 
 
 def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
     """``(row, machines, retested, resumed)`` of the main table for one recipe's plain records."""
-    last = recs[-1]
-    recipe = get_recipe(last["recipe"])
+    recipe = get_recipe(recs[0]["recipe"])
     mean = statistics.mean(100 * r["test_accuracy"] for r in recs)
     cell = _accuracy_cell(recs, recipe.tta)
     times = [r["train_time_s"] for r in recs]
@@ -352,14 +361,11 @@ def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
     meets = "—" if met is None else ("yes" if met else "**no**")
     if meets == "**no**" and f"{mean:.2f}" == expected:  # 90.996 shows as 91.00 beside "no": say why
         meets = f"**no** (mean {mean:.3f})"
-    if not last["dataset_lossy"]:
-        copy = "official files"
-    else:  # the lossy copy in shared data is CIFAR-10's
-        copy = "CIFAR-10 JPEG copy (lossy)" if recipe.dataset.startswith("cifar10") else "a lossy copy"
-    # records from before "device" was kept all ran on the CPU
-    devices = "/".join(sorted({r.get("device", "cpu") for r in recs}))
-    # a row whose seeds ran on different machines names them all (its minutes are their median)
-    machines = " and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu")) for r in recs))
+    # the lossy copy in shared data is CIFAR-10's
+    lossy = "CIFAR-10 JPEG copy (lossy)" if recipe.dataset.startswith("cifar10") else "a lossy copy"
+    copies = sorted({lossy if r["dataset_lossy"] else "official files" for r in recs})
+    copy = copies[0] if len(copies) == 1 else "mixed: " + " and ".join(copies)
+    devices = _joined(r.get("device", "cpu") for r in recs)  # records from before "device" ran on the CPU
     retested, resumed = any("retested" in r for r in recs), any("resumed" in r for r in recs)
     mark = (" †" if retested else "") + (" §" if resumed else "")
     first, final = min(r["date"][:10] for r in recs), max(r["date"][:10] for r in recs)
@@ -368,9 +374,9 @@ def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
            f"| {cell} | {meets} "
            f"| {len(recs)} | {statistics.mean(r['epochs_run'] for r in recs):g} "
            f"| {statistics.median(times) / 60:.1f} | {to_target} "
-           f"| {last['precision']}{'' if devices == 'cpu' else ' on ' + devices} | {copy} "
+           f"| {_joined(r['precision'] for r in recs)}{'' if devices == 'cpu' else ' on ' + devices} | {copy} "
            f"| {dates} |")
-    return row, machines, retested, resumed
+    return row, _machines(recs), retested, resumed
 
 
 def build_table(results_dir: Path) -> str:
@@ -416,8 +422,8 @@ def build_table(results_dir: Path) -> str:
             "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | to target (val, min) | precision | data | date |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     foot = ["", ""]
-    if machines:  # the most common machine is "the machine below"; rows from others are marked
-        main = Counter(machines).most_common(1)[0][0]
+    if machines or variant_machines:  # the most common machine is "the machine below"; others are marked
+        main = Counter(machines or variant_machines).most_common(1)[0][0]
         others = sorted(set(machines + variant_machines) - {main})
         for table, table_machines in ((rows, machines), (variants, variant_machines)):
             for i, m in enumerate(table_machines):
