@@ -29,7 +29,7 @@ def test_table_from_records(tmp_path):
     recs[1]["machine"] = {**machine, "cpu": "Other CPU"}  # the seeds of one row on two machines
     (tmp_path / "mnist-cnn-small.json").write_text(json.dumps(recs))
     lines = build_table(tmp_path).splitlines()
-    assert lines[-1] == ("Machine: Test CPU, 2 cores, torch 2.13.0, Python 3.11 and Other CPU, 2 cores, "
+    assert lines[-1] == ("Machine: Other CPU, 2 cores, torch 2.13.0, Python 3.11 and Test CPU, 2 cores, "
                          "torch 2.13.0, Python 3.11; ‡1: Other CPU, 2 cores, torch 2.13.0, Python 3.11")
     recs[1]["machine"] = recs[2]["machine"] = machine
     assert "| 5.0 | — |" in row  # records without time-to-target say so
@@ -373,3 +373,26 @@ def test_rows_name_all_their_machines_precisions_and_data_copies(tmp_path):
     recs[0].update(precision="fp32", dataset_lossy=True)
     [row], _ = _rows(tmp_path, recs)
     assert row.endswith("| bf16/fp32 | mixed: a lossy copy and official files | 2026-11-26 |")
+
+
+def test_machines_are_told_apart_by_their_isa_and_named_alike_in_any_order(tmp_path):
+    """Two "AMD EPYC" machines, AVX-512 and AVX2, were one machine in the table; a row with seeds on
+    [A, B] and one on [B, A] were named (and marked) as two sets of machines."""
+    zen4 = {**_machine(), "cpu": "AMD EPYC", "cpu_isa": "AVX-512, AVX512-BF16", "cpu_family_model": "25/17"}
+    avx2 = {**_machine(), "cpu": "AMD EPYC", "cpu_isa": "AVX2"}
+    for name, machines in (("mnist-lenet5", [zen4]), ("mnist-cnn-wide", [zen4]), ("mnist-cnn-2m", [zen4]),
+                           ("mnist-lenet5-fast", [avx2]), ("mnist-cnn-small", [zen4, avx2]),
+                           ("mnist-cnn-wide-fast", [avx2, zen4])):
+        recs = _recs(name, n=len(machines))
+        for r, m in zip(recs, machines):
+            r["machine"] = m
+        (tmp_path / f"{name}.json").write_text(json.dumps(recs))
+    lines = build_table(tmp_path).splitlines()
+    assert lines[-1] == (
+        "Machine: AMD EPYC (AVX-512, AVX512-BF16; family/model 25/17), 2 cores, torch 2.13.0, Python 3.11; "
+        "‡1: AMD EPYC (AVX-512, AVX512-BF16; family/model 25/17), 2 cores, torch 2.13.0, Python 3.11 and "
+        "AMD EPYC (AVX2), 2 cores, torch 2.13.0, Python 3.11; ‡2: AMD EPYC (AVX2), 2 cores, torch 2.13.0, "
+        "Python 3.11")
+    assert [line.split(" |")[0] for line in lines if line.startswith("| mnist")] == [
+        "| mnist-cnn-2m", "| mnist-cnn-small ‡1", "| mnist-cnn-wide-fast ‡1", "| mnist-cnn-wide",
+        "| mnist-lenet5-fast ‡2", "| mnist-lenet5"]

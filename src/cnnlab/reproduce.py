@@ -311,16 +311,21 @@ def _accuracy_cell(recs: list[dict], tta_now: str) -> str:
 
 
 def _machine_line(m: dict, device: str) -> str:
-    """How a record's machine is named under the table: the GPU first where the run used one."""
-    line = f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}"
+    """How a record's machine is named under the table: the GPU first where the run used one; the
+    CPU's instruction set and family/model where recorded (one CPU name covers several generations)."""
+    about = "; ".join(a for a in (m.get("cpu_isa"), m.get("cpu_family_model") and
+                                  f"family/model {m['cpu_family_model']}") if a)
+    cpu = f"{m['cpu']} ({about})" if about else m["cpu"]
+    line = f"{cpu}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}"
     if device != "cpu":
         line = f"{m.get('gpu', device)} (CUDA {m.get('cuda', '?')}) with {line}"
     return line
 
 
 def _machines(recs: list[dict]) -> str:
-    """The machines a row's records ran on: all of them (its minutes are their median)."""
-    return " and ".join(dict.fromkeys(_machine_line(r["machine"], r.get("device", "cpu")) for r in recs))
+    """The machines a row's records ran on: all of them (its minutes are their median), sorted, so
+    that the records' order does not make two names of one set of machines."""
+    return " and ".join(sorted({_machine_line(r["machine"], r.get("device", "cpu")) for r in recs}))
 
 
 def _joined(values) -> str:
