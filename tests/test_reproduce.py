@@ -396,3 +396,12 @@ def test_machines_are_told_apart_by_their_isa_and_named_alike_in_any_order(tmp_p
     assert [line.split(" |")[0] for line in lines if line.startswith("| mnist")] == [
         "| mnist-cnn-2m", "| mnist-cnn-small ‡1", "| mnist-cnn-wide-fast ‡1", "| mnist-cnn-wide",
         "| mnist-lenet5-fast ‡2", "| mnist-lenet5"]
+
+
+def test_a_recipe_without_a_validation_split_says_so_where_time_to_target_would_be(tmp_path, monkeypatch):
+    """Runs without a validation split have nothing to time: their row showed "—", which the
+    header explained as "recorded before it was kept"."""
+    from cnnlab.recipes import RECIPES, get_recipe
+    monkeypatch.setitem(RECIPES._items, "mnist-cnn-small", get_recipe("mnist-cnn-small").override({"val_fraction": 0}))
+    [row], table = _rows(tmp_path, _recs())
+    assert "| 5.0 | no val. split |" in row and "*no val. split* for recipes trained without" in table

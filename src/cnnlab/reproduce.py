@@ -39,9 +39,10 @@ def time_to_accuracy(epochs: list[dict], target: float | None, key: str = "val_a
 
 def format_time_to_target(records: list[dict]) -> str:
     """Median minutes until validation reached the target over ``records``, for the tables:
-    "—" where any record lacks the field (recorded before it was kept), "not reached (k of n)"
-    where some run has no time (it never reached the target, or had no validation split or no
-    target: :func:`build_table` prints "—" for a recipe without a target itself)."""
+    "—" where any record lacks the field (recorded before it was kept, or trained without a
+    validation split), "not reached (k of n)" where some run never reached the target (or had
+    no target). :func:`build_table` itself prints "—" for a recipe without a target and "no val.
+    split" for one trained without a validation split."""
     if not records or any("val_time_to_target_s" not in r for r in records):
         return "—"
     reached = [r["val_time_to_target_s"] for r in records]
@@ -359,7 +360,8 @@ def _recipe_row(recs: list[dict]) -> tuple[str, str, bool, bool]:
     mean = statistics.mean(100 * r["test_accuracy"] for r in recs)
     cell = _accuracy_cell(recs, recipe.tta)
     times = [r["train_time_s"] for r in recs]
-    to_target = format_time_to_target(recs) if recipe.expected_accuracy else "—"
+    to_target = ("—" if not recipe.expected_accuracy else "no val. split" if recipe.val_fraction == 0
+                 else format_time_to_target(recs))
     expected = f"{100 * recipe.expected_accuracy:.2f}" if recipe.expected_accuracy else "—"
     # a mean equal to the target in decimal can fall a rounding step under it in binary
     met = mean >= 100 * recipe.expected_accuracy - 1e-9 if recipe.expected_accuracy else None
@@ -422,7 +424,8 @@ def build_table(results_dir: Path) -> str:
             "median training time per run on the machine below; *to target* is the median training "
             "time until the validation top-1 first reached the reported figure (time-to-accuracy; "
             "measured on validation so that the test split stays untouched; — for runs recorded "
-            "before it was kept); *date* is the day of the row's runs (first to last, where its seeds ran on "
+            "before it was kept; *no val. split* for recipes trained without a validation split, "
+            "with nothing to time); *date* is the day of the row's runs (first to last, where its seeds ran on "
             "different days). Regenerate with `cnnlab reproduce PATTERN`.", "",
             "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | to target (val, min) | precision | data | date |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
