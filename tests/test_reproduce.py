@@ -108,7 +108,7 @@ def test_superseded_records_stay_out_of_the_table_and_test_informed_rows_are_mar
     table = build_table(tmp_path)
     row = next(line for line in table.splitlines() if line.startswith("| mnist-cnn-small"))
     assert row.startswith("| mnist-cnn-small ° |") and "| 99.00 |" in row and "| 1 |" in row
-    assert "° Earlier records of this recipe stay in its file" in table
+    assert "° Earlier records of this row's recipe (and overrides) stay in its file" in table
     assert "¶" not in table
     monkeypatch.setitem(RECIPES._items, "mnist-cnn-small",
                         get_recipe("mnist-cnn-small").override({"test_informed": "epochs 5 -> 10 after a test miss"}))
@@ -405,3 +405,15 @@ def test_a_recipe_without_a_validation_split_says_so_where_time_to_target_would_
     monkeypatch.setitem(RECIPES._items, "mnist-cnn-small", get_recipe("mnist-cnn-small").override({"val_fraction": 0}))
     [row], table = _rows(tmp_path, _recs())
     assert "| 5.0 | no val. split |" in row and "*no val. split* for recipes trained without" in table
+
+
+def test_override_rows_with_superseded_records_are_marked(tmp_path):
+    """supersede_records "marks the recipe's row °", but a row of overrides never got the mark."""
+    from cnnlab.reproduce import supersede_records
+    path = tmp_path / "mnist-cnn-small.json"
+    path.write_text(json.dumps(_recs(n=1, overrides={"epochs": 5}, test_accuracy=0.9)))
+    assert supersede_records(path, "the data changed") == 1
+    rows, table = _rows(tmp_path, json.loads(path.read_text()) + _recs(overrides={"epochs": 5}) + _recs(n=1))
+    assert rows[0].startswith("| mnist-cnn-small | faithful")  # its plain records were never superseded
+    assert rows[1].startswith('| mnist-cnn-small ° | `{"epochs": 5}` | 99.00 ± 0.00 | 2 |')
+    assert "° Earlier records of this row's recipe (and overrides) stay in its file" in table

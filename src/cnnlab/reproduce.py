@@ -222,7 +222,8 @@ def _save_record(path: Path, rec: dict, log) -> None:
 def supersede_records(path: Path, reason: str) -> int:
     """Mark every current record in the results file ``path`` superseded, with ``reason`` (e.g.
     the dataset's split changed, so they no longer measure the recipe); returns how many. They
-    stay in the file; the table leaves them out and marks the recipe's row °."""
+    stay in the file; the table leaves them out and marks ° the rows that counted them (the
+    recipe's, and that of each set of overrides)."""
     records = json.loads(path.read_text())
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     n = 0
@@ -334,23 +335,26 @@ def _joined(values) -> str:
     return "/".join(sorted(set(values)))
 
 
-def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool]]:
-    """``(row, machine, resumed)`` of the override table for one results file: one row per set of
-    overrides."""
+def _variant_rows(records: list[dict]) -> list[tuple[str, str, bool, bool]]:
+    """``(row, machine, resumed, superseded)`` of the override table for one results file (all its
+    records): one row per set of overrides with current records, marked ° where it has superseded
+    ones."""
     by_override: dict[str, list] = {}
     for r in records:
-        if r.get("overrides") and r["recipe"] in RECIPES:
+        if r.get("overrides") and not r.get("superseded") and r["recipe"] in RECIPES:
             by_override.setdefault(_overrides_key(r["overrides"]), []).append(r)
+    old = {_overrides_key(r["overrides"]) for r in records if r.get("overrides") and r.get("superseded")}
     out = []
-    for rs in by_override.values():
+    for okey, rs in by_override.items():
         key = json.dumps(rs[0]["overrides"], sort_keys=True)  # as the first record spells them
         resumed = any("resumed" in r for r in rs)
         tta_now = rs[0]["overrides"].get("tta", get_recipe(rs[0]["recipe"]).tta)
-        row = (f"| {rs[0]['recipe']}{' §' if resumed else ''} | `{key}` "
+        marks = (" §" if resumed else "") + (" °" if okey in old else "")
+        row = (f"| {rs[0]['recipe']}{marks} | `{key}` "
                f"| {_accuracy_cell(rs, tta_now)} | {len(rs)} "
                f"| {statistics.median(r['train_time_s'] for r in rs) / 60:.1f} "
                f"| {_joined(r['precision'] for r in rs)} |")
-        out.append((row, _machines(rs), resumed))
+        out.append((row, _machines(rs), resumed, okey in old))
     return out
 
 
@@ -397,13 +401,13 @@ def build_table(results_dir: Path) -> str:
         records = json.loads(path.read_text())
         if not isinstance(records, list):  # another benchmark's file (speed.json)
             continue
-        old = [r for r in records if r.get("superseded") and not r.get("overrides")]
-        records = [r for r in records if not r.get("superseded")]
-        for row, machine, was_resumed in _variant_rows(records):
+        for row, machine, was_resumed, had_old in _variant_rows(records):
             variants.append(row)
             variant_machines.append(machine)
             variants_resumed = variants_resumed or was_resumed
-        recs = [r for r in records if not r.get("overrides")]
+            superseded = superseded or had_old
+        old = [r for r in records if r.get("superseded") and not r.get("overrides")]
+        recs = [r for r in records if not r.get("superseded") and not r.get("overrides")]
         if not recs or recs[0]["recipe"] not in RECIPES:
             continue
         row, machine, was_retested, was_resumed = _recipe_row(recs)
@@ -458,9 +462,9 @@ def build_table(results_dir: Path) -> str:
                      "had been seen, so its figure is not a clean held-out estimate (each recipe's "
                      "`test_informed` field): " + "; ".join(informed) + "."]
     if superseded:
-        foot += ["", "° Earlier records of this recipe stay in its file under benchmarks/results/, "
-                     "marked `superseded` with the reason (a seed run again, or data that changed "
-                     "since); the row counts the current records only."]
+        foot += ["", "° Earlier records of this row's recipe (and overrides) stay in its file under "
+                     "benchmarks/results/, marked `superseded` with the reason (a seed run again, or data "
+                     "that changed since); the row counts the current records only."]
     if any(resumed) or variants_resumed:
         foot += ["", "§ Stopped and resumed from its last finished epoch (`cnnlab reproduce NAME "
                      "--keep-runs DIR --resume`): minutes are the training time of the pieces "
