@@ -463,7 +463,8 @@ def test_reproduce_resumes_a_kept_run_that_was_stopped(tmp_path, monkeypatch):
     # one killed after its test figures but before its record (while plotting) is recorded now
     saved = json.loads((results / "toy.json").read_text())
     # only an earlier run's record of the seed (another accuracy): this run is not recorded yet
-    (results / "toy.json").write_text(json.dumps([{**saved[0], "test_accuracy": 0.25}]))
+    (results / "toy.json").write_text(json.dumps([{**saved[0], "test_accuracy": 0.25,
+                                                   "run_started": "2026-01-01T00:00:00+00:00"}]))
     (kept / "toy-seed0" / "curves.png").unlink()  # stopped while plotting: drawn now as well
     messages.clear()
     assert run_and_record("toy", [0], results, keep_runs=kept, log=messages.append, resume=True) == []
