@@ -110,6 +110,40 @@ def test_default_layer_is_the_last_activated_map_of_at_least_4x4():
         grad_cam(cnnlab.create_model("iris-conv1d"), torch.randn(2, 4, 1))
 
 
+def test_a_pool_after_batchnorm_is_not_an_activated_map():
+    """conv -> ReLU -> BatchNorm -> pool: the pool's maps are BatchNorm's, whose per-channel shift
+    adds sum_k alpha_k b_k everywhere (the background lit up); the ReLU's map is the default."""
+    bn = nn.BatchNorm2d(4).eval()
+    with torch.no_grad():
+        bn.bias.fill_(1.0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), bn, nn.MaxPool2d(2), nn.Dropout(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    assert cam_layer(model, torch.randn(1, 1, 16, 16)) == "1"
+    # conv -> BatchNorm -> ReLU (in place) -> pool -> pool: pooled activations stay activated
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+                          nn.MaxPool2d(2), nn.Dropout(), nn.AvgPool2d(2), nn.Conv2d(4, 4, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    assert cam_layer(model, torch.randn(1, 1, 32, 32)) == "5"
+    assert cam_layer(model, torch.randn(1, 1, 32, 32), min_size=16) == "3"
+
+
+def test_default_layer_of_models_with_batchnorm_after_the_relu():
+    def pick(name):
+        model = cnnlab.create_model(name)
+        return cam_layer(model, torch.randn(1, *model.info.input_size))
+    # conv -> ReLU -> BatchNorm -> pool blocks: the last ReLU'd conv, not the pooled BatchNorm
+    assert pick("cifar10-cnn-bn") == "features.block2.conv2"
+    assert pick("fashion-cnn-bn") == "features.block2.conv2"
+    assert pick("cifar10-cnn-3block") == "features.block3.conv2"
+    # conv -> BatchNorm -> ReLU -> pool and the others: as before
+    assert pick("mnist-cnn-2m") == "features.block2.pool"
+    assert pick("mnist-cnn-small") == "features.relu2"
+    assert pick("mnist-cnn-bn-403k") == "features.relu6"
+    assert pick("lenet5") == "features.s4"
+    assert pick("airbench94") == "features.block2.act2"
+    assert pick("vgg16_bn-cifar") == "features.32"
+
+
 def test_unknown_layer_names_close_matches():
     model = cnnlab.create_model("mnist-cnn-bn-403k")
     with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):

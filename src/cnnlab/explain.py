@@ -61,9 +61,10 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     It is the module whose forward pass *finishes* last among those returning an activated 4-D map
     (:func:`_after_activation`) of at least ``min_size`` x ``min_size`` positions: the output of
     the last convolutional stage, after its activation (a block or a ``Sequential`` that ends
-    there counts as that output). Failing that, any layer with such a map, then any with at least
-    2 positions. Dropout and identity layers, no-ops in evaluation, are passed over, so the name
-    is that of the layer that computed the maps.
+    there counts as that output; a pooling layer counts only if it pools an activation's very
+    output, so after conv -> ReLU -> BatchNorm -> pool it is the ReLU'd conv). Failing that, any
+    layer with such a map, then any with at least 2 positions. Dropout and identity layers, no-ops
+    in evaluation, are passed over, so the name is that of the layer that computed the maps.
 
     Args:
         model: an image classifier; run once on ``x[:1]`` in eval mode (its mode is restored).
@@ -78,15 +79,21 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     finished: list[tuple[str, int, int]] = []
     outputs: dict[str, torch.Tensor] = {}
     calls: dict[str, int] = {}
+    activated: dict[str, bool] = {}
+    act_out: list[torch.Tensor] = []  # the tensors activations computed, compared by identity
 
     def record(mod, inp, out, name):
+        act = _after_activation(mod, inp, act_out)
+        if act and torch.is_tensor(out):
+            act_out.append(out)
+        if _passed_over(mod):
+            return
         calls[name] = calls.get(name, 0) + 1
         if torch.is_tensor(out) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
             finished.append((name, out.shape[-2], out.shape[-1]))
-            outputs[name] = out
+            outputs[name], activated[name] = out, act
     handles = [m.register_forward_hook(lambda mod, inp, out, name=name: record(mod, inp, out, name))
-               for name, m in model.named_modules()
-               if name and not isinstance(m, nn.Identity) and "Dropout" not in type(m).__name__]
+               for name, m in model.named_modules() if name]
     try:
         with eval_mode(model):
             model(_on_model_device(model, x[:1]))
@@ -102,10 +109,13 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     if not finished:
         raise ValueError(f"every layer of {type(model).__name__} with a spatial output runs more than "
                          "once per forward pass: name one with layer=")
-    for candidates in ([n for n, h, w in finished if min(h, w) >= min_size and _after_activation(modules[n])],
-                       [n for n, h, w in finished if min(h, w) >= min_size]):
-        if candidates:
-            return _leaf_name(candidates[-1], finished, outputs, modules)
+    large = [n for n, h, w in finished if min(h, w) >= min_size]
+    for name in reversed(large):  # a block counts by the layer that computed its output
+        leaf = _leaf_name(name, finished, outputs, modules)
+        if activated[name] and activated[leaf]:
+            return leaf
+    if large:
+        return _leaf_name(large[-1], finished, outputs, modules)
     return finished[-1][0]
 
 
@@ -134,14 +144,27 @@ def _one_output(outputs: list, layer: str):
     return outputs[0]
 
 
-def _after_activation(m: nn.Module) -> bool:
-    """Whether ``m``'s output is an activated map: an activation or pooling layer, a fused conv +
-    ReLU, or a block (a module with sub-modules, which ends in one of those). Raw convolution and
-    BatchNorm outputs are not: they are signed, pre-activation values (with airbench94's
-    ``block3.conv1`` as the layer, more of the CIFAR-10 maps came out blank than with ``block2``)."""
+def _passed_over(m: nn.Module) -> bool:
+    """Dropout and identity layers: no-ops in evaluation, never named as Grad-CAM's layer."""
+    return isinstance(m, nn.Identity) or "Dropout" in type(m).__name__
+
+
+def _after_activation(m: nn.Module, inp: tuple, act_out: list) -> bool:
+    """Whether ``m``'s output (for input ``inp``) is an activated map: an activation layer's, a
+    fused conv + ReLU's, a block's (a module with sub-modules; :func:`cam_layer` then judges the
+    layer inside that computed it), or a pooling or dropout layer's whose input is the very tensor
+    (``is``: ids are reused) of one in ``act_out``, the outputs found activated so far. Raw
+    convolution and BatchNorm outputs are not: they are signed, pre-activation values (with
+    airbench94's ``block3.conv1`` as the layer, more of the CIFAR-10 maps came out blank than with
+    ``block2``), and so is a pool after conv -> ReLU -> BatchNorm: BatchNorm's shift ``b_k`` adds
+    ``sum_k alpha_k b_k`` to every position, which lit up the background."""
     from .models.layers import Conv2dReLU
-    return (isinstance(m, Conv2dReLU) or any(True for _ in m.children())
-            or type(m).__module__ in ("torch.nn.modules.activation", "torch.nn.modules.pooling"))
+    if (isinstance(m, Conv2dReLU) or any(True for _ in m.children())
+            or type(m).__module__ == "torch.nn.modules.activation"):
+        return True
+    if type(m).__module__ == "torch.nn.modules.pooling" or _passed_over(m):
+        return bool(inp) and any(inp[0] is t for t in act_out)
+    return False
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
