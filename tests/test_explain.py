@@ -144,6 +144,20 @@ def test_default_layer_of_models_with_batchnorm_after_the_relu():
     assert pick("vgg16_bn-cifar") == "features.32"
 
 
+def test_densenet_default_layer_is_after_the_final_relu():
+    """norm5 is a BatchNorm (about half its outputs negative); the ReLU the head applies is a
+    module, relu5, without parameters: the state_dict keys stay torchvision's."""
+    from cnnlab.models.densenet import DenseNet
+    model = DenseNet(growth_rate=4, block_config=(1, 1, 1, 1), num_init_features=8, num_classes=3).eval()
+    x = torch.randn(2, 3, 128, 128)
+    assert cam_layer(model, x) == "features.relu5"
+    assert not any("relu" in k for k in model.state_dict())
+    with torch.no_grad():
+        norm5 = model.features[:-1](x)
+        ref = model.classifier(torch.relu(norm5).mean((2, 3)))
+    assert (norm5 < 0).any() and torch.allclose(model(x), ref, atol=1e-6)
+
+
 def test_unknown_layer_names_close_matches():
     model = cnnlab.create_model("mnist-cnn-bn-403k")
     with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):

@@ -73,7 +73,7 @@ class Transition(nn.Sequential):
 
 class DenseNet(ImageClassifier):
     """DenseNet-BC for ImageNet: 7x7/2 conv (64) -> BN-ReLU -> 3x3/2 max-pool -> dense blocks with
-    transitions -> BN (``norm5``) -> ReLU -> global average pool -> Linear.
+    transitions -> BN (``norm5``) -> ReLU (``relu5``) -> global average pool -> Linear.
 
     Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
     (the total stride) up is accepted: the three 2x2 transitions need at least 8x8 maps after
@@ -95,15 +95,17 @@ class DenseNet(ImageClassifier):
             if i != len(block_config):
                 layers[f"transition{i}"] = Transition(c, c // 2)
                 c //= 2
-        layers["norm5"] = nn.BatchNorm2d(c)
+        # torchvision applies this ReLU in forward; a module (no parameters: the state_dict is the
+        # same) makes the features end activated, the map Grad-CAM's default layer should be
+        layers["norm5"], layers["relu5"] = nn.BatchNorm2d(c), nn.ReLU(inplace=True)
         self.features = nn.Sequential(layers)
         self.classifier = nn.Linear(c, num_classes)
         torchvision_init(self, conv_mode="fan_in", linear_std=None)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Feature maps float ``(N, C, H', W')`` (``norm5``'s output) -> ReLU -> global average pool
-        -> logits float ``(N, num_classes)``."""
-        x = F.adaptive_avg_pool2d(F.relu(features), 1)  # norm5 has no ReLU of its own
+        """Feature maps float ``(N, C, H', W')`` (``relu5``'s output) -> global average pool ->
+        logits float ``(N, num_classes)``."""
+        x = F.adaptive_avg_pool2d(features, 1)
         return self.classifier(torch.flatten(x, 1))
 
 
