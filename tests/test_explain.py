@@ -158,6 +158,20 @@ def test_densenet_default_layer_is_after_the_final_relu():
     assert (norm5 < 0).any() and torch.allclose(model(x), ref, atol=1e-6)
 
 
+def test_feature_map_panels_keep_their_width_with_long_layer_names(tmp_path, monkeypatch):
+    """A row's label as a title made tight_layout shrink all 16 columns to ~10 px to fit it."""
+    from cnnlab.report import plots
+    figs, save = [], plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (save(fig, path), figs.append(fig)))
+    maps = [("features.block1.conv1", torch.rand(32, 32, 32)), ("features.block2.conv2", torch.rand(64, 16, 16))]
+    plots.plot_feature_maps(torch.zeros(3, 32, 32, dtype=torch.uint8), maps, tmp_path / "fm.png", title="t")
+    (fig,) = figs
+    renderer = fig.canvas.get_renderer()
+    assert min(ax.get_window_extent(renderer).width for ax in fig.axes) > 40  # pixels at the figure's dpi
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert labels == ["features.block1.conv1: 32 channels, 32x32", "features.block2.conv2: 32 of 64 channels, 16x16"]
+
+
 def test_unknown_layer_names_close_matches():
     model = cnnlab.create_model("mnist-cnn-bn-403k")
     with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):

@@ -275,8 +275,9 @@ def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "
         for i in range(len(m)):
             ax = axes[r + i // cols, i % cols]
             ax.imshow(m[i].numpy(), cmap="viridis", interpolation="nearest")
-            if i == 0:
-                ax.set_title(f"{name}: {shown}, {m.shape[1]}x{m.shape[2]}", fontsize=7, loc="left")
+            if i == 0:  # out of the layout: as a title, tight_layout shrank every column to fit it
+                ax.text(0, 1.05, f"{name}: {shown}, {m.shape[1]}x{m.shape[2]}", fontsize=7,
+                        transform=ax.transAxes, ha="left", va="bottom").set_in_layout(False)
         r += -(-len(m) // cols)
     fig.suptitle(title, fontsize=8)
     _save(fig, path)
