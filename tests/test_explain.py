@@ -172,6 +172,25 @@ def test_feature_map_panels_keep_their_width_with_long_layer_names(tmp_path, mon
     assert labels == ["features.block1.conv1: 32 channels, 32x32", "features.block2.conv2: 32 of 64 channels, 16x16"]
 
 
+def test_a_bfloat16_or_float64_model_gets_its_input_in_its_dtype():
+    """The input used to be cast to float32 always: a bfloat16 or float64 model refused it."""
+    from cnnlab.report.summary import summary_rows
+    model = cnnlab.create_model("mnist-cnn-small").eval()
+    x = torch.randn(2, 1, 28, 28)
+    cam, logits, layer = grad_cam(model, x)
+    maps = feature_maps(model, x, layer)
+    for dtype, tol, cam_tol in ((torch.float64, 1e-4, 1e-4), (torch.bfloat16, 0.1, 0.25)):  # bf16: 8 bits
+        cast = cnnlab.create_model("mnist-cnn-small").eval()
+        cast.load_state_dict(model.state_dict())
+        cast.to(dtype)
+        cam2, logits2, layer2 = grad_cam(cast, x)
+        maps2 = feature_maps(cast, x, layer2)
+        assert layer2 == layer and cam2.dtype == logits2.dtype == maps2.dtype == torch.float32
+        assert torch.allclose(cam2, cam, atol=cam_tol) and torch.allclose(maps2, maps, atol=tol, rtol=tol)
+        assert torch.allclose(logits2, logits, atol=tol, rtol=tol)
+        assert summary_rows(cast) == summary_rows(model)
+
+
 def test_unknown_layer_names_close_matches():
     model = cnnlab.create_model("mnist-cnn-bn-403k")
     with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):

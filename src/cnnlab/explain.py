@@ -14,7 +14,9 @@
 * :func:`explain_run` -- the three pictures for a run folder: ``gradcam.png``, ``filters.png``
   and ``feature_maps.png`` (:mod:`cnnlab.report.plots`).
 
-Everything runs in float32 and eval mode (dropout off, BatchNorm's running statistics).
+Everything runs in eval mode (dropout off, BatchNorm's running statistics) and in the model's
+dtype (its first floating-point parameter's: float32, or bfloat16 or float64 for a model cast so);
+the maps, heatmaps and logits returned are float32.
 """
 from __future__ import annotations
 
@@ -40,9 +42,11 @@ def _module(model: nn.Module, name: str) -> nn.Module:
 
 
 def _on_model_device(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` as float32 on the device of the model's parameters."""
+    """``x`` on the device of the model's parameters, in the dtype of its first floating-point one
+    (float32 if none): a bfloat16 or float64 model refuses float32 input."""
     param = next(model.parameters(), None)
-    return x.float().to(param.device if param is not None else x.device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    return x.to(param.device if param is not None else x.device, dtype)
 
 
 def _check_images(x: torch.Tensor) -> None:
@@ -207,8 +211,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
 
     Returns:
         ``(cam, logits, layer)``: float32 ``(N, H, W)`` heatmaps in [0, 1], the float32 logits,
-        and the layer's name. Computed in float32 and eval mode; the model's weights and mode are
-        left as they were.
+        and the layer's name. Computed in eval mode, in the model's dtype (a bfloat16 or float64
+        model gets ``x`` cast to it); the model's weights and mode are left as they were.
 
     Raises:
         UnknownNameError: ``layer`` names no module (close names suggested).

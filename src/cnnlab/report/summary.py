@@ -34,7 +34,8 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
     """Run one example through ``model`` and record each layer.
 
     Args:
-        model: any ``nn.Module`` taking float ``(N, C, H, W)`` (or ``(N, C, L)``) input.
+        model: any ``nn.Module`` taking float ``(N, C, H, W)`` (or ``(N, C, L)``) input; the example
+            is zeros in the dtype of its first floating-point parameter (float32 if none).
         input_size: (C, H, W) of one example, or (H, W) for a cnnlab model (its channels);
             default ``model.info.input_size`` (cnnlab's models).
 
@@ -66,10 +67,12 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
                 shape_s = "(None, " + ", ".join(map(str, shape[1:])) + ")" if shape != "?" else "?"
                 rows.append((name, type(mod).__name__, shape_s, sum(own)))
             hooks.append(m.register_forward_hook(hook))
-    device = next(model.parameters(), torch.empty(0)).device  # the example goes where the model is
+    # the example goes where the model is, in its dtype (a bfloat16 model refuses float32 input)
+    device = next(model.parameters(), torch.empty(0)).device
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     try:
         with eval_mode(model), torch.no_grad():
-            model(torch.zeros(1, *input_size, device=device))
+            model(torch.zeros(1, *input_size, device=device, dtype=dtype))
     finally:
         for h in hooks:
             h.remove()
