@@ -191,6 +191,26 @@ def test_a_bfloat16_or_float64_model_gets_its_input_in_its_dtype():
         assert summary_rows(cast) == summary_rows(model)
 
 
+def test_the_documented_misplacement_of_maps_that_do_not_tile_the_image():
+    """lenet5's s4 (5x5 from 28x28, unpadded C3) sees rows ~3.5-23.5: the heatmap, stretched over
+    the whole image (as the paper's code and pytorch-grad-cam do), lies ~3 px off at the corners."""
+    model = cnnlab.create_model("lenet5").eval()
+    x = torch.randn(1, 1, 28, 28, requires_grad=True)
+    out = []
+    handle = model.features.s4.register_forward_hook(lambda m, i, o: out.append(o))
+    model(x)
+    handle.remove()
+    (g,) = torch.autograd.grad(out[0][0, :, 0, 0].sum(), x)  # what s4's position (0, 0) sees
+    rows = torch.arange(28.0)
+    seen = g[0, 0].abs().sum(1)
+    one = torch.zeros(1, 1, 5, 5)
+    one[0, 0, 0, 0] = 1
+    drawn = nn.functional.interpolate(one, size=(28, 28), mode="bilinear", align_corners=False)[0, 0].sum(1)
+    offset = float((seen * rows).sum() / seen.sum() - (drawn * rows).sum() / drawn.sum())
+    assert 2 < offset < 4.5
+    assert "lenet5's ``features.s4``" in grad_cam.__doc__ and ":func:`grad_cam`'s" in cam_layer.__doc__
+
+
 def test_unknown_layer_names_close_matches():
     model = cnnlab.create_model("mnist-cnn-bn-403k")
     with pytest.raises(UnknownNameError, match="no layer 'features.relu9'.*did you mean 'features.relu"):

@@ -68,7 +68,9 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
     there counts as that output; a pooling layer counts only if it pools an activation's very
     output, so after conv -> ReLU -> BatchNorm -> pool it is the ReLU'd conv). Failing that, any
     layer with such a map, then any with at least 2 positions. Dropout and identity layers, no-ops
-    in evaluation, are passed over, so the name is that of the layer that computed the maps.
+    in evaluation, are passed over, so the name is that of the layer that computed the maps. A map
+    shrunk by unpadded convolutions (lenet5's) is placed a few pixels off by :func:`grad_cam`'s
+    upsampling: see its docstring.
 
     Args:
         model: an image classifier; run once on ``x[:1]`` in eval mode (its mode is restored).
@@ -200,6 +202,12 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
     For each image, with ``A`` the layer's maps ``(K, h, w)`` and ``y`` the target class's logit:
     ``alpha_k = mean_ij dy/dA_kij`` and ``cam = ReLU(sum_k alpha_k A_k)``, upsampled bilinearly
     to ``(H, W)`` and divided by its maximum (an all-zero map stays zero: no positive evidence).
+
+    Limitation: the upsampling stretches the map over the whole image, as the paper's code and
+    pytorch-grad-cam do, which assumes its positions tile the input evenly. Where the layer's
+    convolutions are unpadded they do not: lenet5's ``features.s4`` (5x5 from 28x28) sees rows
+    ~3.5-23.5 of the image, so its heatmap lies up to ~3 px off, stretched outwards from the
+    centre; a padded layer (``features.relu2`` of mnist-cnn-small, 14x14) is off by under 1 px.
 
     Args:
         model: an image classifier, float ``(N, C, H, W)`` -> logits ``(N, K)`` or ``(N, 1)``
