@@ -487,6 +487,19 @@ def test_lookahead_averages_every_k_steps_and_sets_the_model_to_the_slow_weights
     assert la.state_dict()["slow"]["weight"].item() == pytest.approx(slow)
 
 
+@pytest.mark.parametrize("step", [0, 2])  # an update (every=1), and the epoch's end (every=5)
+def test_a_resumed_lookahead_moves_its_slow_weights_to_the_models_device(step):
+    """last_state.pt is read onto the CPU; on a GPU the slow copy must follow the model there
+    ("meta" stands in for the GPU)."""
+    from types import SimpleNamespace
+    from cnnlab.training import Lookahead
+    la = Lookahead(start_epoch=0, every=1 if step == 0 else 5)
+    la.load_state_dict({"slow": {"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}})
+    trainer = SimpleNamespace(model=nn.Linear(2, 2).to("meta"), epochs=2, steps_per_epoch=3)
+    la.on_train_batch_end(trainer, 1, step)
+    assert {v.device.type for v in la.slow.values()} == {"meta"}
+
+
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 def test_logged_learning_rate_is_that_of_the_epochs_last_step():
     """A per-step schedule is stepped after every batch; the log must show the rate the epoch's

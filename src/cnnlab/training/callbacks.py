@@ -283,7 +283,8 @@ class Lookahead(Callback):
         every: optimizer steps between updates (airbench: 5).
         decay: per-step base of ``rho`` (airbench: 0.95). decay_power: airbench: 3.
 
-    The slow copy is part of :meth:`state_dict`, so a resumed run continues it exactly.
+    The slow copy is part of :meth:`state_dict`, so a resumed run continues it exactly (the copy
+    restored by :meth:`load_state_dict` moves to the model's device at its first use).
 
     Raises:
         ValueError: ``every`` under 1 or ``decay`` outside [0, 1].
@@ -310,12 +311,19 @@ class Lookahead(Callback):
             else:
                 total = trainer.epochs * trainer.steps_per_epoch
                 rho = self.decay ** self.every * min(1.0, t / total) ** self.decay_power
-                for k, v in fast.items():
+                for k, v in self._slow_on(fast).items():
                     self.slow[k].lerp_(v, 1 - rho)
                     v.copy_(self.slow[k])
         elif step == trainer.steps_per_epoch - 1 and self.slow is not None:  # end of the epoch
-            for k, v in _float_state(trainer.model).items():
+            for k, v in self._slow_on(_float_state(trainer.model)).items():
                 v.copy_(self.slow[k])
+
+    def _slow_on(self, fast: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``fast``, once the slow copy is on its device (a resumed run's was read onto the CPU)."""
+        for k, v in fast.items():
+            if self.slow[k].device != v.device:
+                self.slow[k] = self.slow[k].to(v.device)
+        return fast
 
     def state_dict(self) -> dict:
         return {"slow": self.slow}
