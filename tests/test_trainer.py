@@ -579,6 +579,25 @@ def test_a_nan_input_that_leaves_the_loss_finite_still_stops_training():
     assert not t.history.epochs  # stopped in epoch 1: nothing logged, nothing checkpointed
 
 
+def test_a_nan_that_lookahead_hides_from_the_weights_is_found_in_the_optimizer_state():
+    """A NaN in the epoch's last batch, after Lookahead's last update: its end-of-epoch copy sets
+    the weights back to the finite slow ones, but the momentum holds the NaN into the next epoch."""
+    from cnnlab.training import Lookahead
+    ds = toy_dataset(n_train=192, n_test=64)
+    x = ds.train_images.float() / 255
+    x[128, 0, 0, 0] = float("nan")
+    batches = [(x[i:i + 64], ds.train_labels[i:i + 64]) for i in (0, 64, 128)]
+    torch.manual_seed(0)
+    model = create_model("cifar10-cnn-bn", num_classes=4, in_chans=1, input_size=(28, 28))
+    t = Trainer(model, build_optimizer(model.parameters(), "sgd", 0.01), classification_loss(),
+                log=lambda m: None, callbacks=[Lookahead(start_epoch=0, every=2)])
+    with pytest.raises(NonFiniteLossError, match=r"weights features\.block1\.conv1\.weight \(optimizer state "
+                                                 r"momentum_buffer\).* hold NaN or inf after epoch 1"):
+        t.fit(batches, epochs=2)
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the slow weights
+    assert not t.history.epochs  # nothing checkpointed
+
+
 def test_an_empty_training_loader_is_refused():
     model = nn.Linear(2, 2)
     t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), log=lambda m: None)

@@ -207,9 +207,10 @@ class Trainer:
 
         Raises:
             NonFiniteLossError: the epoch's mean training or validation loss is NaN/inf, or a
-                trainable weight is (a NaN in the inputs can leave the loss finite: ReLU, fused
-                or not, maps NaN to 0); the epoch's callbacks do not run (no checkpoint of its
-                weights). The best and last checkpoints of earlier epochs are kept.
+                trainable weight or the optimizer's state (momentum) is (a NaN in the inputs can
+                leave the loss finite: ReLU, fused or not, maps NaN to 0); the epoch's callbacks
+                do not run (no checkpoint of its weights). The best and last checkpoints of
+                earlier epochs are kept.
             ValueError: ``train`` yields no batch.
         """
         if len(train) == 0:
@@ -251,11 +252,19 @@ class Trainer:
         return self.history
 
     def _check_weights_finite(self, epoch: int) -> None:
-        """Raise NonFiniteLossError if a trainable weight holds NaN/inf (one sync per epoch)."""
-        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        if not params or bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+        """Raise NonFiniteLossError if a trainable weight, or a float tensor of the optimizer's state
+        (momentum, Adam's moments), holds NaN/inf; one sync per epoch. The state is checked as a
+        callback may set the weights back to finite ones (Lookahead's slow weights at the end of an
+        epoch), which would hide a NaN that the momentum carries into the next epoch."""
+        named = list(self.model.named_parameters())
+        tensors = [(n, p) for n, p in named if p.requires_grad]
+        for n, p in named:
+            for key, v in self.optimizer.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.is_floating_point() and v.device == p.device:  # not a CPU step count
+                    tensors.append((f"{n} (optimizer state {key})", v))
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):
             return
-        bad = [n for n, p in params if not bool(torch.isfinite(p).all())]
+        bad = [n for n, t in tensors if not bool(torch.isfinite(t).all())]
         kept = ("the checkpoints of earlier epochs are kept" if epoch else
                 "no checkpoint was written (it was the first epoch)")
         raise NonFiniteLossError(
