@@ -181,6 +181,20 @@ def test_label_smoothing_and_binary_losses():
     assert bce(torch.tensor([[5.0]]), torch.tensor([1])) < bce(torch.tensor([[-5.0]]), torch.tensor([1]))
 
 
+@pytest.mark.parametrize("kw", [{}, {"binary": True}, {"binary": True, "class_weight": torch.tensor([1.0, 3.0])}])
+def test_losses_under_bf16_autocast_are_those_of_float32(kw):
+    """Smoothed targets stay float32 (in bf16, 0.95 / 0.05 round to 0.9492 / 0.05005)."""
+    from cnnlab.device import autocast
+    torch.manual_seed(0)
+    lin, y = nn.Linear(8, 1 if kw.get("binary") else 2), torch.arange(64) % 2
+    loss = classification_loss(0.1, **kw)
+    with autocast(torch.device("cpu"), "bf16"):
+        logits = lin(torch.randn(64, 8))
+        got = loss(logits, y)
+    assert logits.dtype == torch.bfloat16 and got.dtype == torch.float32
+    assert got.item() == pytest.approx(loss(logits.float(), y).item(), rel=1e-6)
+
+
 def test_multistep_drops_at_milestones():
     p = [nn.Parameter(torch.zeros(1))]
     opt = build_optimizer(p, "sgd", 0.1)

@@ -209,20 +209,22 @@ def classification_loss(label_smoothing: float = 0.0, binary: bool = False,
             divides by the sum of the weights).
 
     Returns:
-        ``loss(logits float (N, K) or (N, 1), labels int64 (N,)) -> scalar``.
+        ``loss(logits float (N, K) or (N, 1), labels int64 (N,)) -> scalar``, float32 also for
+        bf16 logits under autocast (which computes cross-entropy in float32; the binary loss
+        casts its logits and targets itself).
     """
     def weighted(per_example, y):
         return per_example.mul(class_weight.to(per_example.device)[y]).mean()
 
     if binary:
         def bce(logits, y):
-            target = y.to(logits.dtype)
+            # in float32: bf16 targets would round the smoothed 0.95 / 0.05 to 0.9492 / 0.05005
+            logits, target = logits.squeeze(1).float(), y.to(torch.float32)
             if label_smoothing:
                 target = target * (1 - label_smoothing) + 0.5 * label_smoothing
             if class_weight is None:
-                return F.binary_cross_entropy_with_logits(logits.squeeze(1), target)
-            return weighted(F.binary_cross_entropy_with_logits(logits.squeeze(1), target,
-                                                               reduction="none"), y)
+                return F.binary_cross_entropy_with_logits(logits, target)
+            return weighted(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), y)
         return bce
     if class_weight is None:
         return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
