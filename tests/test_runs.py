@@ -1030,6 +1030,27 @@ def test_a_kill_between_the_best_checkpoint_and_the_state_leaves_no_best_of_a_lo
     assert resumed.test_metrics["best_epoch"] == full.test_metrics["best_epoch"]
 
 
+def test_a_kill_between_the_last_state_and_metrics_csv_loses_no_row(tmp_path, monkeypatch):
+    """The final epoch's state written, its metrics.csv row not: resuming finds every epoch done
+    and trains nothing, yet rewrites metrics.csv from the saved history."""
+    from cnnlab import runs
+    real_write = runs.write_metrics_csv
+
+    def killed_at_the_last_epoch(path, history):
+        if len(history) == RECIPE.epochs:
+            raise Killed
+        real_write(path, history)
+    monkeypatch.setattr(runs, "write_metrics_csv", killed_at_the_last_epoch)
+    with pytest.raises(Killed):
+        cnnlab.train(RECIPE, dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet, device="cpu")
+    monkeypatch.setattr(runs, "write_metrics_csv", real_write)
+    assert len(runs.read_metrics_csv(tmp_path / "r" / "metrics.csv")) == RECIPE.epochs - 1
+    resumed = cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet, device="cpu")
+    assert len(resumed.history) == RECIPE.epochs
+    rows = runs.read_metrics_csv(tmp_path / "r" / "metrics.csv")
+    assert rows["epoch"] == [1, 2, 3] and rows["val_loss"] == pytest.approx(resumed.history["val_loss"], rel=1e-5)
+
+
 def test_resuming_a_run_stopped_while_plotting_draws_its_plots(tmp_path, monkeypatch):
     from cnnlab import runs
     ds = toy_dataset()

@@ -744,6 +744,8 @@ def train(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | None
         log(f"resuming {run_dir} after epoch {initial_epoch}")
     if main:
         write_json(run_dir / "recipe.json", meta)
+        if state is not None:  # a kill between last_state.pt and metrics.csv lost the epoch's row
+            write_metrics_csv(run_dir / "metrics.csv", trainer.history)
 
     def save_epoch(epoch: int) -> None:
         # last.safetensors is the weights that are evaluated (the EMA of the weights when the
