@@ -1051,6 +1051,23 @@ def test_a_kill_between_the_last_state_and_metrics_csv_loses_no_row(tmp_path, mo
     assert rows["epoch"] == [1, 2, 3] and rows["val_loss"] == pytest.approx(resumed.history["val_loss"], rel=1e-5)
 
 
+def test_a_recipe_run_leaves_restore_best_weights_off_and_says_what_it_tests():
+    """The run tests best.safetensors, the best epoch by the recipe's monitor: weights that
+    EarlyStopping restored by its own monitor were replaced unseen, yet logged as restored."""
+    from cnnlab import runs
+    from cnnlab.training import EarlyStopping
+    recipe = RECIPE.override({"monitor": "val_accuracy", "early_stopping.monitor": "val_loss",
+                              "early_stopping.restore_best_weights": True})
+    logs = []
+    es, = [c for c in runs._callbacks(recipe, None, "best.safetensors", "val_accuracy", log=logs.append)
+           if isinstance(c, EarlyStopping)]
+    assert not es.restore_best_weights and es.monitor == "val_loss"
+    assert logs == ["early_stopping.restore_best_weights is not applied: the run tests its best checkpoint, "
+                    "the best epoch by val_accuracy (the recipe's monitor)"]
+    es, = [c for c in runs._callbacks(recipe, None, None, "val_accuracy") if isinstance(c, EarlyStopping)]
+    assert es.restore_best_weights  # no checkpoint (prepare's other users): Keras' behaviour
+
+
 def test_resuming_a_run_stopped_while_plotting_draws_its_plots(tmp_path, monkeypatch):
     from cnnlab import runs
     ds = toy_dataset()

@@ -343,15 +343,22 @@ def _watched(monitor: str, val: bool, log, who: str = "the best checkpoint") -> 
 def _callbacks(recipe: Recipe, model: nn.Module, checkpoint, monitor: str, val: bool = True,
                log=None) -> list:
     """The recipe's callbacks, ModelCheckpoint first (``train`` reads its best epoch); without a
-    validation split (``val`` false) each watches the training twin of its ``val_`` metric."""
+    validation split (``val`` false) each watches the training twin of its ``val_`` metric.
+    With a ``checkpoint``, EarlyStopping's ``restore_best_weights`` is left off (and ``log`` says
+    so): the run tests that checkpoint, the best epoch by ``monitor``, which would replace them."""
     callbacks: list = []
     if checkpoint is not None:
         callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True))
-    for field, cls in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
-        config = getattr(recipe, field)
+    for name, cls in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
+        config = getattr(recipe, name)
         if config is not None:
             args = config.model_dump()
-            args["monitor"] = _watched(args["monitor"], val, log, field)
+            args["monitor"] = _watched(args["monitor"], val, log, name)
+            if checkpoint is not None and args.get("restore_best_weights"):
+                args["restore_best_weights"] = False
+                if log:
+                    log(f"early_stopping.restore_best_weights is not applied: the run tests its best "
+                        f"checkpoint, the best epoch by {monitor} (the recipe's monitor)")
             callbacks.append(cls(**args))
     if recipe.lookahead is not None:
         callbacks.append(Lookahead(**recipe.lookahead.model_dump()))

@@ -69,7 +69,9 @@ class EarlyStoppingConfig(_Strict):
         "auto", description="min, max, or auto: max for accuracy, min for loss")
     baseline: Optional[float] = Field(None, description="stop unless the metric beats this within "
                                                         "patience epochs")
-    restore_best_weights: bool = Field(False, description="load the best epoch's weights at the end")
+    restore_best_weights: bool = Field(False, description="load the best epoch's weights at the end "
+                                       "(Keras); not applied in a recipe run, which tests its best "
+                                       "checkpoint: the best epoch by the recipe's monitor")
     start_from_epoch: int = Field(0, ge=0, description="epochs before improvements are looked for")
 
     _monitor = field_validator("monitor")(_monitored)
