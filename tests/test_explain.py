@@ -125,6 +125,13 @@ def test_a_pool_after_batchnorm_is_not_an_activated_map():
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     assert cam_layer(model, torch.randn(1, 1, 32, 32)) == "5"
     assert cam_layer(model, torch.randn(1, 1, 32, 32), min_size=16) == "3"
+    # the same with the BatchNorm closing a block and the pool outside it: still the ReLU's map
+
+    def block(c_in, c_out):
+        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(c_out))
+    model = nn.Sequential(block(1, 4), nn.MaxPool2d(2), block(4, 4), nn.MaxPool2d(2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    assert cam_layer(model.eval(), torch.randn(1, 1, 32, 32)) == "2.1"
 
 
 def test_default_layer_of_models_with_batchnorm_after_the_relu():

@@ -90,7 +90,9 @@ def cam_layer(model: nn.Module, x: torch.Tensor, min_size: int = 4) -> str:
 
     def record(mod, inp, out, name):
         act = _after_activation(mod, inp, act_out)
-        if act and torch.is_tensor(out):
+        # leaves only: a block counts as activated (its layer inside is judged later), but its
+        # output may be a BatchNorm's, which a pool after the block must not count as activated
+        if act and torch.is_tensor(out) and not any(True for _ in mod.children()):
             act_out.append(out)
         if _passed_over(mod):
             return
