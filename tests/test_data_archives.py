@@ -66,7 +66,7 @@ def test_no_extraction_without_the_data_filter(tmp_path, monkeypatch):
     arch = make_tar(tmp_path / "evil.tar.gz", [("sub", "sym", "."), ("sub/esc", "sym", "../victim.txt"),
                                                ("esc", "file", b"overwritten")])
     monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    with pytest.raises(RuntimeError, match="evil.tar.gz: not extracted: .* no tarfile.data_filter"):
+    with pytest.raises(DataFileError, match="evil.tar.gz: not extracted: .* no tarfile.data_filter"):
         safe_extract(arch, tmp_path / "out")
     assert victim.read_text() == "precious"
 

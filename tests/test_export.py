@@ -50,6 +50,10 @@ def test_export_command(tmp_path, capsys):
     assert not (tmp_path / "m.unchecked.onnx").exists()  # stale once the export succeeded
     props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
     assert props["cnnlab.weights"] == "last.safetensors"  # --weights reached the export
+    (tmp_path / "m.unchecked.onnx").write_bytes(b"a failed check's file")
+    from cnnlab.export import export_onnx
+    export_onnx(tmp_path / "run", tmp_path / "m.onnx", check=False)
+    assert (tmp_path / "m.unchecked.onnx").exists()  # kept: this export was not checked
     (tmp_path / "run" / "metrics.csv").write_text('epoch,loss\n1,"0,602736"\n')  # decimal commas
     (tmp_path / "run" / "test_metrics.json").write_text('{"loss": 0.3')  # truncated
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")]) == 0  # not needed: not read

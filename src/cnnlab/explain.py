@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import UnknownNameError, did_you_mean
-from .models.base import eval_mode
+from .models.base import eval_mode, param_dtype
 from .training.loop import predicted_labels
 
 
@@ -45,8 +45,7 @@ def _on_model_device(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` on the device of the model's parameters, in the dtype of its first floating-point one
     (float32 if none): a bfloat16 or float64 model refuses float32 input."""
     param = next(model.parameters(), None)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    return x.to(param.device if param is not None else x.device, dtype)
+    return x.to(param.device if param is not None else x.device, param_dtype(model))
 
 
 def _check_images(x: torch.Tensor) -> None:

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_write
-from .inference import COLOUR_MODES, WithNormalisation, _resize_policy
+from .data.images import RESAMPLE
+from .inference import COLOUR_MODES, WithNormalisation, _resize_policy, check_finite_logits
 from .runs import load_run, run_meta
 
 ONNX_EXTRA = ("cnnlab export needs the onnx extra: pip install 'cnnlab[onnx]' (in a source checkout: "
@@ -60,7 +61,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         run_dir: a run folder (``cnnlab train`` wrote it).
         out: the file to write, or an existing folder to write ``model.onnx`` in (default:
             ``RUN_DIR/model.onnx``); written atomically, and a ``*.unchecked.onnx`` beside it, left
-            by a failed check, removed.
+            by a failed check, removed once this export passes its check.
         weights: ``"best"`` or ``"last"`` checkpoint.
         check: run the file with onnxruntime on a random batch of 3 and compare with PyTorch.
 
@@ -97,9 +98,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
          else torch.randn(3, *shape, generator=g))
     with torch.no_grad():
         expected = net(x)
-    if not bool(torch.isfinite(expected).all()):
-        raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN "
-                         "or inf on a random batch (weights of a diverged run?); nothing exported")
+    check_finite_logits(expected, run_dir, weights, "nothing exported", on=" on a random batch")
     # the exporter prints its progress and warns about torchvision ops; the result is checked below
     quiet = logging.getLogger("torch.onnx")
     level, quiet.level = quiet.level, logging.ERROR
@@ -125,7 +124,7 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     if images:
         props["cnnlab.resize"] = json.dumps({"size": list(shape[1:]), "policy": _resize_policy(meta),
                                              "color": COLOUR_MODES.get(shape[0]),
-                                             "resample": "PIL bilinear (antialiased), JPEG draft decoding"})
+                                             "resample": RESAMPLE})
     onnx.helper.set_model_props(model, props)
     data = model.SerializeToString()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             raise ExportCheckError(f"{out}: onnxruntime's logits differ from PyTorch's by {diff:.3g} "
                                    f"(more than 1e-3); not written, the file is in {kept} to inspect")
     atomic_write(out, lambda f: f.write(data), mode="wb")
-    kept.unlink(missing_ok=True)  # a failed check's file, now stale
+    if check:
+        kept.unlink(missing_ok=True)  # a failed check's file, now stale: this export passed its check
     name_in = "pixels" if images else "signals"
     dims = ", ".join(map(str, shape))
     return {"file": str(out), "input": f"{name_in}: {'uint8' if images else 'float32'} (N, {dims})",

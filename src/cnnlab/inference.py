@@ -83,6 +83,19 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     return out
 
 
+def check_finite_logits(logits: torch.Tensor, run_dir: str | os.PathLike, weights: str, outcome: str,
+                        on: str = "") -> None:
+    """Refuse logits that hold NaN or inf (weights of a diverged run), as predict and export do.
+
+    Raises:
+        ValueError: naming the weights file, where the logits were computed (``on``) and the
+            ``outcome`` (what was not done).
+    """
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN or inf"
+                         f"{on} (weights of a diverged run?); {outcome}")
+
+
 def _colour_mode(run_dir: str | os.PathLike, channels: int,
                  instead: str = "pass uint8 pixels (N, C, H, W)") -> str:
     """How image files are decoded for a run on ``channels``-channel images (:data:`COLOUR_MODES`).
@@ -268,9 +281,7 @@ def _predict(run_dir, images, weights: str, top_k: int, device, skip_unreadable:
     with torch.no_grad(), autocast(dev, prec):
         logits = torch.cat([tta_logits(net, x[i:i + bs].to(dev).float(), run.recipe.tta).float()
                             for i in range(0, len(x), bs)])
-    if not bool(torch.isfinite(logits).all()):  # as export refuses them
-        raise ValueError(f"{Path(run_dir) / (weights + '.safetensors')}: the model's logits are NaN or inf "
-                         "(weights of a diverged run?); no prediction")
+    check_finite_logits(logits, run_dir, weights, "no prediction")
     classes = meta["classes"]
     # softmax, or (1 - p, p) for one sigmoid output; a stable sort of float64 logs ranks ties and
     # saturated probabilities as the metrics' predicted_labels does (the first largest logit)

@@ -424,11 +424,14 @@ def build_table(results_dir: Path) -> str:
         resumed.append(was_resumed)
     head = ["# Results: every recipe run in full", "",
             "Test top-1 on the official test split (mean ± sample std over the seeds run); the best "
-            "checkpoint is chosen on the validation split, never on the test split. Wall time is the "
+            "checkpoint is chosen on the validation split (on the training split for the *no val. "
+            "split* rows, where it is in practice the last, annealed epoch), never on the test split. "
+            "Wall time is the "
             "median training time per run on the machine below; *to target* is the median training "
             "time until the validation top-1 first reached the reported figure (time-to-accuracy; "
-            "measured on validation so that the test split stays untouched; — for runs recorded "
-            "before it was kept; *no val. split* for recipes trained without a validation split, "
+            "measured on validation so that the test split stays untouched; — for recipes without "
+            "a reported figure and for runs recorded before it was kept; *no val. split* for recipes "
+            "trained without a validation split, "
             "with nothing to time); *date* is the day of the row's runs (first to last, where its seeds ran on "
             "different days). Regenerate with `cnnlab reproduce PATTERN`.", "",
             "| recipe | kind | source | reported (%) | literature | ours (%) | meets reported | seeds | epochs | minutes | to target (val, min) | precision | data | date |",

@@ -160,7 +160,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         FileNotFoundError: the files are not found and downloading is off; the message lists every
             folder searched.
         OSError: a download failed from every URL; the message lists each URL and its error.
-        ChecksumError: (a ValueError) a download delivered the wrong bytes (md5) from every URL.
+        ChecksumError: (a ValueError) no URL worked, and at least one delivered a file with the
+            wrong md5.
         DataFileError: a file is corrupt, truncated or inconsistent.
         ValueError: an option (``kwargs`` key) the dataset does not take, with close matches.
     """

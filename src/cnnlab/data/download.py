@@ -86,12 +86,12 @@ def safe_extract(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
 
     Raises:
         DataFileError: (a ValueError) an unsafe member, named; or a file that is not a tar
-            archive, or a truncated or corrupt one. The message names the archive.
-        RuntimeError: this Python's ``tarfile`` has no ``data_filter``.
+            archive, or a truncated or corrupt one; or this Python's ``tarfile`` has no
+            ``data_filter`` (the archive cannot be used here). The message names the archive.
         OSError: writing failed (e.g. the disk is full); ``dest`` is left as it was.
     """
     if not hasattr(tarfile, "data_filter"):
-        raise RuntimeError(f"{archive}: not extracted: this Python ({platform.python_version()}) has no "
+        raise DataFileError(f"{archive}: not extracted: this Python ({platform.python_version()}) has no "
                            "tarfile.data_filter, which safe extraction needs (Python 3.10.12+, 3.11.4+ "
                            f"or 3.12+); upgrade Python, or extract the archive into {dest} yourself")
     dest = Path(dest)

@@ -65,6 +65,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", 
                               ".ppm", ".pgm", ".pbm"})
 RESIZE_POLICIES = ("squash", "center-crop", "none")
 COLORS = {"rgb": "RGB", "grayscale": "L"}
+RESAMPLE = "PIL bilinear (antialiased), JPEG draft decoding"  # how files are resized (recorded in provenance)
 # bump when decoding changes (resampling, draft rule, layout of the cache file): old entries then
 # simply stop matching
 CACHE_VERSION = 2  # 2: 16-bit grey scaled whatever its brightest pixel
@@ -549,7 +550,7 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
     opts = dict(size=hw, color=color, resize=resize, workers=workers, expect_size=expect_size)
     prov: dict = {"source": source or f"image folder {root}", "folder": str(root), "lossy": lossy,
                   "resize": {"size": list(hw) if hw else None, "policy": resize, "color": color,
-                             "resample": "PIL bilinear (antialiased), JPEG draft decoding"}}
+                             "resample": RESAMPLE}}
     split_dirs = _split_dirs(root)
     # train/ is the split layout; Train/ too beside a test folder (alone it may be a class: trains)
     if "train" in split_dirs and (split_dirs["train"] == "train" or any(d in split_dirs for d in TEST_FOLDERS)):

@@ -268,6 +268,12 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
+def param_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (``torch.float32`` if it has none):
+    what its input must be (a bfloat16 or float64 model refuses float32 input)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (elements), all or only those with ``requires_grad``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

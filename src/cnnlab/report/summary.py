@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.base import eval_mode
+from ..models.base import eval_mode, param_dtype
 
 _STAT_BUFFERS = ("running_mean", "running_var")
 
@@ -69,7 +69,7 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
             hooks.append(m.register_forward_hook(hook))
     # the example goes where the model is, in its dtype (a bfloat16 model refuses float32 input)
     device = next(model.parameters(), torch.empty(0)).device
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    dtype = param_dtype(model)
     try:
         with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, *input_size, device=device, dtype=dtype))
