@@ -413,7 +413,7 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
         DataFileError: a corrupt, refused or inconsistent file, naming it; an image archive with
             no readable image of a class in a split (in another layout, say).
         OSError: the archive could not be downloaded; lists each URL and its error.
-        ChecksumError: the downloaded archive has the wrong md5.
+        ChecksumError: no URL worked, and at least one delivered an archive with the wrong md5.
     """
     if source not in ("auto", "pickle", "jpeg"):
         raise ValueError(f"source must be 'auto', 'pickle' or 'jpeg', got {source!r}")

@@ -36,7 +36,7 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         DataFileError: a truncated/corrupt file, mismatched counts, images not 28x28 or a label
             outside ``0..len(classes) - 1``, naming the file.
         OSError: a file could not be downloaded from any mirror; lists each URL and its error.
-        ChecksumError: every mirror that delivered a file delivered one with the wrong md5.
+        ChecksumError: no mirror worked, and at least one delivered a file with the wrong md5.
     """
     root = find_files(folder, FILES, data_dir)
     if root is None:
