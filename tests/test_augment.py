@@ -311,3 +311,24 @@ def test_noise_on_float_images_of_unknown_range_is_refused():
     BatchLoader(torch.rand(4, 1, 8, 8), labels, 2, mean=(0.5,), std=(0.2,),  # no noise: fine
                 augment=build_augment(AugmentConfig(rotation=10)))
     BatchLoader(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), labels, 2, mean=(0.5,), std=(0.2,), augment=aug)
+
+
+@pytest.mark.parametrize("overrides", [{"augment.rotation": 10.0}, {"augment.noise_std": 0.05},
+                                       {"augment.horizontal_flip": True, "augment.alternate_flip": True}])
+def test_augment_on_1d_signals_is_refused_before_training(tmp_path, overrides):
+    # the loader's alternate flip reversed the order of a signal's values, silently; the other parts
+    # failed on the first batch, after the run folder was made
+    import cnnlab
+    from cnnlab.data.core import ImageDataset
+    from cnnlab.recipes import RecipeError
+    sig = ImageDataset("signals", torch.rand(40, 1, 4, generator=gen()), torch.arange(40) % 2,
+                       torch.rand(10, 1, 4, generator=gen(1)), torch.arange(10) % 2, ["a", "b"])
+    recipe = cnnlab.get_recipe("iris-conv1d-fast", {"epochs": 1, **overrides})
+    with pytest.raises(RecipeError, match=r"augment needs images \(C, H, W\); the examples of dataset "
+                                          r"'signals' have shape \(1, 4\): use augment=null"):
+        cnnlab.train(recipe, dataset=sig, run_dir=tmp_path / "r", log=lambda m: None, device="cpu")
+    assert not (tmp_path / "r").exists()
+    # settings that augment nothing are no augmentation: the run trains
+    run = cnnlab.train(recipe.override({"augment": {"fill_mode": "constant"}}), dataset=sig,
+                       run_dir=tmp_path / "n", log=lambda m: None, device="cpu")
+    assert len(run.history) == 1

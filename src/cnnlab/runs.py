@@ -254,12 +254,17 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
 
     Raises:
         RecipeError: ``batch_size`` does not divide by the number of torchrun processes,
-            ``val_fraction`` leaves no training example, or ``tta`` asks for views of examples
-            that are not images.
+            ``val_fraction`` leaves no training example, or ``tta`` or ``augment`` asks for views
+            of examples that are not images.
     """
     if recipe.tta != "none" and ds.train_images.dim() != 4:  # refused before training, not after
         raise RecipeError(f"tta={recipe.tta!r} needs images (C, H, W); the examples of dataset "
                           f"{ds.name!r} have shape {tuple(ds.train_images.shape[1:])}: use tta='none'")
+    if recipe.augment is not None and ds.train_images.dim() != 4:  # a flip reversed signals silently
+        from .data.augment import build_augment
+        if recipe.augment.horizontal_flip or build_augment(recipe.augment) is not None:
+            raise RecipeError(f"augment needs images (C, H, W); the examples of dataset {ds.name!r} "
+                              f"have shape {tuple(ds.train_images.shape[1:])}: use augment=null")
     dev = resolve_device(device)
     rank, world = distributed.setup(dev)
     if recipe.batch_size % world:
