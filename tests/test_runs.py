@@ -1277,3 +1277,12 @@ def test_a_run_saved_before_warm_up_applied_to_schedule_none_is_not_resumed(tmp_
     (tmp_path / "cut" / "recipe.json").write_text(json.dumps(meta))
     with pytest.raises(RecipeError, match="pairs reduce_lr with a warm-up"):
         cnnlab.train(None, dataset=toy_dataset(), resume=tmp_path / "cut", log=quiet, device="cpu")
+
+
+def test_a_run_folder_with_braces_in_its_name_keeps_its_best_checkpoint(tmp_path):
+    """The best checkpoint's path went to ModelCheckpoint as a filepath template: a folder named
+    ``exp_{lr=0.1}`` failed after the first epoch ("names the field 'lr=0'")."""
+    run_dir = tmp_path / "exp_{lr=0.1}_{0}"
+    run = cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(n_train=128, n_test=40),
+                       run_dir=run_dir, log=quiet, progress=False, device="cpu")
+    assert (run_dir / "best.safetensors").exists() and run.test_metrics["best_epoch"] == 1

@@ -353,7 +353,9 @@ def _callbacks(recipe: Recipe, model: nn.Module, checkpoint, monitor: str, val: 
     so): the run tests that checkpoint, the best epoch by ``monitor``, which would replace them."""
     callbacks: list = []
     if checkpoint is not None:
-        callbacks.append(ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True))
+        # a path, not a template: braces in a folder's name are kept (ModelCheckpoint formats it)
+        literal = str(checkpoint).replace("{", "{{").replace("}", "}}")
+        callbacks.append(ModelCheckpoint(literal, monitor=monitor, save_best_only=True))
     for name, cls in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
         config = getattr(recipe, name)
         if config is not None:
