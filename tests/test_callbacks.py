@@ -96,6 +96,21 @@ def test_model_checkpoint_keeps_only_best(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["best.safetensors"]  # no temp files left
 
 
+def test_model_checkpoint_keeps_the_best_over_two_fits(tmp_path):
+    """As Keras' (whose best is set once, at construction): a second fit, e.g. fine-tuning after
+    training the head, with the same callback overwrote the file with its first epoch, however
+    much worse that was than the first fit's best."""
+    t = FakeTrainer()
+    path = tmp_path / "best.safetensors"
+    mc = ModelCheckpoint(path, monitor="val_accuracy", save_best_only=True)
+    drive(mc, t, [0.5, 0.8], key="val_accuracy")
+    drive(mc, t, [0.6, 0.7], key="val_accuracy")
+    assert mc.best == 0.8
+    m = nn.Linear(2, 1)
+    load_weights(m, path)
+    assert m.weight.unique().item() == 1.0  # the first fit's epoch 1
+
+
 def test_model_checkpoint_every_epoch_with_template(tmp_path):
     t = FakeTrainer()
     mc = ModelCheckpoint(str(tmp_path / "ep{epoch:02d}-{val_loss:.2f}.safetensors"))

@@ -223,7 +223,7 @@ class ModelCheckpoint(Callback):
         monitor: metric deciding what "best" is.
         mode: ``min``, ``max`` or ``auto`` (as :class:`EarlyStopping`).
         save_best_only: only write when ``monitor`` improves; with a fixed ``filepath`` the file
-            then always holds the best weights seen.
+            then always holds the best weights seen, also over several ``fit`` calls (as Keras).
 
     Raises:
         ValueError: an unknown ``mode``; at the end of an epoch, a ``filepath`` field that the
@@ -237,9 +237,7 @@ class ModelCheckpoint(Callback):
                  save_best_only: bool = False):
         self.filepath, self.monitor = str(filepath), monitor
         self.mode, self.save_best_only = _mode(monitor, mode), save_best_only
-        self.on_train_begin(None)
-
-    def on_train_begin(self, trainer) -> None:
+        # set once, not at each fit (as Keras): a second fit overwrites the file only with better weights
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
 
