@@ -223,3 +223,22 @@ def test_cnnlab_train_under_torchrun_on_real_mnist(tmp_path):
     test = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
     assert test["total"] == 10_000 and test["accuracy"] > 0.95
     assert json.loads((tmp_path / "run" / "recipe.json").read_text())["dataset"]["validation"] == 12_000
+
+
+def test_resume_on_more_gpu_processes_gives_each_its_own_cuda_stream(monkeypatch, tmp_path):
+    # a state of 1 process on a GPU resumed by rank 1 of 2: its dropout (which draws from the CUDA
+    # generator there) must be derived afresh, not rank 0's saved stream (every rank drew the same masks)
+    from cnnlab import runs
+    from cnnlab.runs import _restore_state, _training_state, prepare
+    s = prepare(runs.get_recipe("mnist-lenet5", {"epochs": 1}), synthetic_dataset(), "cpu", log=lambda m: None,
+                progress=False)
+    state = _training_state(s, 0, 1.0, {"torch_rngs": [torch.get_rng_state()],
+                                        "cuda_rngs": [torch.full((16,), 7, dtype=torch.uint8)]})
+    cuda_calls = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda st, device=None: cuda_calls.append(("set", st)))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: cuda_calls.append(("seed", seed)))
+    monkeypatch.setattr(runs.distributed, "rank", lambda: 1)
+    monkeypatch.setattr(runs.distributed, "world_size", lambda: 2)
+    s.device = torch.device("cuda")
+    _restore_state(s, state, lambda m: None)
+    assert cuda_calls and cuda_calls[-1][0] == "seed", cuda_calls  # rank 1's own, after rank 0's was set

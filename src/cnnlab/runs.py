@@ -453,11 +453,11 @@ def _restore_state(s: Setup, state: dict, log) -> tuple[int, float]:
     # each process continues its own dropout stream; states saved before every process's was
     # kept, or by another number of processes, give rank 0's, the others derived from it
     torch.set_rng_state(state["torch_rngs"][rank] if own else state["torch_rng"])
-    if rank and not own:
-        torch.manual_seed(int(torch.randint(2 ** 62, (1,))) + rank)
     if s.device.type == "cuda" and state.get("cuda_rng") is not None:  # dropout draws from it there
         cuda_own = own and state.get("cuda_rngs") is not None
         torch.cuda.set_rng_state(state["cuda_rngs"][rank] if cuda_own else state["cuda_rng"], s.device)
+    if rank and not own:  # after the CUDA state: manual_seed reseeds the GPUs' generators too
+        torch.manual_seed(int(torch.randint(2 ** 62, (1,))) + rank)
     seconds = state.get("train_time_s", sum(e.get("time_s", 0.0) for e in state["history"]))
     return int(state["epoch"]) + 1, float(seconds)
 
