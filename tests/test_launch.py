@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,19 @@ def test_physical_cores_falls_back_to_logical_cpus_without_topology(monkeypatch)
         raise FileNotFoundError(path)
     monkeypatch.setattr(builtins, "open", no_sys)
     assert launch.physical_cores({0, 1, 2}) == 3
+
+
+def test_relaunch_does_not_import_from_the_working_directory(tmp_path):
+    """The console script does not search the working directory for modules; the re-executed
+    command must not either (``python -m`` did: a user's cnnlab.py there broke every command)."""
+    work, bin_ = tmp_path / "work", tmp_path / "bin"
+    work.mkdir(), bin_.mkdir()
+    (work / "cnnlab.py").write_text("print('the user script ran')\n")
+    script = bin_ / "cnnlab"  # as pip writes a console script
+    script.write_text("import sys\nfrom cnnlab.cli import main\nsys.exit(main())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CNNLAB_LAUNCHER", "CNNLAB_LAUNCHED")}
+    env.pop("OMP_NUM_THREADS", None)  # so that the launcher re-executes
+    out = subprocess.run([sys.executable, str(script), "list", "recipes", "mnist-cnn-s*"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "mnist-cnn-small" in out.stdout and "the user script ran" not in out.stdout

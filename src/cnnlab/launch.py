@@ -77,15 +77,19 @@ def launch_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
 
 
 def maybe_relaunch(argv: list[str]) -> None:
-    """Re-execute ``python -m cnnlab.cli ARGV`` with :func:`launch_env`, if it changes anything.
+    """Re-execute ``cnnlab ARGV`` with :func:`launch_env`, if it changes anything: Python runs
+    :func:`cnnlab.cli.main` again with this process's ``sys.path`` (not ``python -m cnnlab.cli``,
+    which puts the working directory first, where a user's ``cnnlab.py`` or ``torch.py`` would
+    replace the package the ``cnnlab`` command imported).
 
     Does not return when it re-executes. Any failure to exec falls back to running in-process.
     """
     env = launch_env()
     if env is None:
         return
+    code = f"import sys; sys.path[:] = {sys.path!r}; from cnnlab.cli import main; sys.exit(main())"
     try:
-        os.execve(sys.executable, [sys.executable, "-m", "cnnlab.cli", *argv], env)
+        os.execve(sys.executable, [sys.executable, "-c", code, *argv], env)
     except OSError:
         return
 
