@@ -144,6 +144,26 @@ def test_cpu_isa_names_the_instruction_sets_benchmarks_depend_on(monkeypatch):
     assert "cpu_isa" in device.describe_machine()
 
 
+def test_auto_precision_counts_no_emulated_gpu_bf16(monkeypatch):
+    """A GPU before Ampere (T4: compute capability 7.5) runs bf16 tensors, emulated; torch's
+    is_bf16_supported() says True for it. Auto precision is bf16 only where bf16 is native."""
+    from types import SimpleNamespace
+
+    from cnnlab import device
+    caps = {0: (8, 0), 1: (7, 5)}  # an A100 and a T4; the A100 is the current GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "_check_bf16_tensor_supported", lambda dev: True, raising=False)
+    # torch.cuda.is_bf16_supported asks get_device_properties(current_device())
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: SimpleNamespace(major=caps[d][0]))
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda d=None: caps[torch.cuda.current_device() if d is None or d.index is None else d.index])
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert device.resolve_precision("auto", torch.device("cuda:0")) == "bf16"
+    assert device.resolve_precision("auto", torch.device("cuda:1")) == "fp32"
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert device.resolve_precision("auto", torch.device("cuda")) == "fp32"
+
 def test_the_command_and_package_start_without_torch():
     """``import cnnlab`` and ``cnnlab.cli`` import no torch (PEP 562 names), so the ``cnnlab``
     command parses its arguments and re-executes itself with the launch settings before the one

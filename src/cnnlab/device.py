@@ -54,8 +54,10 @@ def cpu_flags() -> frozenset[str]:
 
 def native_bf16(device: torch.device) -> bool:
     """True if ``device`` computes bf16 natively (AMX-BF16/AVX512-BF16 CPU, bf16-capable GPU)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # torch.cuda.is_bf16_supported() also says True for the emulated bf16 of
+        # GPUs before Ampere (compute capability 8.0: V100, T4), and asks about the current GPU, not device
+        return torch.cuda.is_available() and (bool(torch.version.hip)
+                                              or torch.cuda.get_device_capability(device)[0] >= 8)
     if device.type == "cpu":
         return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
     return False
