@@ -99,6 +99,23 @@ def test_an_unknown_precision_is_refused_before_any_step():
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+def test_a_loss_not_finite_from_the_first_step_is_an_error_not_a_suggestion():
+    """Nothing to read off a curve of one NaN: no lr_min of 1e-7 and minimum/10 of 1e-8 (and no
+    plot failing on NaN axis limits); a loss that turns NaN later ends the test as diverged."""
+    from cnnlab.training import NonFiniteLossError
+    model, opt, loader = toy_setup()
+    with pytest.raises(NonFiniteLossError, match="the loss is nan at the first step"):
+        lr_find(model, opt, lambda z, y: classification_loss()(z, y) * math.nan, loader, steps=10)
+    calls = []
+
+    def nan_from_the_fourth(z, y):
+        calls.append(1)
+        return classification_loss()(z, y) * (math.nan if len(calls) >= 4 else 1.0)
+    model, opt, loader = toy_setup()
+    r = lr_find(model, opt, nan_from_the_fourth, loader, steps=10)
+    assert r.stopped == "diverged" and len(r.lrs) == 3 and all(map(math.isfinite, r.losses))
+
+
 def test_find_lr_on_a_recipe_writes_only_its_plot(tmp_path):
     recipe = Recipe(name="toy", source="test", dataset="toy", model="lenet5", epochs=1, batch_size=32,
                     optimizer="adam", lr=1e-3, schedule="onecycle", precision="fp32")

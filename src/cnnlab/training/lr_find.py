@@ -16,6 +16,7 @@ from torch import nn
 
 from ..device import autocast
 from ..transfer import frozen_norms_eval
+from .loop import NonFiniteLossError
 
 
 @dataclass
@@ -96,6 +97,7 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
 
     Raises:
         ValueError: a bad range or step count, a precision other than fp32 / bf16, or no batches.
+        NonFiniteLossError: the first step's loss is NaN or infinite (no rate to suggest).
     """
     check_range(start_lr, end_lr, steps)
     autocast(torch.device(device), precision)  # raises ValueError for anything but fp32 / bf16
@@ -135,6 +137,9 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
         raw.append(value)
         losses.append(smoothed)
         best = min(best, smoothed)
+        if not math.isfinite(smoothed) and step == 0:
+            raise NonFiniteLossError(f"lr_find: the loss is {value} at the first step (lr {lr:.2g}), before "
+                                     "the rate can matter: check the data, the model and the precision")
         if not math.isfinite(smoothed) or smoothed > diverge * best:
             stopped = "diverged"
             break
