@@ -127,6 +127,22 @@ def test_find_lr_on_a_recipe_writes_only_its_plot(tmp_path):
     assert "suggested lr (minimum/10)" in lines[1] and "(the one-cycle peak)" in lines[1]
 
 
+def test_find_lr_clips_and_mixes_as_the_recipe_trains():
+    """--set clip_grad_norm=... and mixup_alpha / cutmix_alpha change the test's steps as they
+    change training's (they were left out: the curve was that of another setup)."""
+    recipe = Recipe(name="toy", source="test", dataset="toy", model="lenet5", epochs=1, batch_size=32,
+                    optimizer="sgd", lr=0.1, precision="fp32")
+
+    def losses(overrides):
+        return find_lr(recipe, overrides, dataset=toy_dataset(), steps=6, start_lr=1.0, end_lr=10.0,
+                       log=lambda m: None).raw_losses
+    plain = losses([])
+    assert losses([]) == plain  # deterministic: any difference below comes from the setting
+    clipped = losses(["clip_grad_norm=0.001"])
+    assert clipped[0] == plain[0] and clipped[1:] != plain[1:]  # the first step's loss is before any clip
+    assert losses(["mixup_alpha=1.0"])[0] != plain[0]
+
+
 def test_command_refuses_unknown_recipes_and_ranges(capsys):
     from cnnlab.cli import main
     assert main(["lr-find", "mnist-lenet"]) == 2

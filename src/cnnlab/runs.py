@@ -1174,7 +1174,8 @@ def find_lr(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | No
         f"{recipe.batch_size}, lr {start_lr:.0e} to {end_lr:.0e}, {s.precision}"
         f"{' channels_last' if s.channels_last else ''} on {s.device}")
     result = lr_find(s.model, s.optimizer, s.trainer.loss_fn, s.train, start_lr=start_lr, end_lr=end_lr,
-                     steps=steps, precision=s.precision, device=s.device)
+                     steps=steps, precision=s.precision, device=s.device,
+                     clip_grad_norm=s.trainer.clip_grad_norm, mix=s.trainer.mix)
     ended = "stopped: the loss diverged" if result.stopped == "diverged" else "all"
     log(f"{len(result.lrs)} steps ({ended}); "
         f"loss lowest at lr {result.lr_min:.2g}; suggested lr (minimum/10) {result.suggestion:.2g}; "

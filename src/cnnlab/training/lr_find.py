@@ -70,7 +70,7 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batches: Iterable, *,
             start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, precision: str = "fp32",
             device: torch.device | str = "cpu", smoothing: float | None = None,
-            diverge: float = 4.0) -> LRFinderResult:
+            diverge: float = 4.0, clip_grad_norm: float | None = None, mix=None) -> LRFinderResult:
     """Run the learning-rate range test: ``steps`` training steps, the learning rate going from
     ``start_lr`` to ``end_lr`` geometrically; stop early once the loss diverges.
 
@@ -91,6 +91,9 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
             steps), so that the smoothed curve does not lag the rates; fastai's 0.98 (about 50
             steps) lags it by four decades at 100 steps.
         diverge: stop when the smoothed loss exceeds this many times its minimum.
+        clip_grad_norm, mix: the gradient clipping and MixUp/CutMix
+            (:class:`cnnlab.training.mix.BatchMix`) of training, as :class:`cnnlab.training.Trainer`
+            applies them; None: off.
 
     Returns:
         :class:`LRFinderResult` with the rates and losses; ``suggestion`` is minimum/10.
@@ -125,10 +128,18 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
                 x, y = next(it)
             except StopIteration:
                 raise ValueError("lr_find got no batches") from None
+        lam = 1.0
+        if mix is not None:
+            x, y_other, lam = mix(x, y)
         with autocast(device, precision):
-            loss = loss_fn(model(x), y)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            if lam != 1.0:
+                loss = lam * loss + (1.0 - lam) * loss_fn(logits, y_other)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()
         value = float(loss.detach())  # one sync per step: the test needs each loss at once
         avg = smoothing * avg + (1 - smoothing) * value
