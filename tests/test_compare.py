@@ -66,3 +66,18 @@ def test_the_plot_is_titled_with_the_runs_and_their_recipes(two_runs, tmp_path, 
     assert seen["title"] == "3 runs of toy, toy-noval"
     compare_runs([root / "a"], plot=tmp_path / "c.png")
     assert seen["title"] == "1 run of toy"
+
+
+def test_a_run_resumed_for_more_epochs_has_no_test_figures_until_it_is_tested_again(two_runs, tmp_path):
+    """`cnnlab train --resume RUN --set epochs=N` of a tested run keeps the old test_metrics.json
+    while it trains on: the table showed that earlier end's test top-1 and minutes."""
+    import shutil
+    root, a, _ = two_runs
+    run = tmp_path / "a"
+    shutil.copytree(root / "a", run)
+    rows = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(rows + ["3" + rows[-1][1:]]) + "\n")  # epoch 3 written
+    r = compare_runs([run])[0]
+    assert r["epochs"] == 3 and r["test_accuracy"] is None and r["best_epoch"] is None
+    assert r["minutes"] == pytest.approx(sum(r["history"]["time_s"]) / 60)
+    assert compare_runs([root / "a"])[0]["test_accuracy"] == a.test_metrics["accuracy"]

@@ -24,8 +24,8 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
         One dict per run, in the given order: ``run`` (the folder), ``label`` (a unique short
         name), ``recipe``, ``epochs`` (run so far), ``best_val_accuracy`` and ``best_val_epoch``
         (the highest validation top-1, None without validation), ``test_accuracy`` (None until
-        the run has finished), ``best_epoch`` (the checkpoint the test used), ``minutes``
-        (training time) and ``history`` (:class:`cnnlab.training.History`).
+        the run has finished: one resumed for more epochs has not), ``best_epoch`` (the checkpoint
+        the test used), ``minutes`` (training time) and ``history`` (:class:`cnnlab.training.History`).
 
     Raises:
         FileNotFoundError: a folder that is not a run folder (named).
@@ -40,6 +40,8 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
         meta = run_meta(d)
         history = read_metrics_csv(d / "metrics.csv") if (d / "metrics.csv").is_file() else History()
         test = json.loads((d / "test_metrics.json").read_text()) if (d / "test_metrics.json").is_file() else {}
+        if test.get("epochs_run", len(history)) != len(history):  # of an earlier end: resumed since
+            test = {}
         val = history["val_accuracy"]
         best = max(range(len(val)), key=val.__getitem__) if val else None
         seconds = test.get("train_time_s", sum(history["time_s"]))
