@@ -81,3 +81,5 @@ def test_a_run_resumed_for_more_epochs_has_no_test_figures_until_it_is_tested_ag
     assert r["epochs"] == 3 and r["test_accuracy"] is None and r["best_epoch"] is None
     assert r["minutes"] == pytest.approx(sum(r["history"]["time_s"]) / 60)
     assert compare_runs([root / "a"])[0]["test_accuracy"] == a.test_metrics["accuracy"]
+    assert cnnlab.load_run(run, load_data=False).test_metrics == {}  # load_run, evaluate, predict alike
+    assert cnnlab.load_run(root / "a", load_data=False).test_metrics == a.test_metrics

@@ -995,6 +995,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
             in-memory ``ImageDataset`` of your own), which cannot be loaded by name.
         records: read ``metrics.csv`` and ``test_metrics.json`` (history, test metrics); False
             leaves both empty, unread, for callers that need only the model (predict, export).
+            A ``test_metrics.json`` of fewer epochs than ``metrics.csv`` holds (the run was
+            resumed for more epochs and is not tested again yet) is left out: test metrics empty.
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
@@ -1025,6 +1027,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if records:
         history = _read_record(run_dir / "metrics.csv", read_metrics_csv, history)
         test = _read_record(run_dir / "test_metrics.json", lambda p: json.loads(p.read_text()), test)
+        if test.get("epochs_run", len(history)) != len(history):  # an earlier end's: resumed since
+            test = {}
     ds = dataset
     if load_data and ds is None:
         if meta["dataset"]["name"] != recipe.dataset:
