@@ -26,3 +26,17 @@ def test_unknown_name_suggests_close_matches():
         r.register(n, n)
     with pytest.raises(UnknownNameError, match="did you mean 'mnist-cnn-small'"):
         r.get("mnist-cnn-smal")
+
+
+def test_unknown_name_suggestions_ignore_case():
+    """'VGG16' and 'ZFNet', as papers write them, share too few letters with 'vgg16' and 'zfnet'
+    case for case to be suggested at all."""
+    r = Registry("model")
+    for n in ("vgg16", "vgg16_bn", "zfnet", "zfnet-cifar", "resnet20"):
+        r.register(n, n)
+    with pytest.raises(UnknownNameError, match="did you mean 'vgg16'"):
+        r.get("VGG16")
+    with pytest.raises(UnknownNameError, match="did you mean 'zfnet'"):
+        r.get("ZFNet")
+    with pytest.raises(UnknownNameError, match="did you mean 'resnet20'"):
+        r.get("ResNet-20")

@@ -25,10 +25,15 @@ class UnknownNameError(KeyError):
 
 def did_you_mean(name: str, names: Iterable[str], n: int = 5) -> str:
     """``"; did you mean 'a', 'b'?"`` with up to ``n`` of ``names`` close to ``name`` (spelling
-    first, then names that contain it), or ``""`` when none is."""
+    first, then names that contain it; both case-blind: ``VGG16`` finds ``vgg16``), or ``""``
+    when none is."""
     names = list(names)
-    close = difflib.get_close_matches(name, names, n=n, cutoff=0.5)
-    close += [c for c in names if name and name in c and c not in close][: n - len(close)]
+    folded: dict[str, list[str]] = {}  # casefolded -> the names spelt so
+    for c in names:
+        folded.setdefault(c.casefold(), []).append(c)
+    key = name.casefold()
+    close = [c for f in difflib.get_close_matches(key, list(folded), n=n, cutoff=0.5) for c in folded[f]][:n]
+    close += [c for c in names if key and key in c.casefold() and c not in close][: n - len(close)]
     return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
