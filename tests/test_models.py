@@ -470,6 +470,22 @@ def test_local_response_norm_under_bf16_autocast_and_other_ranks():
     torch.testing.assert_close(lrn(x3), torch.nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0)(x3))
 
 
+@pytest.mark.parametrize("name", ["zfnet-cifar", "zfnet"])
+def test_zfnet_cast_to_bfloat16_runs(name):
+    """A model cast to bfloat16 (summary and explain take one): the LRN gave float32 maps, which
+    the next conv's bfloat16 weights refused."""
+    from cnnlab.models.layers import LocalResponseNorm
+    model = create_model(name).eval()
+    x = torch.randn(1, *model.info.input_size)
+    with torch.no_grad():
+        ref = model(x)
+        model.to(torch.bfloat16)
+        assert LocalResponseNorm(5, 5e-4, 0.75, 2.0)(x.bfloat16()).dtype == torch.bfloat16
+        out = model(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+
+
 @pytest.mark.parametrize("conv_mode,linear_std", [("fan_out", 0.01), ("fan_in", None)])
 def test_torchvision_init_draws_what_torchvisions_loop_draws(conv_mode, linear_std):
     from cnnlab.models.layers import torchvision_init

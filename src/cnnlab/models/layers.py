@@ -144,12 +144,14 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     format, bf16 under autocast), then the scale is computed in float32 (~57 ms, 4.6x faster).
 
     Input ``(N, C, H, W)`` (any other rank falls back to PyTorch's version); output the same shape
-    and memory format, float32 under CPU bf16 autocast as PyTorch's (the next layer casts it).
+    and memory format, float32 under CPU bf16 autocast as PyTorch's (the next layer casts it), the
+    input's dtype otherwise (a model cast to bfloat16 gets bfloat16 maps for its next conv).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Float ``(N, C, H, W)`` -> the normalised maps, same shape and memory format (float32 for a
-        bfloat16 input); other ranks go to ``nn.LocalResponseNorm``."""
+        bfloat16 input under autocast, the input's dtype otherwise); other ranks go to
+        ``nn.LocalResponseNorm``."""
         if x.dim() != 4:
             return super().forward(x)
         c = x.shape[1]
@@ -159,7 +161,11 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         window_sum = nn.functional.conv2d(x * x, band.to(x.dtype).view(c, c, 1, 1))
         dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 -> float32, float64 stays
         scale = window_sum.to(dtype).mul_(self.alpha / self.size).add_(self.k).pow_(-self.beta)
-        return x * scale
+        out = x * scale
+        # outside autocast a float32 result would meet the bfloat16 weights of the next conv
+        if out.dtype == x.dtype or (x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)):
+            return out
+        return out.to(x.dtype)
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = True) -> nn.Conv2d:
