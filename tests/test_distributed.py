@@ -129,6 +129,17 @@ def test_recipe_batch_must_divide_by_the_processes(monkeypatch, tmp_path):
         single_process(tmp_path, "mnist-lenet5", {"epochs": 1})
 
 
+def test_a_gpu_named_by_index_under_torchrun_is_refused(monkeypatch):
+    """--device cuda:1 put every process on GPU 1 (setup took LOCAL_RANK only without an index)."""
+    from cnnlab import distributed
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *a, **k: pytest.fail("joined"))
+    with pytest.raises(ValueError, match=r"'cuda:1' under torchrun: .* \(this one: cuda:0\); use --device cuda"):
+        distributed.setup(torch.device("cuda:1"))
+
+
 # --- torchrun: 2 processes -------------------------------------------------------------------
 
 def test_two_processes_train_like_one(tmp_path):

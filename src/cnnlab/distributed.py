@@ -51,12 +51,18 @@ def setup(device: torch.device) -> tuple[int, int]:
 
     Raises:
         RuntimeError: torchrun's rendezvous variables are incomplete, or the group cannot form.
+        ValueError: a GPU named by index (``cuda:1``) that is not this process's ``LOCAL_RANK``:
+            every process would train on that one GPU.
     """
     if not launched():
         return 0, 1
     if not dist.is_initialized():
         if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            if device.index is not None and device.index != local:
+                raise ValueError(f"device {str(device)!r} under torchrun: each process trains on "
+                                 f"GPU LOCAL_RANK (this one: cuda:{local}); use --device cuda")
+            torch.cuda.set_device(local)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
