@@ -90,6 +90,22 @@ def test_shapes_that_do_not_fit_are_named(tmp_path):
         load_pretrained(other, tmp_path / "w.pth")
 
 
+def test_a_deeper_networks_file_is_refused_not_loaded_in_part(tmp_path):
+    """resnet56's blocks have resnet20's shapes: its file filled resnet20's first three blocks of each
+    stage and left the rest out with no error, where load_state_dict(strict=True) names them."""
+    torch.save(cnnlab.create_model("resnet56").state_dict(), tmp_path / "r56.pth")
+    for part in ("all", "features"):
+        with pytest.raises(ValueError, match=r"r56\.pth: weights do not fit .*unexpected layer1\.3\.conv1\.weight"):
+            load_pretrained(cnnlab.create_model("resnet20"), tmp_path / "r56.pth", part)
+    sd = trained_source().state_dict()
+    torch.save({**sd, "features.block9.conv.weight": torch.ones(3)}, tmp_path / "extra.pth")
+    with pytest.raises(ValueError, match=r"unexpected features\.block9\.conv\.weight"):
+        load_pretrained(cnnlab.create_model(MODEL, num_classes=4), tmp_path / "extra.pth")
+    # part 'features' leaves the file's head alone, whatever its names
+    torch.save({**sd, "classifier.other.weight": torch.ones(3)}, tmp_path / "head.pth")
+    load_pretrained(cnnlab.create_model(MODEL, num_classes=4), tmp_path / "head.pth")
+
+
 def test_pickled_objects_are_refused_not_run(tmp_path):
     torch.save({"features.w": NotATensor()}, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match=r"evil\.pth: holds Python objects"):

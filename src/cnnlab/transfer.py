@@ -148,7 +148,8 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
 
     Raises:
         FileNotFoundError, ValueError: see :func:`find_weights` / :func:`read_state_dict`.
-        ValueError: a tensor the model needs is missing from the file or has another shape (the
+        ValueError: a tensor the model needs is missing from the file or has another shape, or
+            the file has a tensor the part loaded has no place for (a deeper network's; the
             message names the first few, with both shapes).
     """
     if part not in ("features", "all"):
@@ -164,6 +165,10 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
     # BatchNorm's batch counters are absent from files saved before PyTorch 0.4.1 (some of
     # torchvision's); load_state_dict accepts that, and so do we (the model's own count stays)
     missing = [k for k in wanted if k not in state and not k.endswith(".num_batches_tracked")]
+    # the file's tensors the model has no place for, in the part loaded (load_state_dict's strict
+    # "unexpected keys"): a deeper network's file (resnet34's into resnet18) is not taken in part
+    roots = {k.split(".")[0] for k in wanted}
+    unexpected = [k for k in state if k not in own and (part == "all" or k.split(".")[0] in roots)]
     new, mismatched, take = [], [], {}
     for k in wanted:
         if k in missing or k not in state:
@@ -175,9 +180,10 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
         else:
             mismatched.append(f"{k} {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in "
                               "the model")
-    if missing or mismatched:
-        problems = [f"missing {k}" for k in missing[:5]] + mismatched[:5]
-        more = len(missing) + len(mismatched) - len(problems)
+    if missing or mismatched or unexpected:
+        problems = ([f"missing {k}" for k in missing[:5]] + [f"unexpected {k}" for k in unexpected[:5]]
+                    + mismatched[:5])
+        more = len(missing) + len(unexpected) + len(mismatched) - len(problems)
         hint = " (part 'features' loads the convolutional base only)" if part == "all" else ""
         raise ValueError(f"{path}: weights do not fit {type(model).__name__}{hint}: "
                          + "; ".join(problems) + (f"; and {more} more" if more > 0 else ""))
