@@ -279,6 +279,20 @@ def test_marked_batchnorm_trains_its_affine_but_keeps_its_statistics():
     assert torch.equal(stats, bn.running_var) and bn.weight.grad is not None
 
 
+def test_a_marked_batchnorm_without_affine_parameters_keeps_its_statistics_too():
+    """keep_running_stats counted it, and frozen_norms_eval left it training on the batches."""
+    from cnnlab.transfer import keep_running_stats
+    m = torch.nn.Module()
+    m.features = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4, affine=False))
+    m.classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(36, affine=False))
+    assert keep_running_stats(m, "features") == 1
+    m.train()
+    assert frozen_norms_eval(m) == 1 and not m.features[1].training and m.classifier[1].training
+    stats = m.features[1].running_mean.clone()
+    m.features(torch.rand(4, 1, 5, 5) * 3)
+    assert torch.equal(stats, m.features[1].running_mean)
+
+
 def test_files_without_batchnorm_counters_load(tmp_path):
     """Files saved before PyTorch 0.4.1 (some of torchvision's) have no num_batches_tracked:
     load_state_dict accepts them, and so does load_pretrained."""

@@ -270,9 +270,10 @@ def frozen_norms_eval(model: nn.Module) -> int:
     returns how many were switched."""
     n = 0
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and m.training and (
+        # a marked one without affine parameters too; unmarked, "all frozen" needs some to tell
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and (
                 getattr(m, "keep_running_stats", False)
-                or not any(p.requires_grad for p in m.parameters(recurse=False))):
+                or m.affine and not any(p.requires_grad for p in m.parameters(recurse=False))):
             m.eval()
             n += 1
     return n
