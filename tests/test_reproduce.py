@@ -417,3 +417,18 @@ def test_override_rows_with_superseded_records_are_marked(tmp_path):
     assert rows[0].startswith("| mnist-cnn-small | faithful")  # its plain records were never superseded
     assert rows[1].startswith('| mnist-cnn-small ° | `{"epochs": 5}` | 99.00 ± 0.00 | 2 |')
     assert "° Earlier records of this row's recipe (and overrides) stay in its file" in table
+
+
+def test_a_kept_feature_extraction_run_is_what_fine_tuning_starts_from(tmp_path, toy, monkeypatch):
+    """reproduce 'catsdogs-*' --keep-runs K: the fine-tuning recipe names its source by recipe name,
+    which was looked for under ./runs only, so K's fresh run was not found (or an older one used)."""
+    import json
+    from cnnlab.recipes import RECIPES
+    from cnnlab.reproduce import run_and_record
+    monkeypatch.setitem(RECIPES._items, "toy-ft", toy.override(
+        {"name": "toy-ft", "pretrained": "toy", "pretrained_part": "all", "trainable_from": "classifier"}))
+    run_and_record("toy", [0], tmp_path, keep_runs=tmp_path / "K", log=lambda m: None, device="cpu")
+    monkeypatch.chdir(tmp_path / "K")  # no runs/ here
+    run_and_record("toy-ft", [0], tmp_path, keep_runs=tmp_path / "K", log=lambda m: None, device="cpu")
+    saved = json.loads((tmp_path / "K" / "toy-ft-seed0" / "recipe.json").read_text())["recipe"]
+    assert saved["pretrained"] == str(tmp_path / "K" / "toy-seed0")

@@ -103,7 +103,7 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
 
     plan = []  # (seed, recipe, kept run folder or None, resume it?)
     for seed in seeds:
-        recipe = get_recipe(name, overrides).override({"seed": seed})
+        recipe = _pretrained_kept(get_recipe(name, overrides).override({"seed": seed}), keep_runs)
         run_dir = (keep_runs / f"{name}-seed{seed}") if keep_runs else None
         started = run_dir is not None and (run_dir / "last_state.pt").exists()
         if started and not resume:
@@ -140,6 +140,24 @@ def run_and_record(name: str, seeds: list[int], results_dir: Path, data_dir=None
                 shutil.rmtree(run_dir, ignore_errors=True)
         records.append(rec)
     return records
+
+
+def _pretrained_kept(recipe: Recipe, keep_runs: Path | None) -> Recipe:
+    """``recipe`` with a ``pretrained`` recipe name resolved to that recipe's run in ``keep_runs``
+    (the same seed's first), where the folder holds one: ``reproduce 'catsdogs-*' --keep-runs DIR``
+    fine-tunes the feature extraction runs it just made there, not what is newest under ``runs/``
+    (where the name alone looks; one level deeper only, so a DIR elsewhere was never searched).
+
+    Raises:
+        FileNotFoundError: ``keep_runs`` holds runs of that recipe, but none has finished.
+    """
+    from .transfer import _run_recipe, find_weights
+    source = recipe.pretrained
+    if keep_runs is None or source not in RECIPES or Path(source).exists():
+        return recipe
+    if not any(_run_recipe(d).get("name") == source for d in Path(keep_runs).glob("*")):
+        return recipe
+    return recipe.override({"pretrained": str(find_weights(source, keep_runs, recipe.seed).parent)})
 
 
 def _record(name: str, seed: int, overrides, run, recipe: Recipe) -> dict:
