@@ -62,6 +62,9 @@ def test_export_command(tmp_path, capsys):
     (tmp_path / "out").mkdir()  # a folder: model.onnx in it
     assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
     assert f"wrote {tmp_path / 'out' / 'model.onnx'}" in capsys.readouterr().out
+    # a folder not there yet, named as one by its trailing slash: created, not a file named "new"
+    assert main(["export", str(tmp_path / "run"), "--out", f"{tmp_path / 'new'}/"]) == 0
+    assert (tmp_path / "new" / "model.onnx").is_file()
 
 
 def test_a_missing_extra_is_named(tmp_path, monkeypatch, capsys):

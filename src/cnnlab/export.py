@@ -59,7 +59,8 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
 
     Args:
         run_dir: a run folder (``cnnlab train`` wrote it).
-        out: the file to write, or an existing folder to write ``model.onnx`` in (default:
+        out: the file to write, or a folder to write ``model.onnx`` in (an existing one, or a
+            path ending in ``/``, created as needed; default:
             ``RUN_DIR/model.onnx``); written atomically, and a ``*.unchecked.onnx`` beside it, left
             by a failed check, removed once this export passes its check.
         weights: ``"best"`` or ``"last"`` checkpoint.
@@ -85,8 +86,9 @@ def export_onnx(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             import onnxruntime as ort
     except ModuleNotFoundError:
         raise ModuleNotFoundError(ONNX_EXTRA) from None
+    folder = out is not None and str(out).endswith(("/", os.sep))  # Path() drops the slash: a new folder
     out = Path(out) if out is not None else Path(run_dir) / "model.onnx"
-    if out.is_dir():  # a folder: model.onnx in it (the result's "file" says so)
+    if folder or out.is_dir():  # a folder: model.onnx in it (the result's "file" says so)
         out = out / "model.onnx"
     run = load_run(run_dir, weights, device="cpu", records=False)
     meta = run_meta(run_dir)["dataset"]
