@@ -48,6 +48,11 @@ def test_summary_lists_the_binary_option_and_refuses_empty_sizes(capsys):
     assert "Options (--set model_kwargs.KEY=VALUE): binary" in capsys.readouterr().out
     assert main(["summary", "lenet5", "--input-size", "0", "28", "28"]) == 2
     assert "--input-size 0 28 28: sizes are at least 1" in capsys.readouterr().err
+    for n in ("0", "-1"):  # -1 was torch's RuntimeError (a negative dimension) as a traceback
+        with pytest.raises(SystemExit) as e:
+            main(["summary", "resnet20", "--num-classes", n])
+        assert e.value.code == 2
+        assert f"argument --num-classes: must be at least 1, got {n}" in capsys.readouterr().err
 
 
 def test_unknown_recipe_is_a_clean_error(capsys):

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--input-size", nargs="+", type=int, default=None, metavar="N",
                    help="C H W (or H W keeping the model's channels)")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--num-classes", type=_at_least(1), default=None)
 
     p = sub.add_parser("show", help="a recipe's settings as JSON: save and edit it as a recipe "
                        "file of your own")
