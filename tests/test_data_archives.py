@@ -195,6 +195,28 @@ def test_offline_in_tests(monkeypatch, tmp_path):
         load_dataset("mnist", tmp_path / "empty")
 
 
+@pytest.mark.parametrize("name, module, fetch", [("mnist", "mnist", "download"), ("cifar10", "cifar", "fetch")])
+def test_a_failed_download_says_where_the_files_were_looked_for(monkeypatch, tmp_path, name, module, fetch):
+    """Offline, a mistyped --data-dir gave only the URLs' "Name or service not known"; the error
+    names the folders searched first, and keeps its type (ChecksumError: a wrong file arrived)."""
+    import importlib
+    import re
+
+    from cnnlab.data import load_dataset
+    monkeypatch.delenv("CNNLAB_OFFLINE")
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    for error in (OSError("could not download x.gz from any of 2 URL(s): Name or service not known"),
+                  ChecksumError("could not download x.gz from any of 1 URL(s): md5 0 != published 1")):
+        def fail(*a, **k):
+            raise error
+        monkeypatch.setattr(importlib.import_module(f"cnnlab.data.{module}"), fetch, fail)
+        typo = re.escape(str(tmp_path / "typo" / name))
+        with pytest.raises(type(error), match=rf"(?s)dataset '{name}': files .* not found in any of:\n  {typo}\n"
+                                              r".*Downloading them failed: could not download x.gz"):
+            load_dataset(name, tmp_path / "typo")
+
+
 def test_no_room_for_the_temporary_file_is_a_disk_full_error(tmp_path, monkeypatch):
     """Downloads (and every run file) are written through ``atomic_path``; ENOSPC when its
     temporary file is created was a plain OSError without the target's name."""

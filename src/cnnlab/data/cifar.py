@@ -32,9 +32,11 @@ from typing import BinaryIO, Sequence
 import numpy as np
 import torch
 
-from .core import ImageDataset, cache_dir, candidate_dirs, not_found, register_dataset, sha256_file
+from .._io import DiskFullError
+from .core import (ImageDataset, cache_dir, candidate_dirs, download_failed, not_found, register_dataset,
+                   sha256_file)
+from .download import ChecksumError, safe_extract
 from .download import download as fetch
-from .download import safe_extract
 from .idx import DataFileError
 from .images import cached_decode, decode_files, load_image_folder, report_skipped
 
@@ -412,22 +414,28 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
         FileNotFoundError: no source found and downloading is off; lists where it looked.
         DataFileError: a corrupt, refused or inconsistent file, naming it; an image archive with
             no readable image of a class in a split (in another layout, say).
-        OSError: the archive could not be downloaded; lists each URL and its error.
+        OSError: the archive could not be downloaded; lists where the files were looked for, then
+            each URL and its error.
         ChecksumError: no URL worked, and at least one delivered an archive with the wrong md5.
     """
     if source not in ("auto", "pickle", "jpeg"):
         raise ValueError(f"source must be 'auto', 'pickle' or 'jpeg', got {source!r}")
     found = _find_source(data_dir, source)
     if found is None:
+        names = ([BATCH_DIR + "/", ARCHIVE] if source != "jpeg" else []) + \
+                (["train/ + test/", JPEG_ARCHIVE] if source != "pickle" else [])
         if download and source != "jpeg":
             root = cache_dir() / "cifar10"
             if not (root / ARCHIVE).exists():
-                fetch(URLS, root / ARCHIVE, md5=ARCHIVE_MD5)
+                try:
+                    fetch(URLS, root / ARCHIVE, md5=ARCHIVE_MD5)
+                except DiskFullError:
+                    raise
+                except (OSError, ChecksumError) as e:
+                    raise download_failed("cifar10", "cifar10", names, data_dir, e) from None
             safe_extract(root / ARCHIVE, root)
             found = ("batches", root / BATCH_DIR)
         else:
-            names = ([BATCH_DIR + "/", ARCHIVE] if source != "jpeg" else []) + \
-                    (["train/ + test/", JPEG_ARCHIVE] if source != "pickle" else [])
             raise not_found("cifar10", "cifar10", names, data_dir,
                             " (none of these layouts; downloading is off)" if not download else "")
     kind, path = found

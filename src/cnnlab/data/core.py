@@ -159,7 +159,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         UnknownNameError: unknown dataset name.
         FileNotFoundError: the files are not found and downloading is off; the message lists every
             folder searched.
-        OSError: a download failed from every URL; the message lists each URL and its error.
+        OSError: a download failed from every URL; the message lists the folders searched, then
+            each URL and its error.
         ChecksumError: (a ValueError) no URL worked, and at least one delivered a file with the
             wrong md5.
         DataFileError: a file is corrupt, truncated or inconsistent.
@@ -224,6 +225,13 @@ def not_found(name: str, folder: str, names: Sequence[str], data_dir, extra: str
         f"dataset {name!r}: files {', '.join(names)} not found in any of:\n  {where}\n"
         f"Point --data-dir (or $CNNLAB_DATA) at a folder that holds them or a '{folder}/' "
         f"sub-folder{extra}.")
+
+
+def download_failed(name: str, folder: str, names: Sequence[str], data_dir, error: Exception) -> Exception:
+    """``error``, a failed download of files found nowhere, as the same type with :func:`not_found`'s
+    message before it: offline, the folders searched (a mistyped ``--data-dir``) matter more than
+    the URLs."""
+    return type(error)(f"{not_found(name, folder, names, data_dir)}\nDownloading them failed: {error}")
 
 
 def sha256_file(path: str | os.PathLike) -> str:

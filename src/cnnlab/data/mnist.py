@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .core import ImageDataset, find_files, not_found, register_dataset, sha256_file, cache_dir
+from .._io import DiskFullError
+from .core import ImageDataset, download_failed, find_files, not_found, register_dataset, sha256_file, cache_dir
 from .download import download, file_digest, ChecksumError
 from .idx import DataFileError, read_idx_pair
 
@@ -35,7 +36,8 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         FileNotFoundError: files not found and downloading is off; lists where it looked.
         DataFileError: a truncated/corrupt file, mismatched counts, images not 28x28 or a label
             outside ``0..len(classes) - 1``, naming the file.
-        OSError: a file could not be downloaded from any mirror; lists each URL and its error.
+        OSError: a file could not be downloaded from any mirror; lists where the files were looked
+            for, then each URL and its error.
         ChecksumError: no mirror worked, and at least one delivered a file with the wrong md5.
     """
     root = find_files(folder, FILES, data_dir)
@@ -43,9 +45,14 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         if not download_ok:
             raise not_found(name, folder, FILES, data_dir, " (downloading is off: CNNLAB_OFFLINE)")
         root = cache_dir() / folder
-        for f in FILES:
-            if not (root / f).exists():
-                download([m + f for m in mirrors], root / f, md5=md5[f])
+        try:
+            for f in FILES:
+                if not (root / f).exists():
+                    download([m + f for m in mirrors], root / f, md5=md5[f])
+        except DiskFullError:
+            raise
+        except (OSError, ChecksumError) as e:
+            raise download_failed(name, folder, FILES, data_dir, e) from None
     xtr, ytr = _read_pair(root / FILES[0], root / FILES[1], len(classes))
     xte, yte = _read_pair(root / FILES[2], root / FILES[3], len(classes))
     files = {f: sha256_file(root / f) for f in FILES}
