@@ -33,6 +33,9 @@ def test_list_takes_a_pattern_alone_as_the_usage_line_says(capsys):
     assert "models (2):" in out and "  lenet5 " in out and "recipes (0):" in out
     assert main(["list", "modles", "x*"]) == 2
     assert "'modles' is not one of models, datasets, recipes; did you mean 'models'" in capsys.readouterr().err
+    assert main(["list", "modles"]) == 2  # alone: three "none match 'modles'" lines, not a word of models
+    assert "'modles' is not one of models, datasets, recipes; did you mean 'models'" in capsys.readouterr().err
+    assert main(["list", "recipe"]) == 2 and "did you mean 'recipes'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args", [["--rounds", "0"], ["--steps", "0"], ["--steps", "-3"]])

@@ -329,6 +329,11 @@ def cmd_list(a) -> int:
             raise UsageError(f"{a.what!r} is not one of models, datasets, recipes"
                              f"{did_you_mean(a.what, list(groups))}")
         a.what, a.pattern = None, a.what
+        import difflib  # `cnnlab list modles`: a misspelt group, not a pattern, where it matches nothing
+        close = difflib.get_close_matches(a.pattern, list(groups), n=1, cutoff=0.7)
+        if close and not any(reg.list(a.pattern) for reg in groups.values()):
+            raise UsageError(f"{a.pattern!r} is not one of models, datasets, recipes; did you mean "
+                             f"{close[0]!r}? (as a pattern it matches no name)")
     for what in ([a.what] if a.what else list(groups)):
         reg = groups[what]
         names = reg.list(a.pattern)
