@@ -173,6 +173,9 @@ def test_find_weights_by_file_run_folder_or_recipe_name(tmp_path):
         find_weights("src", runs, seed=3)
     with pytest.raises(FileNotFoundError, match=r"`cnnlab train mnist-cnn-small`"):
         find_weights("mnist-cnn-small", runs)
+    # README's torchvision file, not downloaded: a missing file, not a recipe to train
+    with pytest.raises(FileNotFoundError, match=r"^pretrained: weights file vgg16_bn-b63d85b0.pth not found$"):
+        find_weights("vgg16_bn-b63d85b0.pth", runs)
     (runs / "stopped").mkdir()
     (runs / "stopped" / "recipe.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"stopped has no best\.safetensors"):

@@ -46,8 +46,8 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
     else another seed's where that seed has no run at all.
 
     Raises:
-        FileNotFoundError: nothing matches, or only runs that have not finished; the message
-            says how to make the weights.
+        FileNotFoundError: no such weights file; nothing matches, or only runs that have not
+            finished (the message says how to make the weights).
     """
     path = Path(source)
     if path.is_file():
@@ -58,6 +58,8 @@ def find_weights(source: str | os.PathLike, runs_root: str | os.PathLike = "runs
             return best
         raise FileNotFoundError(f"pretrained: run folder {path} has no best.safetensors (did its "
                                 "training finish an epoch?)")
+    if path.suffix in WEIGHT_SUFFIXES:  # a file's name, not a recipe's: no `cnnlab train x.pth` to suggest
+        raise FileNotFoundError(f"pretrained: weights file {path} not found")
     name = str(source)
     root = Path(runs_root)
     runs = [d for pattern in ("*", "*/*") for d in root.glob(pattern)
