@@ -115,6 +115,12 @@ def test_ctrl_c_says_how_to_continue(monkeypatch, capsys, argv, where, hint):
     assert hint in capsys.readouterr().err
 
 
+def test_bench_names_a_model_of_1d_signals(capsys):
+    # its random uint8 batch was refused as "random: train_images must be uint8 (N, C, H, W) images ..."
+    assert main(["bench", "iris-conv1d"]) == 2
+    assert "bench times image models; iris-conv1d takes 1-D signals (1, 4)" in capsys.readouterr().err
+
+
 def test_bench_prints_the_machine_and_a_row_per_model(capsys):
     assert main(["bench", "lenet5", "--rounds", "1", "--steps", "2"]) == 0
     out = capsys.readouterr().out

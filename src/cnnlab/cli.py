@@ -390,6 +390,8 @@ def cmd_bench(a) -> int:
     for name in a.models:
         if name not in [m[0] for m in SEED_MODELS]:
             info = MODELS.get(name).info
+            if len(info.input_size) != 3:  # the benchmark's batches are random uint8 images
+                raise UsageError(f"bench times image models; {name} takes 1-D signals {tuple(info.input_size)}")
             models.append((name, 64, info.input_size))
     rows = bench(models, rounds=a.rounds, steps=a.steps)
     print(f"\n{machine_line(describe_machine())}\n")
