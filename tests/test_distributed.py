@@ -93,6 +93,14 @@ def test_processes_split_every_batch_of_the_shared_permutation(shuffle):
         assert torch.equal(torch.cat([parts[0][i], parts[1][i]]), batch)
 
 
+def test_a_large_seed_seeds_every_process():
+    # (seed * 1_000_003 + epoch) * 65_537 + rank passed torch's 64 bits for seeds from about 2.8e8
+    x = torch.zeros(8, 1, 6, 6, dtype=torch.uint8)
+    loader = BatchLoader(x, torch.arange(8), 4, mean=[0.5], std=[0.25], shuffle=True, seed=2 ** 32 - 1,
+                         rank=1, world_size=2)
+    assert sum(len(y) for _, y in loader) == 4
+
+
 def test_last_incomplete_batch_is_dropped_on_every_process():
     parts = [[y for _, y in _loader(r, 2, n=43)] for r in range(2)]  # 5 batches of 8, 3 left over
     assert [len(p) for p in parts] == [5, 5] and all(len(y) == 4 for p in parts for y in p)

@@ -46,6 +46,10 @@ def test_overrides_apply_and_validate():
     ("lr=inf", r"--set lr='inf': inf: must be a finite number"),
     ("augment.noise_std=inf", r"--set augment.noise_std='inf': inf: must be a finite number"),
     ("milestones=[-1]", r"--set milestones=\[-1\]: milestones \[-1.0\]: epochs after the start, each > 0"),
+    # numpy's split refused a negative seed in words naming no field; a large one (a date-time)
+    # overflowed the loaders' per-epoch seeds in the first epoch, after the run folder was written
+    ("seed=-1", r"--set seed=-1: -1: a seed is an integer in \[0, 2\*\*32\)"),
+    ("seed=20240101123456", r"--set seed=20240101123456: .*a seed is an integer in \[0, 2\*\*32\)"),
 ])
 def test_bad_overrides_say_what_is_allowed(item, message):
     with pytest.raises(RecipeError, match=message):

@@ -109,7 +109,7 @@ class BatchLoader:
         self.generator.manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(n, generator=self.generator).to(self.device) if self.shuffle else None
         if self.rank:  # the permutation is shared; the augmentation stream is this process's own
-            self.generator.manual_seed((self.seed * 1_000_003 + self.epoch) * 65_537 + self.rank)
+            self.generator.manual_seed(((self.seed * 1_000_003 + self.epoch) * 65_537 + self.rank) % 2 ** 64)
         stop = len(self) * self.batch_size
         part = self.batch_size // self.world_size  # this process's share of each batch
         for i in range(0, min(n, stop), self.batch_size):

@@ -285,6 +285,15 @@ class Recipe(_Strict):
             raise ValueError(f"milestones {milestones}: epochs after the start, each > 0")
         return milestones
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, seed: int, info: ValidationInfo) -> int:
+        # numpy's split generator refuses a negative seed, and the loaders' per-epoch seeds
+        # (seed * 1_000_003 + epoch) overflowed torch's 64 bits from the first epoch on
+        if not _saved(info) and not 0 <= seed < 2 ** 32:
+            raise ValueError(f"{seed}: a seed is an integer in [0, 2**32)")
+        return seed
+
     @field_validator("name")
     @classmethod
     def _folder_stem(cls, name: str, info: ValidationInfo) -> str:
