@@ -881,6 +881,15 @@ def test_a_recipe_refused_while_preparing_leaves_no_folder(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_binary_model_on_more_than_two_classes_is_refused_before_the_run_folder(tmp_path):
+    # it failed at the first batch ("label 3 ... outside the model's classes"), recipe.json written
+    with pytest.raises(RecipeError, match="model_kwargs.binary=true is one sigmoid logit for two "
+                                          "classes; dataset 'toy' has 4"):
+        cnnlab.train(RECIPE.override({"model_kwargs": {"binary": True}}), dataset=toy_dataset(),
+                     run_dir=tmp_path / "r", log=quiet, device="cpu")
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_run_without_its_best_weights_points_at_the_last(tmp_path):
     cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     (tmp_path / "r" / "best.safetensors").unlink()

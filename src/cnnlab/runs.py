@@ -137,6 +137,9 @@ def _names(keys: list[str], show: int = 4) -> str:
 
 
 def _build(recipe: Recipe, ds: ImageDataset, device: torch.device) -> nn.Module:
+    if recipe.model_kwargs.get("binary") and ds.num_classes != 2:  # else it fails at the first batch
+        raise RecipeError(f"model_kwargs.binary=true is one sigmoid logit for two classes; dataset "
+                          f"{ds.name!r} has {ds.num_classes}: leave binary out")
     num_classes = 1 if recipe.model_kwargs.get("binary") else ds.num_classes
     kwargs = {k: v for k, v in recipe.model_kwargs.items() if k != "binary"}
     shape = ds.image_shape
