@@ -890,6 +890,14 @@ def test_a_binary_model_on_more_than_two_classes_is_refused_before_the_run_folde
     assert not (tmp_path / "r").exists()
 
 
+def test_a_model_option_of_the_wrong_type_is_a_recipe_error(tmp_path):
+    # a TypeError from inside the model's constructor: a traceback from `cnnlab train`
+    with pytest.raises(RecipeError, match=r"model_kwargs \{'dropout1': 'none'\} of model 'mnist-cnn-small': "):
+        cnnlab.train(RECIPE.override(["model_kwargs.dropout1=none"]), dataset=toy_dataset(),
+                     run_dir=tmp_path / "r", log=quiet, device="cpu")
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_run_without_its_best_weights_points_at_the_last(tmp_path):
     cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet)
     (tmp_path / "r" / "best.safetensors").unlink()

@@ -143,8 +143,13 @@ def _build(recipe: Recipe, ds: ImageDataset, device: torch.device) -> nn.Module:
     num_classes = 1 if recipe.model_kwargs.get("binary") else ds.num_classes
     kwargs = {k: v for k, v in recipe.model_kwargs.items() if k != "binary"}
     shape = ds.image_shape
-    model = create_model(recipe.model, num_classes=num_classes, in_chans=shape[0],
-                         input_size=shape[1:] if len(shape) == 3 else None, **kwargs)
+    try:
+        model = create_model(recipe.model, num_classes=num_classes, in_chans=shape[0],
+                             input_size=shape[1:] if len(shape) == 3 else None, **kwargs)
+    except TypeError as e:  # an option of the wrong type (--set model_kwargs.dropout=none): no traceback
+        if not kwargs:
+            raise
+        raise RecipeError(f"model_kwargs {kwargs} of model {recipe.model!r}: {e}") from e
     return model.to(device)
 
 
