@@ -302,6 +302,20 @@ def test_ema_warmup_ramps_the_decay_and_copies_integer_buffers():
     assert plain.ema is not None  # ema_warmup defaults to off: the fixed decay above
 
 
+def test_ema_without_warmup_keeps_the_batch_count_of_batchnorm():
+    """The fixed-decay EMA averages the float state and copies integer buffers: PyTorch's own EMA
+    function rounds 0.9 * count + 0.1 * n down, which left the saved count at 10 after 20 steps."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    x, y = torch.randn(80, 1, 2, 2), torch.randint(0, 3, (80,))
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(),
+                      ema_decay=0.9, log=lambda m: None, progress=False)
+    trainer.fit([(x[i:i + 4], y[i:i + 4]) for i in range(0, 80, 4)], epochs=1)
+    assert int(model[1].num_batches_tracked) == 20
+    assert int(trainer.eval_model[1].num_batches_tracked) == 20
+    assert not torch.allclose(trainer.eval_model[1].running_mean, model[1].running_mean)  # averaged
+
+
 def test_weight_decay_groups_exempt_biases_and_norm_weights():
     from cnnlab.training import weight_decay_groups
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))

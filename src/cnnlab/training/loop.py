@@ -62,19 +62,23 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
 
-def _warmup_ema(decay: float):
-    """``AveragedModel``'s ``multi_avg_fn`` for an EMA whose decay ramps up to ``decay``:
-    ``min(decay, (1 + n) / (10 + n))`` after n updates (the count is the EMA's own buffer, so a
-    resumed run goes on from it). Integer buffers (BatchNorm's batch count) take the model's."""
+def _ema(decay: float, warmup: bool = True):
+    """``AveragedModel``'s ``multi_avg_fn`` for an EMA of decay ``decay``, with ``warmup`` one
+    whose decay ramps up to it: ``min(decay, (1 + n) / (10 + n))`` after n updates (the count is
+    the EMA's own buffer, so a resumed run goes on from it). Integer buffers (BatchNorm's batch
+    count) take the model's: PyTorch's ``get_ema_multi_avg_fn`` rounds ``d * ema + (1 - d) * n``
+    down, which leaves the count stuck near its first values."""
     @torch.no_grad()
     def update(ema_params, params, num_averaged) -> None:
-        n = int(num_averaged)
-        d = min(decay, (1 + n) / (10 + n))
-        for e, p in zip(ema_params, params):
-            if e.is_floating_point():
-                e.lerp_(p, 1 - d)
-            else:
-                e.copy_(p)
+        if warmup:
+            n = int(num_averaged)
+            d = min(decay, (1 + n) / (10 + n))
+        else:
+            d = decay
+        if ema_params[0].is_floating_point():  # AveragedModel passes one dtype at a time
+            torch._foreach_lerp_(ema_params, params, 1 - d)
+        else:
+            torch._foreach_copy_(ema_params, params)
     return update
 
 
@@ -177,9 +181,8 @@ class Trainer:
         self.ema = None
         self.forward_model = distributed.wrap(model)  # DDP when launched by torchrun, else model
         if ema_decay is not None:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-            avg = _warmup_ema(ema_decay) if ema_warmup else get_ema_multi_avg_fn(ema_decay)
-            self.ema = AveragedModel(model, multi_avg_fn=avg, use_buffers=True)
+            from torch.optim.swa_utils import AveragedModel
+            self.ema = AveragedModel(model, multi_avg_fn=_ema(ema_decay, ema_warmup), use_buffers=True)
             if getattr(self.ema.module, "_compiled_call_impl", None) is not None:
                 self.ema.module._compiled_call_impl = None  # the copy would call the original's
 
