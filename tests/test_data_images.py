@@ -144,6 +144,20 @@ def test_class_whose_images_all_fail_is_an_error(tmp_path):
             load_image_folder(root, size=16)
 
 
+def test_a_single_class_folder_is_an_error(tmp_path):
+    """It trained a one-logit model, read as a two-class sigmoid: predict then failed with IndexError."""
+    root = make_folder(tmp_path / "one", classes=("cats",), n=5)
+    with pytest.raises(DataFileError, match=r"one: one class folder \('cats'\); a classifier needs at least two"):
+        load_image_folder(root, size=16)
+    make_split_folder(tmp_path / "split")
+    for split in ("train", "validation"):
+        for f in (tmp_path / "split" / split / "dogs").iterdir():
+            f.unlink()
+        (tmp_path / "split" / split / "dogs").rmdir()
+    with pytest.raises(DataFileError, match="one class folder"):
+        load_image_folder(tmp_path / "split", size=16)
+
+
 def test_no_class_subfolders_is_an_error(tmp_path):
     root = tmp_path / "loose"
     root.mkdir()

@@ -38,8 +38,8 @@ stays dark); 32-bit integer and float ones by a guess of their range (see ``_to_
 
 Files whose extension is not an image's, and images PIL cannot decode (a truncated JPEG, a zero-byte
 file), are skipped; the count and the first few names are printed as a :class:`DataSkipWarning` and
-recorded in ``provenance["skipped"]``. An empty class folder, or a folder with no class
-sub-folders, is an error.
+recorded in ``provenance["skipped"]``. An empty class folder, a folder with no class
+sub-folders, or one with a single class folder, is an error.
 """
 from __future__ import annotations
 
@@ -536,7 +536,8 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
         uint8 ``(N, C, H, W)`` images, int64 labels, class names = sorted sub-folder names.
 
     Raises:
-        DataFileError: no class sub-folders, an empty class folder, test classes differ from train.
+        DataFileError: no class sub-folders, a single one, an empty class folder, test classes differ
+            from train.
         FileNotFoundError: ``path`` or ``test_dir`` does not exist.
         ValueError: ``test_dir`` is the training folder, lies inside it or holds it; bad options.
     """
@@ -560,6 +561,9 @@ def load_image_folder(path: str | os.PathLike, size: int | Sequence[int] | None 
         got = _Read(*_split(tr, test_fraction, seed, prov), tr.classes, {"./": tr.manifest_sha256},
                     {"./": tr.n_files}, tr.skipped, [str(tr.cache)], tr.from_cache)
         prov["layout"] = "class sub-folders, no split folders"
+    if len(got.classes) < 2:  # one logit would be read as a two-class sigmoid: predict then fails
+        raise DataFileError(f"{root}: one class folder ({got.classes[0]!r}); a classifier needs at least two: "
+                            "add a sub-folder of images for each other class")
     prov.update(files=got.files, files_note="for a folder: sha256 of its sorted 'sha256  path' "
                 "listing (sha256sum format) of every file read", file_counts=got.counts,
                 skipped=report_skipped(str(root), got.skipped), cache=got.cache, from_cache=got.from_cache)
