@@ -148,6 +148,25 @@ def test_a_folder_is_its_image_files_in_batches_of_the_evaluation_size(toy_run, 
         predict(toy_run, [tmp_path / "empty"])
 
 
+def test_a_folder_takes_its_symlinked_sub_folders_once_as_training_reads_them(tmp_path):
+    """rglob did not follow symlinked sub-folders: predict and evaluate --folder left out images
+    that training read, silently."""
+    from cnnlab.data.images import scan_class_folders
+    from cnnlab.inference import image_files
+    for i in range(2):
+        (tmp_path / "elsewhere").mkdir(exist_ok=True)
+        Image.new("L", (4, 4)).save(tmp_path / "elsewhere" / f"{i}.png")
+    cats = tmp_path / "pets" / "cats"
+    (cats / "b").mkdir(parents=True)
+    Image.new("L", (4, 4)).save(cats / "own.png")
+    (cats / "a").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (cats / "b" / "again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # read once
+    (cats / "loop").symlink_to(cats, target_is_directory=True)
+    trained = sorted(f[0] for f in scan_class_folders(tmp_path / "pets")[1])
+    assert trained == ["cats/a/0.png", "cats/a/1.png", "cats/own.png"]
+    assert [f.relative_to(tmp_path / "pets").as_posix() for f in image_files(cats)] == trained
+
+
 def test_a_bad_file_in_a_folder_is_skipped_with_a_warning_a_named_one_is_an_error(toy_run, tmp_path, capsys):
     from cnnlab.cli import main
     from cnnlab.data.images import DataSkipWarning

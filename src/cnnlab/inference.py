@@ -49,9 +49,9 @@ class WithNormalisation(nn.Module):
 
 def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Path]:
     """The files to classify: each path as given, a folder replaced by the image files in it and
-    its sub-folders (by extension, sorted; hidden files and folders, such as ``.ipynb_checkpoints``
-    or macOS's ``._photo.jpg``, left out as training leaves them out; other files left out with a
-    :class:`~cnnlab.data.images.DataSkipWarning`, as training says them).
+    its sub-folders, symlinked ones too (by extension, sorted; hidden files and folders, such as
+    ``.ipynb_checkpoints`` or macOS's ``._photo.jpg``, left out as training leaves them out; other
+    files left out with a :class:`~cnnlab.data.images.DataSkipWarning`, as training says them).
 
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
@@ -64,8 +64,14 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            files, seen = [], {os.path.realpath(p)}  # symlinked sub-folders too, each once, as training reads them
+            for dirpath, dirnames, filenames in os.walk(p, followlinks=True):  # (rglob does not follow them)
+                dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
+                               and os.path.realpath(Path(dirpath) / d) not in seen]
+                seen.update(os.path.realpath(Path(dirpath) / d) for d in dirnames)
+                files += [Path(dirpath) / f for f in filenames
+                          if not f.startswith(".") and (Path(dirpath) / f).is_file()]
+            files.sort()
             found = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
             others = [f.relative_to(p).as_posix() for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
             if others:
