@@ -158,6 +158,16 @@ def test_a_single_class_folder_is_an_error(tmp_path):
         load_image_folder(tmp_path / "split", size=16)
 
 
+def test_an_image_beside_the_class_folders_is_reported_as_skipped(tmp_path):
+    """It has no label; it was left out without a word."""
+    root = make_folder(tmp_path / "pets", n=3)
+    (root / "preview.jpg").write_bytes(img_bytes(10, 10))
+    (root / "notes.txt").write_text("not an image: not reported")
+    with pytest.warns(DataSkipWarning, match=r"skipped 1 file\(s\): preview.jpg \(outside the class folders"):
+        ds = load_image_folder(root, size=8)
+    assert len(ds.train_labels) + len(ds.test_labels) == 6 and ds.provenance["skipped"]["count"] == 1
+
+
 def test_no_class_subfolders_is_an_error(tmp_path):
     root = tmp_path / "loose"
     root.mkdir()

@@ -392,7 +392,8 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
     Returns:
         ``(classes, files, skipped)``: class names (sorted sub-folder names); ``[(relpath, label,
         size, mtime_ns, ctime_ns)]`` for each file with an image extension, sorted by class then
-        path (``/`` separated, relative to ``root``); ``[(relpath, reason)]`` for the other files.
+        path (``/`` separated, relative to ``root``); ``[(relpath, reason)]`` for the other files
+        and for images beside the class folders.
 
     Raises:
         DataFileError: ``root`` is not a folder, has no class sub-folders, has a class folder without
@@ -415,7 +416,9 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
         raise DataFileError(f"{root}: class folders {subdirs} differ from the expected {list(classes)} "
                             f"(the training split's, or those given; missing {missing}, unexpected "
                             f"{extra})")
-    files, skipped = [], []
+    files = []  # an image beside the class folders has no label: said, not silently left out
+    skipped = [(p.name, "outside the class folders, no label") for p in sorted(root.iterdir())
+               if p.is_file() and _is_image_name(p.name)]
     for label, cls in enumerate(subdirs):
         n_images = 0
         seen = {os.path.realpath(root / cls)}  # symlinked folders are followed, each once (no loops)
