@@ -261,6 +261,9 @@ def test_dataset_options_are_checked_by_name(tmp_path):
         load_dataset("image-folder", root, colour="grayscale")
     with pytest.raises(ValueError, match="'mnist' has no option 'size' \\(its options: none\\)"):
         load_dataset("mnist", tmp_path, size=8)
+    # of the wrong type (--set dataset_kwargs.workers=abc): a ValueError naming them, not a TypeError traceback
+    with pytest.raises(ValueError, match="dataset 'image-folder' options \\{'workers': 'abc'\\}: '>' not supported"):
+        load_dataset("image-folder", root, workers="abc")
 
 
 def test_training_on_an_image_folder_with_dataset_options(tmp_path):

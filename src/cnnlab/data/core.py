@@ -164,13 +164,19 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         ChecksumError: (a ValueError) no URL worked, and at least one delivered a file with the
             wrong md5.
         DataFileError: a file is corrupt, truncated or inconsistent.
-        ValueError: an option (``kwargs`` key) the dataset does not take, with close matches.
+        ValueError: an option (``kwargs`` key) the dataset does not take, with close matches, or
+            one of the wrong type (``workers='abc'``), naming the options.
     """
     entry = DATASETS.get(name)
     check_options("dataset", name, kwargs, dataset_options(name))
     if download is None:
         download = not os.environ.get("CNNLAB_OFFLINE")
-    return entry.loader(data_dir=data_dir, download=download, **kwargs)
+    try:
+        return entry.loader(data_dir=data_dir, download=download, **kwargs)
+    except TypeError as e:  # an option of the wrong type (--set dataset_kwargs.workers=abc): no traceback
+        if not kwargs:
+            raise
+        raise ValueError(f"dataset {name!r} options {kwargs}: {e}") from e
 
 
 def dataset_options(name: str) -> list[str] | None:
