@@ -30,6 +30,8 @@ from .layers import Dropout
 
 class AlexNet(ImageClassifier):
     """AlexNet, torchvision layout (keys ``features.{0,3,6,8,10}``, ``classifier.{1,4,6}``).
+    Source: Krizhevsky, Sutskever & Hinton 2012, 'ImageNet classification with deep convolutional
+    neural networks', NeurIPS 25; the layout of torchvision (Krizhevsky 2014, arXiv:1404.5997).
 
     The adaptive 6x6 average pool before the dense layers (torchvision's) makes any input of at
     least 63x63 work; at 224x224 it is the identity on the 6x6 maps. Input ``(N, in_chans, H, W)``

@@ -72,8 +72,9 @@ class Transition(nn.Sequential):
 
 
 class DenseNet(ImageClassifier):
-    """DenseNet-BC for ImageNet: 7x7/2 conv (64) -> BN-ReLU -> 3x3/2 max-pool -> dense blocks with
-    transitions -> BN (``norm5``) -> ReLU (``relu5``) -> global average pool -> Linear.
+    """DenseNet-BC for ImageNet (Huang, Liu, van der Maaten & Weinberger 2017, 'Densely connected
+    convolutional networks', arXiv:1608.06993): 7x7/2 conv (64) -> BN-ReLU -> 3x3/2 max-pool ->
+    dense blocks with transitions -> BN (``norm5``) -> ReLU (``relu5``) -> global average pool -> Linear.
 
     Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
     (the total stride) up is accepted: the three 2x2 transitions need at least 8x8 maps after

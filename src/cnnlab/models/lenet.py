@@ -189,6 +189,10 @@ class LeNet5Original(ImageClassifier):
     Weights start uniform in ±2.4 / fan-in (Appendix A). Inputs: 32x32 as in the paper, or 28x28
     MNIST digits, padded by 2 inside C1 (the paper pads the 28x28 digits to 32x32 too).
     Input ``(N, in_chans, H, W)`` float; output logits ``(N, num_classes)``.
+
+    Raises:
+        ValueError: an ``input_size`` that does not pad to 32x32, or ``output`` not ``"rbf"`` or
+            ``"linear"``.
     """
 
     def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size=(28, 28),

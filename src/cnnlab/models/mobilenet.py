@@ -69,8 +69,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(ImageClassifier):
-    """MobileNetV2: 3x3/2 conv (32) -> 17 inverted residual blocks (Table 2) -> 1x1 conv (1280) ->
-    global average pool -> Dropout 0.2 -> Linear.
+    """MobileNetV2 (Sandler et al. 2018, 'MobileNetV2: Inverted residuals and linear bottlenecks',
+    arXiv:1801.04381): 3x3/2 conv (32) -> 17 inverted residual blocks (Table 2) -> 1x1 conv
+    (1280) -> global average pool -> Dropout 0.2 -> Linear.
 
     Input ``(N, in_chans, H, W)`` float, 224x224 for the published weights; any size from 32x32
     (the total stride) up is accepted; output logits ``(N, num_classes)``.

@@ -157,7 +157,7 @@ class PadShortcut(nn.Module):
 
 
 class ResNet(TopLevelLayout):
-    """ImageNet ResNet (Table 1), torchvision layout::
+    """ImageNet ResNet (He, Zhang, Ren & Sun 2015, arXiv:1512.03385, Table 1), torchvision layout::
 
         conv1 7x7/2, 64 -> bn1 -> relu -> maxpool 3x3/2 -> layer1 (64) -> layer2 (128, /2) ->
         layer3 (256, /2) -> layer4 (512, /2) -> avgpool (global) -> fc

@@ -247,6 +247,9 @@ class MnistCnnBn403k(ImageClassifier):
     shifted by one pixel; irrelevant unless porting Keras weights).
 
     Input ``(N, in_chans, H, W)`` float, 28x28 by default; output logits ``(N, num_classes)``.
+
+    Raises:
+        ValueError: an ``input_size`` under 13x13 (the stride-2 convs would leave no map).
     """
 
     def __init__(self, num_classes: int = 10, in_chans: int = 1, input_size=(28, 28),

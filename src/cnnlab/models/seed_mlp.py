@@ -51,6 +51,9 @@ class IrisConv1d(ImageClassifier):
     float, ``(N, 1, 4)`` by default (Keras' ``(4, 1)`` is length x channels); the kernel of 3
     slides over neighbouring features, giving ``(N, 4, 2)``. Output logits ``(N, num_classes)``,
     3 iris species by default.
+
+    Raises:
+        ValueError: an ``input_size`` that is not ``(length,)``, or a length under 3 (the kernel).
     """
 
     def __init__(self, num_classes: int = 3, in_chans: int = 1, input_size=(4,)):

@@ -56,7 +56,11 @@ class VGG(ImageClassifier):
     ``classifier`` (Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear). ImageNet: pool 7,
     hidden 4096; CIFAR: pool 1, hidden 512. The adaptive pool lets any input of at least 32x32
     through (five 2x2 pools). Input ``(N, in_chans, H, W)`` float, 224x224 for the published
-    weights; output logits ``(N, num_classes)``.
+    weights; output logits ``(N, num_classes)``. Source: Simonyan & Zisserman 2014, 'Very deep
+    convolutional networks for large-scale image recognition', arXiv:1409.1556 (ICLR 2015).
+
+    Raises:
+        ValueError: ``depth`` not 11, 13, 16 or 19.
     """
 
     def __init__(self, depth: int = 16, batch_norm: bool = False, num_classes: int = 1000,
@@ -106,7 +110,8 @@ def _register(name: str, depth: int, batch_norm: bool, imagenet: bool, num_param
                     fixed_size=False, min_size=32, paper=f"{PAPER}; {note}")
     def builder(num_classes: int = 1000 if imagenet else 10, input_size=None, **kw) -> VGG:
         """This VGG variant: float (N, 3, H, W), H and W >= 32 (224 for the ImageNet layout, 32 for
-        the CIFAR head) -> logits float (N, num_classes)."""
+        the CIFAR head) -> logits float (N, num_classes). Source: Simonyan & Zisserman 2014,
+        'Very deep convolutional networks for large-scale image recognition', arXiv:1409.1556."""
         # input_size is accepted and ignored: the adaptive pool takes any size >= 32
         return VGG(depth, batch_norm, num_classes=num_classes, **{**head, **kw})
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")
