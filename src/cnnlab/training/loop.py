@@ -214,7 +214,11 @@ class Trainer:
                 leave the loss finite: ReLU, fused or not, maps NaN to 0); the epoch's callbacks
                 do not run (no checkpoint of its weights). The best and last checkpoints of
                 earlier epochs are kept.
-            ValueError: ``train`` yields no batch.
+            ValueError: ``train`` yields no batch; the first batch's labels are not int64 class
+                indices ``(N,)`` or lie outside the model's classes; ``mix`` does CutMix on inputs
+                that are not ``(B, C, H, W)``. The callbacks' own errors pass through
+                (:class:`~cnnlab.training.callbacks.ModelCheckpoint`'s ValueError,
+                :class:`~cnnlab.training.callbacks.FreezeAfter`'s UnknownNameError).
         """
         if len(train) == 0:
             raise ValueError("the training loader yields no batch (no examples, or fewer than one "
@@ -376,8 +380,11 @@ def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Te
       a quarter of those of ``x`` moved one pixel down-right and a quarter of ``x`` moved one
       pixel up-left (reflect padding, so no black border appears); 6 passes.
 
-    The averaged logits are float32. Raises ValueError for another ``tta``, and for views of
-    anything but images ``(N, C, H, W)`` (a 1-D signal ``(N, C, L)`` has no mirror image).
+    The averaged logits are float32.
+
+    Raises:
+        ValueError: a ``tta`` not in ``TTA_MODES``, or ``"flip"`` / ``"flip-shift"`` on anything but
+            images ``(N, C, H, W)`` (a 1-D signal ``(N, C, L)`` has no mirror image).
     """
     if tta == "none":
         return model(x)

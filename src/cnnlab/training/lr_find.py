@@ -59,7 +59,11 @@ class LRFinderResult:
 
 
 def check_range(start_lr: float, end_lr: float, steps: int) -> None:
-    """Raises ValueError unless ``0 < start_lr < end_lr`` and ``steps >= 2``."""
+    """Check the range-test settings of :func:`lr_find` (learning rates, steps).
+
+    Raises:
+        ValueError: unless ``0 < start_lr < end_lr`` and ``steps >= 2``.
+    """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"the range must satisfy 0 < start_lr < end_lr, got {start_lr}, {end_lr}")
     if steps < 2:
@@ -71,7 +75,8 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
             start_lr: float = 1e-7, end_lr: float = 10.0, steps: int = 100, precision: str = "fp32",
             device: torch.device | str = "cpu", smoothing: float | None = None,
             diverge: float = 4.0, clip_grad_norm: float | None = None, mix=None) -> LRFinderResult:
-    """Run the learning-rate range test: ``steps`` training steps, the learning rate going from
+    """Run the learning-rate range test (Smith 2017, "Cyclical learning rates for training neural
+    networks", arXiv:1506.01186): ``steps`` training steps, the learning rate going from
     ``start_lr`` to ``end_lr`` geometrically; stop early once the loss diverges.
 
     Args:
@@ -99,7 +104,8 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
         :class:`LRFinderResult` with the rates and losses; ``suggestion`` is minimum/10.
 
     Raises:
-        ValueError: a bad range or step count, a precision other than fp32 / bf16, or no batches.
+        ValueError: a bad range or step count, a precision other than fp32 / bf16, no batches,
+            or ``mix`` doing CutMix on inputs that are not ``(B, C, H, W)``.
         NonFiniteLossError: the first step's loss is NaN or infinite (no rate to suggest).
     """
     check_range(start_lr, end_lr, steps)

@@ -22,7 +22,9 @@ import torch
 
 
 class BatchMix:
-    """MixUp and/or CutMix of a training batch (see the module docstring).
+    """MixUp (Zhang, Cisse, Dauphin & Lopez-Paz 2018, "mixup: Beyond Empirical Risk
+    Minimization") and/or CutMix (Yun et al. 2019, "CutMix: Regularization Strategy to Train
+    Strong Classifiers with Localizable Features") of a training batch (see the module docstring).
 
     Args:
         mixup_alpha: Beta(alpha, alpha) of MixUp's ``lam``; 0 turns MixUp off (0.2-0.4 is usual

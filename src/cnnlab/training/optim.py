@@ -64,7 +64,12 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, state_dict: dict) -> 
     """``optimizer.load_state_dict`` that keeps ``optimizer``'s own kernel choice (``fused`` /
     ``foreach``): a saved state carries the kernels of the run that saved it (foreach in states
     written before cnnlab used the fused ones), an implementation setting rather than training
-    state. Raises what ``load_state_dict`` raises (ValueError: groups or sizes do not match)."""
+    state.
+
+    Raises:
+        ValueError: (from ``load_state_dict``) the saved parameter groups or their sizes do not
+            match ``optimizer``'s.
+    """
     kernels = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
     optimizer.load_state_dict(state_dict)
     for group, kept in zip(optimizer.param_groups, kernels):
