@@ -2,7 +2,8 @@
 
 No arbitrary object is ever unpickled: safetensors holds only tensors, and the resumable training
 state (optimizer, scheduler, callbacks, RNG, history) is loaded with ``weights_only=True``, PyTorch's
-restricted unpickler, which builds tensors and plain containers and refuses any other Python object. Every write is atomic (see :mod:`cnnlab._io`).
+restricted unpickler, which builds tensors and plain containers and refuses any other Python object.
+Every write is atomic (see :mod:`cnnlab._io`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
     """Write ``model.state_dict()`` to a ``.safetensors`` file atomically.
 
     Tensors are saved contiguous and on the CPU; shared tensors are cloned (safetensors refuses
-    aliases). ``metadata`` values must be strings.
+    aliases). ``metadata`` values are stored as strings (``str(value)``).
 
     Raises:
         DiskFullError: the disk is full; the previous file is kept.
@@ -77,6 +78,7 @@ def load_state(path: str | os.PathLike) -> dict:
     """Read a training state written by :func:`save_state`, refusing anything but plain data.
 
     Raises:
+        FileNotFoundError: no such file.
         ValueError: a corrupt file, or one holding Python objects (not written by cnnlab).
     """
     try:

@@ -50,9 +50,10 @@ def setup(device: torch.device) -> tuple[int, int]:
         ``(rank, world_size)``; ``(0, 1)`` when not launched by torchrun.
 
     Raises:
-        RuntimeError: torchrun's rendezvous variables are incomplete, or the group cannot form.
+        RuntimeError: the process group cannot form (e.g. the rendezvous times out).
         ValueError: a GPU named by index (``cuda:1``) that is not this process's ``LOCAL_RANK``:
-            every process would train on that one GPU.
+            every process would train on that one GPU; or torchrun's rendezvous variables
+            (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``) are incomplete (PyTorch's env:// check).
     """
     if not launched():
         return 0, 1

@@ -226,8 +226,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | int | Non
     Raises:
         UnknownNameError: ``layer`` names no module (close names suggested).
         ValueError: ``x`` is not 4-D float, the layer runs more than once per forward pass (a
-            shared module), its output is not ``(N, C, h, w)`` or is
-            1x1, or ``target`` has the wrong length.
+            shared module), its output is not ``(N, C, h, w)`` or is 1x1, ``target`` has the wrong
+            length, or, without ``layer``, the model has no default layer (:func:`cam_layer`).
     """
     _check_images(x)
     layer = layer or cam_layer(model, x)

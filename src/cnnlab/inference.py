@@ -216,7 +216,7 @@ def predict(run_dir: str | os.PathLike,
             ``cnnlab evaluate``.
 
     Returns:
-        For each image (each file of :func:`image_files`), ``[(class name, probability), ...]``
+        For each image (each file of :func:`image_files`), ``[(class name, probability 0-1), ...]``
         in decreasing probability (softmax of the logits; sigmoid for a single-logit two-class
         model); ``None`` for a file skipped by ``skip_unreadable``. No pixels ``(0, C, H, W)``:
         an empty list.

@@ -264,6 +264,12 @@ def prepare(recipe: Recipe, ds: ImageDataset, device: str | None = None, *,
         RecipeError: ``batch_size`` does not divide by the number of torchrun processes,
             ``val_fraction`` leaves no training example, or ``tta`` or ``augment`` asks for views
             of examples that are not images.
+        ValueError: an unknown ``device``, or a GPU asked for where there is none
+            (:func:`~cnnlab.device.resolve_device`); pretrained weights that do not fit the model.
+        FileNotFoundError: the recipe's ``pretrained`` weights are not found
+            (:func:`~cnnlab.transfer.find_weights`).
+        UnknownNameError: ``trainable_from`` names no module or parameter
+            (:func:`~cnnlab.transfer.freeze_before`).
     """
     if recipe.tta != "none" and ds.train_images.dim() != 4:  # refused before training, not after
         raise RecipeError(f"tta={recipe.tta!r} needs images (C, H, W); the examples of dataset "
@@ -938,7 +944,8 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
         classes: the K class names.
 
     Raises:
-        ValueError: the loader yields no example; ``tta`` on inputs that are not images.
+        ValueError: the loader yields no example; ``tta`` on inputs that are not images; a
+            ``precision`` other than ``"fp32"`` / ``"bf16"``.
     """
     loss_fn = classification_loss(recipe.label_smoothing, binary)
     out = _evaluate(model, loader, loss_fn, device, precision, keep_logits=True, tta=recipe.tta)
@@ -968,7 +975,11 @@ def evaluate_model(model, loader, recipe: Recipe, precision: str, device, binary
 
 def write_metrics_csv(path: str | os.PathLike, history: History) -> None:
     """Write ``history`` as ``metrics.csv`` (one row per epoch, :data:`METRIC_COLUMNS`, floats to
-    6 significant digits, empty where a metric is absent), atomically."""
+    6 significant digits, empty where a metric is absent), atomically.
+
+    Raises:
+        DiskFullError: the disk is full; the previous file is kept.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -979,7 +990,12 @@ def write_metrics_csv(path: str | os.PathLike, history: History) -> None:
 
 def read_metrics_csv(path: str | os.PathLike) -> History:
     """Read a ``metrics.csv`` written by :func:`write_metrics_csv` back into a :class:`History`
-    (``epoch`` as int, the rest as float, empty cells left out)."""
+    (``epoch`` as int, the rest as float, empty cells left out).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a cell that is not a number.
+    """
     with open(path, newline="") as f:
         rows = [{k: (float(v) if k != "epoch" else int(v)) for k, v in r.items() if v != ""}
                 for r in csv.DictReader(f)]
@@ -1130,8 +1146,10 @@ def evaluate_run(run_dir: str | os.PathLike, weights: str = "best", data_dir=Non
         of the test split, in its order (for :func:`cnnlab.report.confidence.select_predictions`).
 
     Raises:
-        what :func:`load_run` raises; ValueError: an unknown ``precision``; RecipeError: an
-        unknown ``tta``.
+        FileNotFoundError, DataFileError, ValueError: as :func:`load_run` (not a run folder,
+            missing weights, data that cannot be read or are not the run's).
+        ValueError: an unknown ``precision``; the test split holds no example.
+        RecipeError: an unknown ``tta``.
     """
     run = load_run(run_dir, weights, device, data_dir, load_data=True, dataset=dataset)
     if tta is not None:
@@ -1173,7 +1191,11 @@ def find_lr(recipe: Recipe | str | os.PathLike, overrides: dict | list[str] | No
         :class:`cnnlab.training.lr_find.LRFinderResult`.
 
     Raises:
-        as :func:`train` for the recipe and data; ValueError for a bad range or step count.
+        UnknownNameError, RecipeError, FileNotFoundError, DataFileError: as :func:`train`, for the
+            recipe, its overrides and its data.
+        ValueError: a bad range or step count (before the data is read; see
+            :func:`~cnnlab.training.lr_find.check_range`), an unknown ``device``, or no batches.
+        NonFiniteLossError: the loss is NaN or infinite at the first step.
     """
     from .training.lr_find import check_range, lr_find
     check_range(start_lr, end_lr, steps)  # before the data is read

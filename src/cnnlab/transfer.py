@@ -150,7 +150,8 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike, part: str = "fe
 
     Raises:
         FileNotFoundError, ValueError: see :func:`find_weights` / :func:`read_state_dict`.
-        ValueError: a tensor the model needs is missing from the file or has another shape, or
+        ValueError: ``part`` not ``"features"`` or ``"all"``; ``"features"`` for a model with no
+            ``features.*`` tensors; a tensor the model needs is missing from the file or has another shape, or
             the file has a tensor the part loaded has no place for (a deeper network's; the
             message names the first few, with both shapes).
     """
