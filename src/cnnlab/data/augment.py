@@ -104,7 +104,8 @@ def apply_affine(x: torch.Tensor, matrices: torch.Tensor, fill_mode: str = "near
 
 def elastic_field(b: int, size: tuple[int, int], g: torch.Generator, alpha: float,
                   sigma: float) -> torch.Tensor:
-    """Simard et al. (2003)'s random displacement fields, in pixels.
+    """Simard et al. (2003)'s random displacement fields, in pixels (Simard, Steinkraus & Platt,
+    "Best practices for convolutional neural networks applied to visual document analysis", ICDAR).
 
     Per sample and axis, a displacement uniform in [-1, 1) per pixel is smoothed by a Gaussian of
     standard deviation ``sigma`` pixels (separable, truncated at 4 sigma, zero beyond the image
@@ -208,7 +209,8 @@ def random_crop(x: torch.Tensor, g: torch.Generator, padding: int,
 
 
 def cutout(x: torch.Tensor, g: torch.Generator, size: int) -> torch.Tensor:
-    """Zero a ``size`` x ``size`` square per sample (DeVries & Taylor 2017), all channels.
+    """Zero a ``size`` x ``size`` pixel square per sample, all channels (cutout: DeVries & Taylor 2017,
+    "Improved regularization of convolutional neural networks with cutout", arXiv:1708.04552).
 
     The centre is uniform over the image and the square is clipped at the borders, as in the
     paper's code, so a square near an edge has a smaller area; rows ``cy - size // 2`` to

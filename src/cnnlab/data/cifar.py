@@ -144,7 +144,11 @@ class CifarUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="bytes")
 
     def find_class(self, module: str, name: str):
-        """The allowed global ``module.name``; RefusedGlobal (an UnpicklingError) for any other."""
+        """The allowed global ``module.name``.
+
+        Raises:
+            RefusedGlobal: (an ``UnpicklingError``) any global not in :attr:`ALLOWED`.
+        """
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
@@ -153,7 +157,11 @@ class CifarUnpickler(pickle.Unpickler):
                 "reconstruction is); the file is not an official batch and may be malicious") from None
 
     def persistent_load(self, pid):
-        """Always RefusedGlobal: official batches hold no persistent ids."""
+        """Refuse every persistent id: official batches hold none.
+
+        Raises:
+            RefusedGlobal: always.
+        """
         raise RefusedGlobal("persistent ids are not allowed in a CIFAR batch")
 
 
@@ -411,12 +419,15 @@ def load_cifar10(data_dir=None, download: bool = True, source: str = "auto",
             ``"jpeg"`` to insist on one layout.
 
     Raises:
-        FileNotFoundError: no source found and downloading is off; lists where it looked.
+        ValueError: ``source`` not ``"auto"``, ``"pickle"`` or ``"jpeg"``.
+        FileNotFoundError: no source found and downloading is off (or ``source="jpeg"``, whose
+            archive is never downloaded); lists where it looked.
         DataFileError: a corrupt, refused or inconsistent file, naming it; an image archive with
             no readable image of a class in a split (in another layout, say).
         OSError: the archive could not be downloaded; lists where the files were looked for, then
             each URL and its error.
         ChecksumError: no URL worked, and at least one delivered an archive with the wrong md5.
+        DiskFullError: the disk filled up while downloading.
     """
     if source not in ("auto", "pickle", "jpeg"):
         raise ValueError(f"source must be 'auto', 'pickle' or 'jpeg', got {source!r}")

@@ -39,6 +39,7 @@ def load_idx_dataset(name: str, folder: str, md5: dict, mirrors, classes, source
         OSError: a file could not be downloaded from any mirror; lists where the files were looked
             for, then each URL and its error.
         ChecksumError: no mirror worked, and at least one delivered a file with the wrong md5.
+        DiskFullError: the disk filled up while downloading.
     """
     root = find_files(folder, FILES, data_dir)
     if root is None:

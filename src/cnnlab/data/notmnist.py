@@ -96,7 +96,13 @@ def split_canonical(images: np.ndarray, labels: np.ndarray):
 
 
 def read_idx_copy(root: Path):
-    """The IDX copy; labels checked against the index CSV when it is there."""
+    """The IDX copy; labels checked against the index CSV when it is there.
+
+    Raises:
+        DataFileError: a truncated/corrupt IDX file (:func:`~cnnlab.data.idx.read_idx_pair`),
+            images not 28x28, labels above 9, or an index CSV without an integer ``label`` column
+            or whose labels differ from the IDX labels; the message names the file.
+    """
     x, y = read_idx_pair(root / IDX_FILES[0], root / IDX_FILES[1])
     if x.shape[1:] != (28, 28):
         raise DataFileError(f"{root / IDX_FILES[0]}: images are {x.shape[1:]}, expected 28x28")
@@ -177,7 +183,11 @@ def _decode_letters(items, skipped, workers=None):
 
 
 def read_png_folder(root: Path, workers: int | None = None):
-    """Letter folders ``root/A`` .. ``root/J`` of 28x28 PNGs; undecodable files are skipped."""
+    """Letter folders ``root/A`` .. ``root/J`` of 28x28 PNGs; undecodable files are skipped.
+
+    Raises:
+        DataFileError: a letter folder is missing.
+    """
     missing = [c for c in LETTERS if not (root / c).is_dir()]
     if missing:
         raise DataFileError(f"{root}: letter folders {missing} missing; expected A/ .. J/")
@@ -189,7 +199,12 @@ def read_png_folder(root: Path, workers: int | None = None):
 
 
 def read_png_tar(path: Path, workers: int | None = None):
-    """The PNGs straight from ``notMNIST_small.tar.gz`` (no extraction)."""
+    """The PNGs straight from ``notMNIST_small.tar.gz`` (no extraction).
+
+    Raises:
+        DataFileError: a member with an unsafe path (absolute or with ``..``), or an archive that
+            cannot be read (truncated or corrupt).
+    """
     pairs = []
     try:
         with tarfile.open(path, "r|gz") as tf:
@@ -244,6 +259,7 @@ def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -
             automatically (the error says where to get it).
 
     Raises:
+        ValueError: ``layout`` not one of the four above.
         FileNotFoundError: no layout found; lists where it looked.
         DataFileError: a corrupt or inconsistent file, naming it.
         ImportError: the .mat layout without scipy.
