@@ -81,6 +81,7 @@ def summary(model, input_size=None, num_classes: int | None = None) -> str:
     Raises:
         UnknownNameError: an unknown model name (close matches listed).
         ValueError: no ``input_size`` for a model that is not cnnlab's; a size the model cannot take.
+        RuntimeError: a model that is not cnnlab's does not accept ``input_size`` (PyTorch's message).
     """
     from .models import MODELS, create_model
     from .report.summary import summary as _summary

@@ -23,7 +23,12 @@ def _subplots(rows: int = 1, cols: int = 1, *, figsize, dpi: int = 100, squeeze:
 
 
 def plot_history(history, path: str | os.PathLike, title: str = "") -> None:
-    """Accuracy and loss per epoch, training vs validation, side by side, as one PNG."""
+    """Accuracy and loss per epoch, training vs validation, side by side, as one PNG.
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
+    """
     epochs = history["epoch"]
     fig, axes = _subplots(1, 2, figsize=(11, 4), dpi=100)
     for ax, key, label in ((axes[0], "accuracy", "top-1 accuracy"), (axes[1], "loss", "loss")):
@@ -49,6 +54,10 @@ def plot_comparison(histories: dict, path: str | os.PathLike, title: str = "") -
 
     Args:
         histories: label -> :class:`cnnlab.training.History`.
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     fig, axes = _subplots(1, 2, figsize=(11, 4), dpi=100)
     epochs = sorted({e for h in histories.values() for e in h["epoch"]})
@@ -81,6 +90,11 @@ def plot_predictions(images, labels, logits, classes: list[str], path: str | os.
         logits: float ``(N, K)``, or ``(N, 1)`` for a single sigmoid output.
         kind: ``"best"`` -- the most confident correct predictions; ``"worst"`` -- the most
             confident wrong ones (seed 003's two grids); ``"random"`` -- a seeded random sample.
+
+    Raises:
+        ValueError: an unknown ``kind`` (:func:`~cnnlab.report.confidence.select_predictions`);
+            a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     pred, conf, _ = predictions(logits)
     correct = pred == labels
@@ -113,6 +127,11 @@ def plot_confusion_matrix(matrix, classes: list[str], path: str | os.PathLike, t
     Args:
         matrix: ``(K, K)`` counts (a nested list or an integer array), ``matrix[true][predicted]``.
         classes: the ``K`` class names.
+
+    Raises:
+        ValueError: ``matrix`` not ``(K, K)`` for the ``K`` classes; a ``path``
+            suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     import numpy as np
     cm = np.asarray(matrix, dtype=np.int64)
@@ -146,6 +165,10 @@ def plot_lr_find(result, path: str | os.PathLike, title: str = "", recipe_lr: fl
 
     Args:
         result: a :class:`cnnlab.training.lr_find.LRFinderResult`.
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     fig, ax = _subplots(figsize=(7, 4.5), dpi=100)
     ax.plot(result.lrs, result.raw_losses, color="0.8", lw=0.8, label="batch loss")
@@ -196,6 +219,10 @@ def plot_grad_cam(images, labels, logits, cams, classes: list[str], path: str | 
         images: uint8 ``(N, C, H, W)``; labels: int64 ``(N,)`` true classes.
         logits: float ``(N, K)`` or ``(N, 1)`` (one sigmoid output).
         cams: float ``(N, H, W)`` in [0, 1] (:func:`cnnlab.explain.grad_cam`), for the predicted class.
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     pred, conf, _ = predictions(logits)
     n = len(images)
@@ -226,6 +253,10 @@ def plot_filters(weights, path: str | os.PathLike, title: str = "", max_filters:
         weights: float ``(out_channels, in_channels, kh, kw)``. Filters with 3 input channels are
             shown in colour, others by their first input channel in grayscale; each is scaled to
             its own min-max range. At most ``max_filters`` are drawn.
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     import torch
     w = weights[:max_filters].float()
@@ -260,6 +291,10 @@ def plot_feature_maps(image, maps: list, path: str | os.PathLike, title: str = "
         image: uint8 ``(C, H, W)``.
         maps: ``[(layer_name, float (C', h, w)), ...]``; the first ``max_maps`` channels of each
             layer (the title says how many of how many), each map scaled to its own range (viridis).
+
+    Raises:
+        ValueError: a ``path`` suffix matplotlib cannot write.
+        DiskFullError: the disk is full; ``path`` is left as it was.
     """
     cols = 16
     blocks = [(name, m[:max_maps], len(m)) for name, m in maps]

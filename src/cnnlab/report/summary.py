@@ -44,8 +44,10 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] | None = None
         order.
 
     Raises:
-        ValueError: no ``input_size`` for a model without cnnlab's ``info``.
-        RuntimeError: the model does not accept an input of ``input_size`` (PyTorch's message).
+        ValueError: no ``input_size`` for a model without cnnlab's ``info``; an ``input_size`` whose
+            channels or size a cnnlab model refuses (:meth:`ImageClassifier.forward
+            <cnnlab.models.base.ImageClassifier.forward>`).
+        RuntimeError: another model does not accept an input of ``input_size`` (PyTorch's message).
     """
     if input_size is None:
         info = getattr(model, "info", None)
@@ -87,8 +89,10 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | None = None, width: 
     """The summary table as text (what ``cnnlab summary MODEL`` prints).
 
     Raises:
-        ValueError: no ``input_size`` for a model without cnnlab's ``info``.
-        RuntimeError: the model does not accept an input of ``input_size`` (PyTorch's message).
+        ValueError: no ``input_size`` for a model without cnnlab's ``info``; an ``input_size`` whose
+            channels or size a cnnlab model refuses (:meth:`ImageClassifier.forward
+            <cnnlab.models.base.ImageClassifier.forward>`).
+        RuntimeError: another model does not accept an input of ``input_size`` (PyTorch's message).
     """
     rows, trainable, frozen = summary_rows(model, input_size)
     c1, c2 = 44, 24
