@@ -30,7 +30,12 @@ SEED_MODELS = (("mnist-cnn-small", 128, (1, 28, 28)), ("mnist-cnn-wide", 128, (1
 
 
 def random_dataset(shape: tuple[int, int, int], n: int, classes: int = 10, seed: int = 0) -> ImageDataset:
-    """Random uint8 images and labels: speed does not depend on pixel values."""
+    """Random uint8 images and labels: speed does not depend on pixel values.
+
+    ``shape`` is one image's (C, H, W); the training split is ``n`` uint8 ``(n, C, H, W)`` images
+    with int64 ``(n,)`` labels below ``classes``; the test split is its first ``classes`` images,
+    labelled ``0 .. classes - 1``.
+    """
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
     y = torch.randint(0, classes, (n,), generator=g)
@@ -59,7 +64,8 @@ def train_flops_per_image(model_name: str, shape) -> float:
 
 
 def matmul_ceiling(dtype: torch.dtype, n: int = 2048, seconds: float = 1.0) -> float:
-    """Practical matmul throughput in GFLOP/s: ``torch.mm`` of two n x n matrices, repeated."""
+    """Practical matmul throughput in GFLOP/s: ``torch.mm`` of two n x n matrices of ``dtype`` on the
+    CPU, repeated for at least ``seconds`` (wall-clock seconds) after one warm-up product."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
     c = torch.empty(n, n, dtype=dtype)
@@ -95,7 +101,9 @@ def format_ceilings(ceil: dict[str, float | None]) -> str:
 
 class CnnlabRunner:
     """Times ``Trainer.fit`` over ``steps`` batches: exactly what ``cnnlab train`` runs, for a
-    recipe of ``model_name`` with the given recipe fields (e.g. ``optimizer="sgd"``)."""
+    recipe of ``model_name`` with the given recipe fields (e.g. ``optimizer="sgd"``), on random
+    uint8 images of ``shape`` (C, H, W), ``batch`` images per step, on the CPU. :meth:`run` returns
+    images/s; ``first_s`` is the first sample's wall time in seconds (compilation included)."""
 
     def __init__(self, model_name: str, batch: int, shape, steps: int, precision: str = "auto",
                  compile: bool = False, **recipe_fields):
@@ -228,7 +236,14 @@ def interleave(runners: dict[str, object], rounds: int, warmup: int = 1,
 def bench(models=SEED_MODELS, rounds: int = 3, steps: int = 20, log=print) -> list[dict]:
     """The ``cnnlab bench`` measurement; returns one dict per model. Both contenders take
     ``steps`` steps per sample; the matmul ceiling is the median of samples taken before the
-    first model and after each, as benchmarks/speed.py takes it."""
+    first model and after each, as benchmarks/speed.py takes it.
+
+    Returns:
+        Per model: ``model``, ``batch`` (images per step), ``cnnlab`` and ``plain`` (:class:`Series`
+        of images/s), ``train_mflop_per_image`` (MFLOP), ``gflops`` (cnnlab's median GFLOP/s),
+        ``precision``, ``ceiling`` (:func:`matmul_ceilings`, GFLOP/s) and ``ceiling_fraction``
+        (``gflops`` over the ceiling of that precision, a fraction; None where not measured).
+    """
     torch.set_num_threads(torch.get_num_threads())
     samples = [matmul_ceilings()]
     log(f"matmul ceiling: {format_ceilings(samples[0])}")
