@@ -348,8 +348,35 @@ def test_training_state_refuses_pickled_objects(tmp_path):
 
     # a file holding an arbitrary class instance must be refused, not unpickled
     torch.save({"x": NotATensor()}, tmp_path / "last_state.pt")
-    with pytest.raises(ValueError, match="cannot read training state"):
+    with pytest.raises(ValueError, match="cannot read training state") as e:
         load_state(tmp_path / "last_state.pt")
+    # one line, the refused global named; not PyTorch's advice to load it with weights_only=False
+    assert "Unsupported global: GLOBAL test_runs.NotATensor was not an allowed global by default; a " \
+           "Python object, refused (never unpickled))" in str(e.value)
+    assert "\n" not in str(e.value) and "\x1b" not in str(e.value) and "weights_only` set to `False" not in str(e.value)
+
+
+@pytest.mark.parametrize("keep", [0, 100])
+def test_resuming_a_damaged_training_state_names_it_and_says_what_to_do(tmp_path, keep):
+    """An empty or cut-short last_state.pt (damaged from outside: the writes are atomic) said
+    'cannot read training state ()', or PyTorch's zip error cut off mid-sentence, and nothing of
+    what to do: the message names the file, the error, and the way on from last.safetensors."""
+    cnnlab.train(RECIPE.override({"epochs": 1}), dataset=toy_dataset(), run_dir=tmp_path / "r", log=quiet,
+                 device="cpu", progress=False)
+    (tmp_path / "r" / "test_metrics.json").unlink()  # as if killed before the test
+    state = tmp_path / "r" / "last_state.pt"
+    state.write_bytes(state.read_bytes()[:keep])
+    with pytest.raises(ValueError) as e:
+        cnnlab.train(None, {"epochs": 2}, dataset=toy_dataset(), resume=tmp_path / "r", log=quiet, device="cpu")
+    msg = str(e.value)
+    assert f"cannot resume: {state}: cannot read training state (" in msg
+    assert "()" not in msg and ("EOFError: the file is empty" in msg if keep == 0 else
+                                "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding "
+                                "central directory)" in msg)
+    assert msg.endswith(f"--set pretrained={tmp_path / 'r' / 'last.safetensors'} pretrained_part=all ...")
+    cnnlab.train(RECIPE.override({"epochs": 1, "pretrained": str(tmp_path / "r" / "last.safetensors"),
+                                  "pretrained_part": "all"}), dataset=toy_dataset(), run_dir=tmp_path / "new",
+                 log=quiet, device="cpu", progress=False)  # the way on that the message gives works
 
 
 def test_corrupt_weights_file_named(tmp_path):

@@ -86,4 +86,16 @@ def load_state(path: str | os.PathLike) -> dict:
     except FileNotFoundError:
         raise
     except Exception as e:
-        raise ValueError(f"{path}: cannot read training state ({str(e)[:300]})") from e
+        raise ValueError(f"{path}: cannot read training state ({type(e).__name__}: {_reason(e)})") from e
+
+
+def _reason(e: Exception) -> str:
+    """The gist of a ``torch.load`` error in one line: its first sentence, or for a refused
+    Python object the global refused (not PyTorch's advice to load it with weights_only=False)."""
+    text = str(e).strip()
+    if not text:  # EOFError: an empty file
+        return "the file is empty or cut short"
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+        return text.split(". ")[0].split("\n")[0] + "; a Python object, refused (never unpickled)"
+    return text.splitlines()[0].split(". ")[0][:300]

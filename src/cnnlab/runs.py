@@ -618,7 +618,13 @@ def _resume(run_dir: Path, overrides) -> tuple[Recipe, dict, int | None]:
     if not (run_dir / "last_state.pt").exists():
         raise FileNotFoundError(f"{run_dir}: no last_state.pt; nothing to resume (the run "
                                 "finished no epoch)")
-    state = load_state(run_dir / "last_state.pt")
+    try:
+        state = load_state(run_dir / "last_state.pt")
+    except ValueError as e:  # damaged from outside (the writes are atomic): the run cannot go on
+        raise ValueError(f"cannot resume: {e}. The weights of its last finished epoch are in "
+                         f"{run_dir / 'last.safetensors'}; to train on from them, start a new run: cnnlab "
+                         f"train {recipe.name} --set pretrained={run_dir / 'last.safetensors'} "
+                         "pretrained_part=all ...") from e
     if distributed.is_main():  # one process renames or drops the file; the others wait for it
         _settle_pending_best(run_dir, state["epoch"] + 1)
     distributed.barrier()
