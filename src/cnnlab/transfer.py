@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import read_safetensors
+from .checkpoint import _reason, read_safetensors
 from .registry import UnknownNameError, did_you_mean
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -111,9 +111,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             raise ValueError(f"{path}: holds Python objects besides tensors, which cnnlab does not "
-                             f"unpickle (torch.load weights_only=True): {str(e).splitlines()[0]}") from e
+                             f"unpickle (torch.load weights_only=True): {_reason(e)}") from e
         except (RuntimeError, EOFError, OSError) as e:
-            raise ValueError(f"{path}: not a readable PyTorch weights file ({e})") from e
+            raise ValueError(f"{path}: not a readable PyTorch weights file ({type(e).__name__}: {_reason(e)})") from e
     else:
         raise ValueError(f"{path}: unknown weights format {path.suffix!r}; expected one of "
                          f"{', '.join(WEIGHT_SUFFIXES)}")
