@@ -230,6 +230,8 @@ def test_no_room_for_the_temporary_file_is_a_disk_full_error(tmp_path, monkeypat
     def no_room(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(tempfile, "mkstemp", no_room)
-    with pytest.raises(DiskFullError, match="disk full while writing .*f.json; the previous version"):
+    # not only runs write files (export, data info, reproduce): the advice is to run the command again
+    with pytest.raises(DiskFullError, match="disk full while writing .*f.json; the previous version of the "
+                                            "file, if any, is unchanged. Free some space and run the command again"):
         write_text(target, "new")
     assert target.read_text() == "old"

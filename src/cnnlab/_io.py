@@ -76,7 +76,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError(e.errno, f"disk full while writing {path}; the previous version "
-                                "of the file is unchanged. Free some space and resume the run") from e
+                                "of the file, if any, is unchanged. Free some space and run the command "
+                                "again (a training run: resume it, `cnnlab train --resume RUN_DIR`)") from e
         raise
     _fsync_folder(path.parent)
 
