@@ -83,6 +83,25 @@ def test_idx_png_and_mat_layouts_give_the_same_split(tmp_path):
     assert b.provenance["layout"] == "png-folder" and c.provenance["layout"] == "mat"
 
 
+def test_a_run_trained_on_one_layout_accepts_another_with_the_same_split(tmp_path):
+    """The layouts give one split (above), so a run trained on the IDX copy is evaluated on the PNG
+    copy; other pixels still give another split, which is refused."""
+    from cnnlab.runs import _check_same_data
+    x, y = fake_set()
+    png = write_all_layouts(tmp_path / "notmnist-small", x, y)
+    a = load_dataset("notmnist-small", tmp_path, layout="idx")
+    b = load_dataset("notmnist-small", png.parent, layout="png")
+    trained = {"name": a.name, "classes": a.classes, "image_shape": list(a.image_shape),
+               "provenance": a.provenance}
+    _check_same_data(tmp_path, trained, b)  # was: ValueError "its splits are not the run's"
+    _check_same_data(tmp_path, trained, b, resuming=True)
+    x[5] = 255 - x[5]
+    other = write_all_layouts(tmp_path / "other" / "notmnist-small", x, y)
+    c = load_dataset("notmnist-small", other.parent, layout="png")
+    with pytest.raises(ValueError, match="splits are not the run's"):
+        _check_same_data(tmp_path, trained, c)
+
+
 def test_duplicates_are_kept_once_and_images_under_two_letters_dropped():
     from cnnlab.data.notmnist import distinct
     x, y = fake_set(n_per=3)

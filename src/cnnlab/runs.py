@@ -1100,7 +1100,8 @@ def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset, resuming: b
     """Refuse a dataset with other classes or image shape than the run's; where its files differ
     from those the run read (their recorded sha256), refuse a held-out split (the files now in
     it may have been trained on), other files than it read (another layout: a val/ folder that
-    was not there) and, when ``resuming``, any change; warn otherwise."""
+    was not there) and, when ``resuming``, any change; warn otherwise. Files that differ but give
+    the same ``split_sha256`` (the same pixels and labels in each split) pass."""
     if list(ds.classes) != trained["classes"] or list(ds.image_shape) != trained["image_shape"]:
         raise ValueError(f"{run_dir} was trained on {trained['name']!r} with classes "
                          f"{_few(trained['classes'])} and images {tuple(trained['image_shape'])}; "
@@ -1112,6 +1113,9 @@ def _check_same_data(run_dir: Path, trained: dict, ds: ImageDataset, resuming: b
                          f"read now ({split_then} then, {split_now} now): its test images may have "
                          "been trained on; evaluate it with the cnnlab version that trained it, or "
                          "train it again")
+    digest = trained.get("provenance", {}).get("split_sha256")
+    if digest and digest == ds.provenance.get("split_sha256"):
+        return  # the same pixels and labels in both splits, from other files (notMNIST's layouts)
     then, now = trained.get("provenance", {}).get("files"), ds.provenance.get("files")
     if not then or not now or then == now:
         return

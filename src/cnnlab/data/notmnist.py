@@ -91,6 +91,15 @@ def split_canonical(images: np.ndarray, labels: np.ndarray):
     return x[itr.numpy()], y[itr.numpy()], x[ite.numpy()], y[ite.numpy()], counts
 
 
+def split_sha256(*arrays: np.ndarray) -> str:
+    """sha256 of the split's pixels and labels (``x_train, y_train, x_test, y_test``, as uint8 and
+    little-endian int64 bytes): equal for every layout that holds the same images."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------
 # readers: each returns uint8 (N, 28, 28), int64 (N,), {file: sha256}, skipped [(name, reason)]
 
@@ -281,7 +290,9 @@ def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -
             "split": {"test_fraction": TEST_FRACTION, "seed": SPLIT_SEED, "duplicates": "removed first",
                       "order": "by label, then sha256 of the 784 pixel bytes (layout-independent)",
                       "method": "cnnlab.data.stratified_split"},
-            "skipped": report_skipped(str(path), skipped)}
+            "skipped": report_skipped(str(path), skipped),
+            # the same examples in the same splits, whatever the layout (a run's files may differ)
+            "split_sha256": split_sha256(xtr, ytr, xte, yte)}
     if len(y) != TOTAL:
         prov["note"] = f"{len(y)} images, not the {TOTAL} of the reference copy"
     return ImageDataset(
@@ -292,4 +303,5 @@ def notmnist_small(data_dir=None, download: bool = True, layout: str = "auto") -
 
 
 __all__ = ["LETTERS", "SPLIT_SEED", "TEST_FRACTION", "canonical_order", "distinct", "notmnist_small", "read_idx_copy",
-           "read_mat", "read_png_folder", "read_png_tar", "split_canonical"]
+           "read_mat", "read_png_folder", "read_png_tar", "split_canonical",
+           "split_sha256"]
