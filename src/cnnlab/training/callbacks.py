@@ -274,7 +274,9 @@ class Lookahead(Callback):
     the model is set back to it. The averaging strengthens over the run,
     ``rho = decay ** every * (t / T) ** decay_power`` (``t`` the step, ``T`` the run's steps), so
     it moves fast early and averages strongly at the end. At the end of every epoch the model is
-    set to the slow weights, which are therefore what is validated and checkpointed.
+    set to the slow weights, which are therefore what is validated and checkpointed (with a weight
+    EMA as well, ``ema_decay``, the EMA is: it is updated each step, before Lookahead's reset, so
+    it also averages fast weights that Lookahead then discards; no recipe combines the two).
 
     Args:
         start_epoch: first epoch (0-based) that averages; airbench: 3 of 9.9.
