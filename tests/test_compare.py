@@ -83,3 +83,18 @@ def test_a_run_resumed_for_more_epochs_has_no_test_figures_until_it_is_tested_ag
     assert compare_runs([root / "a"])[0]["test_accuracy"] == a.test_metrics["accuracy"]
     assert cnnlab.load_run(run, load_data=False).test_metrics == {}  # load_run, evaluate, predict alike
     assert cnnlab.load_run(root / "a", load_data=False).test_metrics == a.test_metrics
+
+
+def test_a_finished_run_whose_metrics_csv_lost_its_last_row_keeps_its_test_figures(two_runs, tmp_path):
+    """Only a test of fewer epochs than metrics.csv holds is an earlier end's. A run finished by
+    an older cnnlab after a kill between the last epoch's state and its metrics.csv row has one
+    row fewer than its test's epochs_run (resume did not rewrite metrics.csv then): its test
+    figures are those of its end, and were left out by a check of epochs_run != rows."""
+    import shutil
+    root, a, _ = two_runs
+    run = tmp_path / "a"
+    shutil.copytree(root / "a", run)
+    rows = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(rows[:-1]) + "\n")
+    assert compare_runs([run])[0]["test_accuracy"] == a.test_metrics["accuracy"]
+    assert cnnlab.load_run(run, load_data=False).test_metrics == a.test_metrics

@@ -1026,7 +1026,8 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
         records: read ``metrics.csv`` and ``test_metrics.json`` (history, test metrics); False
             leaves both empty, unread, for callers that need only the model (predict, export).
             A ``test_metrics.json`` of fewer epochs than ``metrics.csv`` holds (the run was
-            resumed for more epochs and is not tested again yet) is left out: test metrics empty.
+            resumed for more epochs and is not tested again yet) is left out: test metrics empty
+            (:func:`current_test_metrics`).
 
     Raises:
         FileNotFoundError: not a run folder (no recipe.json) or the weights file is missing.
@@ -1057,8 +1058,7 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if records:
         history = _read_record(run_dir / "metrics.csv", read_metrics_csv, history)
         test = _read_record(run_dir / "test_metrics.json", lambda p: json.loads(p.read_text()), test)
-        if test.get("epochs_run", len(history)) != len(history):  # an earlier end's: resumed since
-            test = {}
+        test = current_test_metrics(test, history)
     ds = dataset
     if load_data and ds is None:
         if meta["dataset"]["name"] != recipe.dataset:
@@ -1071,6 +1071,15 @@ def load_run(run_dir: str | os.PathLike, weights: str = "best", device: str | No
     if ds is not None:
         _check_same_data(run_dir, meta["dataset"], ds)
     return Run(run_dir, recipe, model, history, test, ds)
+
+
+def current_test_metrics(test: dict, history: History) -> dict:
+    """``test`` (a run's ``test_metrics.json``), or ``{}`` where it is of an earlier end: of fewer
+    epochs (``epochs_run``) than ``history`` (its ``metrics.csv``) holds, as when the run was
+    resumed for more epochs and is not tested again yet. A record without ``epochs_run`` is kept,
+    and so is one of more epochs than ``metrics.csv`` holds (a finished run whose last row was lost
+    to a kill before resuming rewrote ``metrics.csv``, or whose ``metrics.csv`` is missing)."""
+    return {} if test.get("epochs_run", len(history)) < len(history) else test
 
 
 def _read_record(path: Path, read: Callable[[Path], Any], empty: Any) -> Any:

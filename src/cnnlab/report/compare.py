@@ -31,7 +31,7 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
         FileNotFoundError: a folder that is not a run folder (named).
         ValueError: no run folder given, or a ``recipe.json`` that is not one cnnlab wrote (named).
     """
-    from ..runs import read_metrics_csv, run_meta
+    from ..runs import current_test_metrics, read_metrics_csv, run_meta
     from ..training import History
     if not run_dirs:
         raise ValueError("give at least one run folder to compare")
@@ -40,8 +40,7 @@ def compare_runs(run_dirs: list[str | os.PathLike], plot: str | os.PathLike | No
         meta = run_meta(d)
         history = read_metrics_csv(d / "metrics.csv") if (d / "metrics.csv").is_file() else History()
         test = json.loads((d / "test_metrics.json").read_text()) if (d / "test_metrics.json").is_file() else {}
-        if test.get("epochs_run", len(history)) != len(history):  # of an earlier end: resumed since
-            test = {}
+        test = current_test_metrics(test, history)  # {} for an earlier end's: resumed since
         val = history["val_accuracy"]
         best = max(range(len(val)), key=val.__getitem__) if val else None
         seconds = test.get("train_time_s", sum(history["time_s"]))
