@@ -58,20 +58,14 @@ def image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     """
     import warnings
 
-    from .data.images import IMAGE_EXTENSIONS, DataSkipWarning
+    from .data.images import IMAGE_EXTENSIONS, DataSkipWarning, walk_visible
     if isinstance(paths, (str, os.PathLike)):  # one path, not the characters of its name
         paths = [paths]
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            files, seen = [], {os.path.realpath(p)}  # symlinked sub-folders too, each once, as training reads them
-            for dirpath, dirnames, filenames in os.walk(p, followlinks=True):  # (rglob does not follow them)
-                dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
-                               and os.path.realpath(Path(dirpath) / d) not in seen]
-                seen.update(os.path.realpath(Path(dirpath) / d) for d in dirnames)
-                files += [Path(dirpath) / f for f in filenames
-                          if not f.startswith(".") and (Path(dirpath) / f).is_file()]
-            files.sort()
+            # symlinked sub-folders too, each once, as training reads them (rglob does not follow them)
+            files = sorted(d / f for d, names in walk_visible(p) for f in names if (d / f).is_file())
             found = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
             others = [f.relative_to(p).as_posix() for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
             if others:

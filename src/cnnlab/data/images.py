@@ -52,7 +52,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -379,6 +379,19 @@ def _is_image_name(name: str) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS and not Path(name).name.startswith(".")
 
 
+def walk_visible(folder: str | os.PathLike) -> Iterator[tuple[Path, list[str]]]:
+    """``os.walk(folder)`` as training and ``cnnlab predict`` read a folder: symlinked sub-folders
+    followed, each folder once (no loops), hidden folders and files (``.ipynb_checkpoints``,
+    macOS's ``._photo.jpg``) left out; yields ``(folder, sorted file names)``, folders in sorted
+    order."""
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
+                       and os.path.realpath(Path(dirpath) / d) not in seen]
+        seen.update(os.path.realpath(Path(dirpath) / d) for d in dirnames)
+        yield Path(dirpath), sorted(f for f in filenames if not f.startswith("."))
+
+
 def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = None):
     """List the images of a class-per-sub-folder tree.
 
@@ -421,16 +434,10 @@ def scan_class_folders(root: str | os.PathLike, classes: Sequence[str] | None = 
                if p.is_file() and _is_image_name(p.name)]
     for label, cls in enumerate(subdirs):
         n_images = 0
-        seen = {os.path.realpath(root / cls)}  # symlinked folders are followed, each once (no loops)
-        for dirpath, dirnames, filenames in os.walk(root / cls, followlinks=True):
-            dirnames[:] = [d for d in sorted(dirnames) if not d.startswith(".")
-                           and os.path.realpath(Path(dirpath) / d) not in seen]
-            seen.update(os.path.realpath(Path(dirpath) / d) for d in dirnames)
-            for fn in sorted(filenames):
-                p = Path(dirpath) / fn
+        for dirpath, filenames in walk_visible(root / cls):
+            for fn in filenames:
+                p = dirpath / fn
                 rel = p.relative_to(root).as_posix()
-                if fn.startswith("."):
-                    continue
                 if not _is_image_name(fn):
                     skipped.append((rel, "not an image file (extension)"))
                     continue
