@@ -225,7 +225,9 @@ class Trainer:
                              "batch with drop_last)")
         self.should_stop = False
         self.epochs, self.steps_per_epoch = epochs, len(train)  # read by per-step callbacks
-        if initial_epoch == 0:  # a new run: a new History (as Keras' fit), callbacks reset
+        if initial_epoch == 0:  # a new run: a new History (as Keras' fit), callbacks told
+            # (on_train_begin: EarlyStopping, ReduceLROnPlateau and Lookahead reset;
+            # ModelCheckpoint keeps its best, as Keras')
             self.history = History()
             for cb in self.callbacks:
                 cb.on_train_begin(self)
