@@ -23,6 +23,7 @@ from ..device import autocast
 from ..models.base import eval_mode
 from ..transfer import frozen_norms_eval
 from .callbacks import Callback, ReduceLROnPlateau
+from .mix import mixed_loss
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -329,7 +330,7 @@ class Trainer:
         """One optimizer step on the batch ``x`` (float NCHW), ``y`` (int64 class indices; 0/1 for
         a single sigmoid output); returns the loss, the logits and the labels that accuracy counts
         (under MixUp/CutMix, those of the larger share)."""
-        lam, target = 1.0, y
+        lam, target, y_other = 1.0, y, y
         if self.mix is not None:
             x, y_other, lam = self.mix(x, y)
             target = y if lam >= 0.5 else y_other
@@ -338,9 +339,7 @@ class Trainer:
             if not self._labels_checked:
                 _check_labels(y, logits)
                 self._labels_checked = True
-            loss = self.loss_fn(logits, y)
-            if lam != 1.0:
-                loss = lam * loss + (1.0 - lam) * self.loss_fn(logits, y_other)
+            loss = mixed_loss(self.loss_fn, logits, y, y_other, lam)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.clip_grad_norm is not None:  # on the device: no sync

@@ -17,6 +17,7 @@ from torch import nn
 from ..device import autocast
 from ..transfer import frozen_norms_eval
 from .loop import NonFiniteLossError
+from .mix import mixed_loss
 
 
 @dataclass
@@ -134,14 +135,11 @@ def lr_find(model: nn.Module, optimizer: torch.optim.Optimizer,
                 x, y = next(it)
             except StopIteration:
                 raise ValueError("lr_find got no batches") from None
-        lam = 1.0
+        y_other, lam = y, 1.0
         if mix is not None:
             x, y_other, lam = mix(x, y)
         with autocast(device, precision):
-            logits = model(x)
-            loss = loss_fn(logits, y)
-            if lam != 1.0:
-                loss = lam * loss + (1.0 - lam) * loss_fn(logits, y_other)
+            loss = mixed_loss(loss_fn, model(x), y, y_other, lam)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad_norm is not None:

@@ -93,3 +93,17 @@ class BatchMix:
         mixed = x.clone(memory_format=torch.preserve_format)
         mixed[:, :, y0:y1, x0:x1] = other[:, :, y0:y1, x0:x1]
         return mixed, y.flip(0), 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
+
+
+def mixed_loss(loss_fn, logits: torch.Tensor, y: torch.Tensor, y_other: torch.Tensor, lam: float) -> torch.Tensor:
+    """The loss of a batch mixed by :class:`BatchMix`: ``lam * loss(y) + (1 - lam) * loss(y_other)``
+    (timm's mixed soft targets, label smoothing included, for a loss linear in its target);
+    ``loss_fn(logits, y)`` alone for an unmixed batch (``lam == 1``).
+
+    Args:
+        loss_fn: ``(logits, labels int64 (B,)) -> scalar``.
+        logits: ``(B, K)`` (or ``(B,)`` for one sigmoid logit); y, y_other: int64 ``(B,)``, as
+            :meth:`BatchMix.__call__` returns them with ``lam``.
+    """
+    loss = loss_fn(logits, y)
+    return loss if lam == 1.0 else lam * loss + (1.0 - lam) * loss_fn(logits, y_other)
